@@ -1,0 +1,37 @@
+"""neuralinv: certified batched matrix inversion by exact, iterative, gradient and learned methods."""
+
+from .api import inv, invert, raise_for_status
+from .certify import rcond, residual_ratio, sigma_min
+from .errors import (
+    IllConditionedWarning,
+    InputError,
+    InversionError,
+    NotConvergedError,
+    NotPositiveDefiniteError,
+    OutOfRegionWarning,
+    SingularMatrixError,
+)
+from .methods import METHODS, Method
+from .solution import Solution, Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "IllConditionedWarning",
+    "InputError",
+    "InversionError",
+    "Method",
+    "NotConvergedError",
+    "NotPositiveDefiniteError",
+    "OutOfRegionWarning",
+    "SingularMatrixError",
+    "Solution",
+    "Status",
+    "inv",
+    "invert",
+    "raise_for_status",
+    "rcond",
+    "residual_ratio",
+    "sigma_min",
+]

@@ -1,0 +1,5 @@
+"""``python -m neuralinv`` (also what ``torchrun -m neuralinv`` runs)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Certificates: how far an answer is from being an inverse, and how close A is to singular.
+
+All functions are batched over leading dimensions and computed in the working dtype of their
+inputs, as LAPACK's test routines do (dget03 forms ``I - X A`` in working precision).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: LAPACK's pass threshold for the dget03 ratio.
+PASS_RATIO = 30.0
+
+
+def eps(dtype: torch.dtype) -> float:
+    """Machine epsilon of a floating dtype."""
+    return float(torch.finfo(dtype).eps)
+
+
+def identity_residual(A: Tensor, X: Tensor) -> Tensor:
+    """``I - X A`` for batches of square matrices."""
+    E = -(X @ A)
+    E.diagonal(dim1=-2, dim2=-1).add_(1)
+    return E
+
+
+def norm1(M: Tensor) -> Tensor:
+    """Induced 1-norm (largest absolute column sum); 0 for 0x0 matrices."""
+    if M.shape[-1] == 0:
+        return M.new_zeros(M.shape[:-2])
+    return M.abs().sum(dim=-2).amax(dim=-1)
+
+
+def residual_ratio(A: Tensor, X: Tensor) -> Tensor:
+    """LAPACK's dget03 ratio ``||I - X A||_1 / (n ||A||_1 ||X||_1 eps)``; < 30 passes.
+
+    NaN where X is not finite. 0 for 0x0 matrices. A zero denominator (A = 0 or X = 0 with a
+    nonzero numerator) gives +inf, which never passes.
+    """
+    n = A.shape[-1]
+    if n == 0:
+        return A.new_zeros(A.shape[:-2])
+    num = norm1(identity_residual(A, X))
+    den = n * norm1(A) * norm1(X) * eps(A.dtype)
+    ratio = num / den
+    return torch.where((den == 0) & (num > 0), torch.full_like(ratio, float("inf")), ratio)
+
+
+def rcond(A: Tensor, X: Tensor) -> Tensor:
+    """Reciprocal 1-norm condition number ``1 / (||A||_1 ||A^-1||_1)``, with X standing in for
+    ``A^-1``: exact when X is the inverse, the usual estimate once X passes the residual test."""
+    if A.shape[-1] == 0:
+        return A.new_ones(A.shape[:-2])
+    return 1.0 / (norm1(A) * norm1(X))
+
+
+def sigma_min(A: Tensor) -> Tensor:
+    """Smallest singular value: the 2-norm distance from A to the nearest singular matrix."""
+    if A.shape[-1] == 0:
+        return A.new_full(A.shape[:-2], float("inf"))
+    return torch.linalg.svdvals(A)[..., -1]
+
+
+def relative_distance_to_singular(A: Tensor) -> Tensor:
+    """``sigma_min / sigma_max`` = 1 / cond_2(A): scale-free closeness to the singular set."""
+    if A.shape[-1] == 0:
+        return A.new_ones(A.shape[:-2])
+    s = torch.linalg.svdvals(A)
+    return s[..., -1] / s[..., 0]
+
+
+def contracts(A: Tensor, X: Tensor) -> Tensor:
+    """Whether Newton-Schulz started from X converges: ``||I - A X||_2 < 1``."""
+    E = -(A @ X)
+    E.diagonal(dim1=-2, dim2=-1).add_(1)
+    if A.shape[-1] == 0:
+        return torch.ones(A.shape[:-2], dtype=torch.bool, device=A.device)
+    return torch.linalg.matrix_norm(E, ord=2) < 1

@@ -1,0 +1,49 @@
+"""The exceptions and warnings neuralinv raises.
+
+Input problems are found before any work starts and raise :class:`InputError` (a ValueError).
+Numerical failures are *reported* by :func:`neuralinv.invert` in ``Solution.status`` and only
+*raised* by :func:`neuralinv.inv`, as an :class:`InversionError` naming every failing batch element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class InputError(ValueError):
+    """A bad argument: wrong shape, dtype, option value, file contents. Says which and why."""
+
+
+class InversionError(ArithmeticError):
+    """Some matrices of a batch could not be inverted; ``indices`` names them (batch indices)."""
+
+    def __init__(self, message: str, indices: Sequence[tuple[int, ...]] = ()):
+        super().__init__(message)
+        self.indices = [tuple(i) for i in indices]
+
+
+class SingularMatrixError(InversionError):
+    """At least one matrix is exactly singular (or has non-finite entries)."""
+
+
+class NotConvergedError(InversionError):
+    """An iterative method stopped at ``max_iter`` before its certificate held."""
+
+
+class NotPositiveDefiniteError(InversionError):
+    """The Cholesky method was given a matrix that is not symmetric positive definite."""
+
+
+class IllConditionedWarning(RuntimeWarning):
+    """The answer was computed but the matrix is too close to singular for it to be trusted."""
+
+
+class OutOfRegionWarning(RuntimeWarning):
+    """A learned inverter saw inputs outside its region; those answers came from the fallback."""
+
+
+def format_indices(indices: Sequence[tuple[int, ...]], limit: int = 20) -> str:
+    """``[3, 7]`` for a 1-d batch, ``[(0, 3)]`` for deeper batches; long lists are elided."""
+    shown = [str(i[0]) if len(i) == 1 else str(tuple(i)) for i in indices[:limit]]
+    more = f", ... ({len(indices) - limit} more)" if len(indices) > limit else ""
+    return "[" + ", ".join(shown) + more + "]"

@@ -1,0 +1,46 @@
+"""The registry of inversion methods, and how a method argument becomes a Method object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from .auto import Auto
+from .base import Method, Partial
+from .lu import LU
+from .newton_schulz import NewtonSchulz
+
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (Auto, LU, NewtonSchulz)
+}
+
+
+def resolve(method: Any = "auto", **options: Any) -> Method:
+    """A Method from a registered name (built with ``options``), a Method instance, or any object
+    with an ``as_method(**options)`` hook (a trained :class:`~neuralinv.LearnedInverse`)."""
+    if isinstance(method, Method):
+        if options:
+            raise InputError(
+                f"options {sorted(options)} given with an already-built method {method!r}; "
+                "set them on the method instead"
+            )
+        return method
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise InputError(
+                f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}"
+            )
+        try:
+            return METHODS[method](**options)
+        except TypeError as exc:
+            raise InputError(f"bad options for method {method!r}: {exc}") from None
+    if hasattr(method, "as_method"):
+        return method.as_method(**options)
+    raise InputError(
+        f"method must be a name ({', '.join(sorted(METHODS))}), a Method or a LearnedInverse; "
+        f"got {type(method).__name__}"
+    )
+
+
+__all__ = ["METHODS", "Method", "Partial", "resolve"] + [c.__name__ for c in METHODS.values()]

@@ -1,0 +1,79 @@
+"""The result of every inversion: the answer with its certificate."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Status(enum.IntEnum):
+    """Per-matrix result codes. Only ``OK`` means the certificate holds."""
+
+    OK = 0
+    SINGULAR = 1  # exactly singular: no inverse exists (inverse is NaN)
+    ILL_CONDITIONED = 2  # computed, but rcond < eps or the residual ratio failed
+    NOT_CONVERGED = 3  # iterative method hit max_iter before the residual ratio met tol
+    OUT_OF_REGION = 4  # learned method: input outside the trained region, answered by fallback
+    NONFINITE = 5  # NaN or Inf in the input (inverse is NaN)
+    NOT_SPD = 6  # cholesky: input is not symmetric positive definite (inverse is NaN)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """An inverse with its certificate.
+
+    Arrays follow the input: numpy in, numpy out; a torch tensor in, tensors on its device out.
+
+    inverse:  (..., n, n) in the input's floating dtype.
+    status:   (...) integer :class:`Status` codes.
+    residual: (...) LAPACK's dget03 ratio ``||I - X A||_1 / (n ||A||_1 ||X||_1 eps)``; < 30 passes.
+    rcond:    (...) reciprocal 1-norm condition number ``1 / (||A||_1 ||X||_1)``.
+    method:   (...) numpy array of names: what actually produced each answer.
+    stats:    iterations, fallbacks, timings and method-specific records.
+    """
+
+    inverse: Any
+    status: Any
+    residual: Any
+    rcond: Any
+    method: np.ndarray
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> Any:
+        """Boolean mask of matrices whose certificate holds."""
+        return self.status == int(Status.OK)
+
+    @property
+    def all_ok(self) -> bool:
+        return bool(np.all(_np(self.status) == int(Status.OK)))
+
+    def indices(self, status: Status) -> list[tuple[int, ...]]:
+        """Batch indices (tuples) of the matrices with this status."""
+        return [tuple(int(v) for v in i) for i in np.argwhere(_np(self.status) == int(status))]
+
+    def counts(self) -> dict[str, int]:
+        """How many matrices got each status, by name (zero counts omitted)."""
+        values, counts = np.unique(_np(self.status), return_counts=True)
+        return {Status(int(v)).name: int(c) for v, c in zip(values, counts)}
+
+    def method_counts(self) -> dict[str, int]:
+        values, counts = np.unique(self.method.astype(str), return_counts=True)
+        return {str(v): int(c) for v, c in zip(values, counts)}
+
+    @property
+    def worst_residual(self) -> float:
+        """Largest finite residual ratio (NaN if there is none)."""
+        r = _np(self.residual).astype(np.float64)
+        r = r[np.isfinite(r)]
+        return float(r.max()) if r.size else float("nan")
+
+
+def _np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
