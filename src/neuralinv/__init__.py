@@ -12,12 +12,15 @@ from .errors import (
     SingularMatrixError,
 )
 from .methods import METHODS, Method
+from .regions import Ball, Box
 from .solution import Solution, Status
 
 __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
+    "Ball",
+    "Box",
     "IllConditionedWarning",
     "InputError",
     "InversionError",
