@@ -7,12 +7,13 @@ from typing import Any
 from ..errors import InputError
 from .auto import Auto
 from .base import Method, Partial
+from .closed_form import ClosedForm
 from .lu import LU
 from .newton_schulz import NewtonSchulz
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (Auto, LU, NewtonSchulz)
+    for cls in (Auto, ClosedForm, LU, NewtonSchulz)
 }
 
 
