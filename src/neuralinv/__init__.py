@@ -11,9 +11,11 @@ from .errors import (
     OutOfRegionWarning,
     SingularMatrixError,
 )
+from .learned_inverse import LearnedInverse
 from .methods import METHODS, Method
 from .regions import Ball, Box
 from .solution import Solution, Status
+from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -24,6 +26,7 @@ __all__ = [
     "IllConditionedWarning",
     "InputError",
     "InversionError",
+    "LearnedInverse",
     "Method",
     "NotConvergedError",
     "NotPositiveDefiniteError",
@@ -31,10 +34,12 @@ __all__ = [
     "SingularMatrixError",
     "Solution",
     "Status",
+    "TrainConfig",
     "inv",
     "invert",
     "raise_for_status",
     "rcond",
     "residual_ratio",
     "sigma_min",
+    "train",
 ]
