@@ -1,0 +1,260 @@
+"""Figures (matplotlib, Agg backend, PNG). Every function writes one file atomically and returns its path."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+#: Scatter plots draw at most this many points (a fixed-seed subsample): more only adds ink.
+MAX_POINTS = 20_000
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _plt().close(fig)
+    return path
+
+
+def _subsample(n: int, k: int = MAX_POINTS) -> np.ndarray:
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
+
+
+def predicted_vs_true(
+    predicted: np.ndarray, true: np.ndarray, path: str | Path, *, title: str = "Predicted vs true inverse entries"
+) -> Path:
+    """Scatter of predicted against true inverse entries, the least-squares regression line, the
+    y = x diagonal and a box with R2 / MSE / MAE (over all finite pairs, not just those drawn)."""
+    p = np.asarray(predicted, dtype=np.float64).ravel()
+    t = np.asarray(true, dtype=np.float64).ravel()
+    if p.shape != t.shape:
+        raise InputError(f"predicted and true must have the same size, got {p.size} and {t.size}")
+    keep = np.isfinite(p) & np.isfinite(t)
+    p, t = p[keep], t[keep]
+    if p.size < 2:
+        raise InputError("need at least two finite (predicted, true) pairs to plot")
+    err = p - t
+    mse, mae = float(np.mean(err**2)), float(np.mean(np.abs(err)))
+    ss_tot = float(np.sum((t - t.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan")
+    slope, intercept = np.polyfit(t, p, 1)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    idx = _subsample(p.size)
+    ax.scatter(t[idx], p[idx], s=3, alpha=0.35, color="tab:blue", label="entries", rasterized=True)
+    lo, hi = float(np.min(t)), float(np.max(t))
+    xs = np.array([lo, hi])
+    ax.plot(xs, xs, "k--", lw=1, label="y = x")
+    ax.plot(xs, slope * xs + intercept, color="tab:red", lw=1.5, label=f"fit: y = {slope:.4f} x + {intercept:.2g}")
+    ax.text(
+        0.04,
+        0.96,
+        f"R$^2$ = {r2:.5f}\nMSE = {mse:.4g}\nMAE = {mae:.4g}\nentries = {p.size}",
+        transform=ax.transAxes,
+        va="top",
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.9},
+    )
+    ax.set_xlabel("true inverse entry")
+    ax.set_ylabel("predicted inverse entry")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def error_vs_sigma(
+    sigma: np.ndarray,
+    error: np.ndarray,
+    path: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    title: str = "Error against distance to the singular set",
+    ylabel: str = "max |X - A$^{-1}$| entry",
+) -> Path:
+    """Log-log scatter of an error against sigma_min(A), with the 1/sigma_min line.
+
+    ``||A^{-1}||_2 = 1 / sigma_min``: any bounded approximation's error must grow like that near
+    the singular set (the paper's Theorem 3.7). ``sigma``/``error`` may be lists of arrays
+    (one series per label).
+    """
+    series_s = sigma if isinstance(sigma, (list, tuple)) else [sigma]
+    series_e = error if isinstance(error, (list, tuple)) else [error]
+    labels = list(labels) if labels is not None else [None] * len(series_s)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    all_s = []
+    for s, e, lab in zip(series_s, series_e, labels):
+        s, e = np.asarray(s, dtype=np.float64).ravel(), np.asarray(e, dtype=np.float64).ravel()
+        keep = np.isfinite(s) & np.isfinite(e) & (s > 0) & (e > 0)
+        s, e = s[keep], e[keep]
+        idx = _subsample(s.size)
+        ax.scatter(s[idx], e[idx], s=4, alpha=0.4, label=lab, rasterized=True)
+        all_s.append(s)
+    if all_s and np.concatenate(all_s).size:
+        s_all = np.concatenate(all_s)
+        xs = np.geomspace(s_all.min(), s_all.max(), 50)
+        ax.plot(xs, 1 / xs, "k--", lw=1, label=r"$1/\sigma_{min}$ = $\|A^{-1}\|_2$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\sigma_{min}(A)$ (2-norm distance to the nearest singular matrix)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="upper right", markerscale=3)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def residual_heatmaps(
+    A: np.ndarray, X: np.ndarray, path: str | Path, *, count: int = 4, title: str = "A X - I"
+) -> Path:
+    """Heatmaps of ``A X - I`` for the first ``count`` matrices, on one symmetric color scale."""
+    A = np.asarray(A, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if A.ndim == 2:
+        A, X = A[None], X[None]
+    k = min(count, A.shape[0])
+    if k == 0:
+        raise InputError("no matrices to draw")
+    n = A.shape[-1]
+    E = A[:k] @ X[:k] - np.eye(n)
+    vmax = float(np.nanmax(np.abs(E))) if np.isfinite(E).any() else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    plt = _plt()
+    fig, axes = plt.subplots(1, k, figsize=(3.2 * k + 1, 3.3), squeeze=False)
+    im = None
+    for i, ax in enumerate(axes[0]):
+        im = ax.imshow(E[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_title(f"matrix {i}: max |.| = {np.nanmax(np.abs(E[i])):.2g}", fontsize=9)
+        ax.set_xticks(range(n) if n <= 10 else [])
+        ax.set_yticks(range(n) if n <= 10 else [])
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def loss_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str | Path,
+    *,
+    title: str = "Loss",
+    xlabel: str = "iteration",
+    ylabel: str = "loss",
+    x: Mapping[str, Sequence[float]] | None = None,
+) -> Path:
+    """Several loss curves on one log-y plot."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, ys in curves.items():
+        ys = np.asarray(ys, dtype=np.float64)
+        xs = np.asarray(x[name]) if x and name in x else np.arange(ys.size)
+        ys = np.where(ys > 0, ys, np.nan)
+        ax.plot(xs, ys, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
+
+
+def bars(
+    names: Sequence[str], values: Sequence[float], path: str | Path, *, title: str, ylabel: str, log: bool = True
+) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names) + 2), 4.5))
+    ax.bar(range(len(names)), values, color="tab:blue")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=20, ha="right")
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y", which="both")
+    return _save(fig, path)
+
+
+def read_training_history(model_dir: str | Path) -> dict:
+    """The per-member validation histories of a model directory's ``metrics.json``.
+
+    Returns ``{"members": [{"member": k, "history": [{"step", "loss", "val_mae", ...}, ...]}],
+    "linear_approximation_mae": float | None}`` as written by ``neuralinv train``.
+    """
+    path = Path(model_dir) / "metrics.json"
+    if not path.exists():
+        raise InputError(f"{path}: no such file (not a trained model directory?)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    members = data.get("members") if isinstance(data, dict) else None
+    if not isinstance(members, list) or not any(m.get("history") for m in members if isinstance(m, dict)):
+        raise InputError(f"{path}: no 'members' with a validation 'history' in it")
+    base = (data.get("validation") or {}).get("linear_approximation_mae")
+    return {"members": members, "linear_approximation_mae": base}
+
+
+def training_curves(model_dir: str | Path, path: str | Path, *, title: str | None = None) -> Path:
+    """Training loss (left) and validation MAE against the float64 inverse (right), per ensemble
+    member, against the training step; the right panel also shows the linear approximation's
+    validation MAE when the trainer recorded it."""
+    hist = read_training_history(model_dir)
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for m in hist["members"]:
+        h = m.get("history") or []
+        steps = [r["step"] for r in h]
+        k = m.get("member", "?")
+        if all("loss" in r for r in h):
+            ax1.plot(steps, [r["loss"] if r["loss"] and r["loss"] > 0 else np.nan for r in h], label=f"member {k}")
+        if all("val_mae" in r for r in h):
+            ax2.plot(steps, [r["val_mae"] for r in h], marker=".", label=f"member {k}")
+    base = hist["linear_approximation_mae"]
+    if base:
+        ax2.axhline(base, color="k", ls="--", lw=1, label=f"linear approximation ({base:.3g})")
+    for ax, ylabel in ((ax1, "training loss"), (ax2, "validation MAE")):
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle(title or f"Training history: {Path(model_dir).name}")
+    return _save(fig, path)
+
+
+__all__ = [
+    "bars",
+    "error_vs_sigma",
+    "loss_curves",
+    "predicted_vs_true",
+    "read_training_history",
+    "residual_heatmaps",
+    "training_curves",
+]
