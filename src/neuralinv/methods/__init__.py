@@ -7,13 +7,15 @@ from typing import Any
 from ..errors import InputError
 from .auto import Auto
 from .base import Method, Partial
+from .block import Block
 from .closed_form import ClosedForm
+from .learned import Learned
 from .lu import LU
 from .newton_schulz import NewtonSchulz
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (Auto, ClosedForm, LU, NewtonSchulz)
+    for cls in (Auto, ClosedForm, LU, NewtonSchulz, Learned, Block)
 }
 
 

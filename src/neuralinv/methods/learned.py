@@ -1,0 +1,263 @@
+"""``learned``: a trained network's first guess, refined by Newton-Schulz, with an exact fallback.
+
+A network can only approximate the inverse on the region it was trained on (the paper's
+Theorems 3.7-3.9), and even there its guess is far from machine precision. So the guess is
+used as the *seed* of Newton-Schulz, which converges quadratically from any seed X0 with
+``rho(I - A X0) < 1``; every answer then carries the same LAPACK certificate as an exact method.
+Where that cannot work the exact fallback answers instead, and the labels say so:
+
+* inputs outside the model's region (after trying to scale them into it): fallback, status
+  ``OUT_OF_REGION`` (``inv`` warns :class:`~neuralinv.OutOfRegionWarning`); a singular input
+  keeps the fallback's ``SINGULAR``;
+* in-region inputs whose guess does not contract, or whose refinement does not reach ``tol``:
+  fallback, with the fallback's own status.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._validate import int_at_least, positive
+from ..certify import PASS_RATIO, contracts, eps, identity_residual, norm1, rcond, residual_ratio
+from ..errors import InputError
+from ..solution import Solution, Status
+from .base import Method, Partial, fill_from, ok_status
+from .newton_schulz import refine as newton_schulz_refine
+
+
+@dataclass(frozen=True)
+class Learned(Method):
+    """Certified learned inversion.
+
+    model:        a trained :class:`~neuralinv.LearnedInverse` (or its directory, or
+                  ``"builtin:ball3"``): anything with ``predict(A)``, ``region`` and ``n``.
+    refine:       run Newton-Schulz from the network's guess until the LAPACK ratio < ``tol``.
+                  ``False`` returns the raw ensemble-mean guess (with its certificate, which it
+                  will usually fail: ILL_CONDITIONED) -- for studying the network itself.
+    tol:          Newton-Schulz stops a matrix once its dget03 ratio is below ``tol`` (< 30, so
+                  the final certificate has a margin).
+    max_iter:     Newton-Schulz step limit; a guess that contracts reaches ``tol`` in a handful
+                  of steps, so a matrix still short of it after ``max_iter`` goes to the fallback.
+    fallback:     method (name or Method) answering inputs the network cannot: out of region,
+                  non-contracting guess, refinement not converged.
+    check_region: send inputs outside ``model.region`` to the fallback. ``False`` gives every
+                  input to the network (then only the contraction test protects the answer).
+    scale:        try to bring an out-of-region input into the region by a positive scalar
+                  ``s`` (``(s A)^-1 = A^-1 / s``, so ``A^-1 = s * net(s A)``), as
+                  DeepMatrixInversion scales its inputs into the training range. Used only where
+                  ``s A`` lies in the region; inputs already inside are left alone.
+    """
+
+    model: Any = None
+    refine: bool = True
+    tol: float = 10.0
+    max_iter: int = 30
+    fallback: Any = "lu"
+    check_region: bool = True
+    scale: bool = True
+
+    name = "learned"
+
+    def __post_init__(self) -> None:
+        model = self.model
+        if model is None:
+            raise InputError(
+                "method 'learned' needs model=<LearnedInverse, model directory or 'builtin:NAME'>"
+            )
+        if isinstance(model, (str, os.PathLike)):
+            from ..learned_inverse import LearnedInverse
+
+            model = LearnedInverse.load(model)
+            object.__setattr__(self, "model", model)
+        missing = [a for a in ("predict", "region", "n") if not hasattr(model, a)]
+        if missing:
+            raise InputError(
+                f"model must be a LearnedInverse (predict, region, n); "
+                f"{type(model).__name__} lacks {', '.join(missing)}"
+            )
+        positive("tol", self.tol)
+        if not self.tol <= PASS_RATIO:
+            raise InputError(f"tol must be <= {PASS_RATIO:g} (the certificate's pass ratio), got {self.tol!r}")
+        int_at_least("max_iter", self.max_iter, 1)
+        from . import resolve  # the registry imports this module
+
+        fallback = resolve(self.fallback)
+        if isinstance(fallback, Learned):
+            raise InputError("fallback must be an exact method such as 'lu', not a learned one")
+        object.__setattr__(self, "fallback", fallback)
+
+    @property
+    def n(self) -> int:
+        return int(self.model.n)
+
+    def invert(self, A: Any) -> Solution:
+        # The network has a fixed input size: refuse others before any conversion or work.
+        shape = getattr(A, "shape", None)
+        if shape is not None and len(shape) >= 2 and shape[-1] == shape[-2] and shape[-1] != self.n:
+            raise InputError(
+                f"this learned model inverts {self.n}x{self.n} matrices, got shape {tuple(shape)}; "
+                f"use method='block' with this model as base for larger matrices"
+            )
+        return super().invert(A)
+
+    def _invert(self, A: Tensor) -> Partial:
+        if A.shape[-1] != self.n:
+            raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {A.shape[-1]}x{A.shape[-1]}")
+        B, dev = A.shape[0], A.device
+        if self.check_region:
+            inside, s = into_region(self.model.region, A, scale=self.scale)
+        else:
+            inside = torch.ones(B, dtype=torch.bool, device=dev)
+            s = torch.ones(B, dtype=A.dtype, device=dev)
+        iters = torch.zeros(B, dtype=torch.int32, device=dev)
+        X = torch.zeros_like(A)
+        use = torch.zeros(B, dtype=torch.bool, device=dev)  # answered by the network
+        idx = inside.nonzero().squeeze(-1)
+        n_contracted = n_refined = 0
+        if idx.numel():
+            Ai, si = A[idx], s[idx][:, None, None]
+            X0 = self.model.predict(Ai * si).to(A.dtype) * si
+            good = guess_contracts(Ai, X0)
+            n_contracted = int(good.sum())
+            if self.refine:
+                c = good.nonzero().squeeze(-1)
+                Xr, it, conv = newton_schulz_refine(Ai[c], X0[c], tol=self.tol, max_iter=self.max_iter)
+                X0[c] = Xr
+                iters[idx[c]] = it
+                good = torch.zeros_like(good)
+                good[c] = conv
+                n_refined = int(conv.sum())
+            else:
+                good = torch.ones_like(good)
+            X[idx] = X0
+            use[idx] = good
+        part = Partial(X, ok_status(B, dev), stats={})
+        part = fill_from(A, part, ~use, self.fallback, self.name)
+        out = ~inside
+        if bool(out.any()):
+            # OUT_OF_REGION means "answered by the fallback, and that answer is certified"; a
+            # fallback answer that fails keeps the fallback's own status (SINGULAR, or OK that
+            # the certificate turns into ILL_CONDITIONED), so inv() raises or warns the right way.
+            o = out.nonzero().squeeze(-1)
+            Xo = part.inverse[o]
+            passes = (residual_ratio(A[o], Xo) < PASS_RATIO) & (rcond(A[o], Xo) >= eps(A.dtype))
+            mark = (part.status[o] == int(Status.OK)) & passes
+            part.status[o[mark]] = int(Status.OUT_OF_REGION)
+        if part.method is None:
+            part.method = np.full(B, self.name, dtype=object)
+        part.stats.update(
+            {
+                "in_region": int(inside.sum()),
+                "scaled": int((inside & (s != 1)).sum()),
+                "out_of_region": int(out.sum()),
+                "contracted": n_contracted,
+                "refined": n_refined,
+                "network": int(use.sum()),
+                "fallbacks": int((~use).sum()),
+                "iterations": iters,
+                "max_iterations": int(iters.max()) if B else 0,
+            }
+        )
+        return part
+
+
+def guess_contracts(A: Tensor, X: Tensor) -> Tensor:
+    """Whether Newton-Schulz from X converges, decided cheaply where possible.
+
+    Newton-Schulz converges iff the spectral radius of ``E = I - A X`` is below 1, and any
+    induced norm bounds it. ``||E||_2 <= min(||E||_F, sqrt(||E||_1 ||E||_inf))`` costs a few
+    passes over E; only where that bound is >= 1 is the exact 2-norm (an SVD per matrix,
+    :func:`neuralinv.certify.contracts`) computed, so a good model pays no SVD at all and the
+    decision still agrees with the documented test ``||I - A X||_2 < 1``.
+    """
+    E = identity_residual(X, A)  # I - A X
+    fro = torch.linalg.matrix_norm(E, ord="fro")
+    bound = torch.minimum(fro, torch.sqrt(norm1(E) * norm1(E.mT)))
+    ok = bound < 1
+    unsure = (~ok & torch.isfinite(bound)).nonzero().squeeze(-1)
+    if unsure.numel():
+        ok[unsure] = contracts(A[unsure], X[unsure])
+    return ok
+
+
+def into_region(region: Any, A: Tensor, *, scale: bool = True) -> tuple[Tensor, Tensor]:
+    """``(inside, s)``: which matrices the network may answer, and the positive scalar each is
+    multiplied by first (1 for matrices already in the region).
+
+    ``s A`` is checked with ``region.contains`` on exactly the tensor the network will see, so
+    a scaled input is used only where it really lies in the region.
+    """
+    B = A.shape[0]
+    inside = region.contains(A).to(A.device)
+    s = torch.ones(B, dtype=A.dtype, device=A.device)
+    if not scale:
+        return inside, s
+    out = (~inside).nonzero().squeeze(-1)
+    if out.numel() == 0:
+        return inside, s
+    cand = candidate_scale(region, A[out].to(torch.float64)).to(A.dtype)
+    usable = torch.isfinite(cand) & (cand > 0)
+    cand = torch.where(usable, cand, torch.ones_like(cand))
+    fits = usable & region.contains(A[out] * cand[:, None, None]).to(A.device)
+    s[out[fits]] = cand[fits]
+    inside[out[fits]] = True
+    return inside, s
+
+
+def candidate_scale(region: Any, A: Tensor) -> Tensor:
+    """The scalar that best brings each matrix into the region (float64; NaN where none can).
+
+    Box [low, high]: the largest s keeping every entry in range. The Box filters
+    (``|det| > min_abs_det``, ``sigma_min > min_sigma``) grow with s (as s^n and s), so if any
+    admissible s passes them this one does; a hair below the bound so rounding stays inside.
+    Ball {A0 + D : |D_ij| <= r}: the s closest to the center along the ray, in Frobenius norm
+    (``<A, A0> / <A, A>``), clamped into the interval of s with every ``|s a_ij - c_ij| <= r``
+    (the intersection of one interval per entry; empty means no scaling reaches the ball).
+    Other regions are not scaled.
+    """
+    kind = type(region).__name__
+    nan = torch.full(A.shape[:1], float("nan"), dtype=torch.float64, device=A.device)
+    if kind == "Box":
+        a = A.flatten(1)
+        inf = torch.full_like(a, float("inf"))
+        # Upper limits on s from each entry; a zero entry imposes none.
+        up = torch.where(a > 0, region.high / a, torch.where(a < 0, region.low / a, inf))
+        lo = torch.where(a > 0, region.low / a, torch.where(a < 0, region.high / a, -inf))
+        s_hi, s_lo = up.amin(1), lo.amax(1)
+        s = s_hi * (1 - 1e-6)
+        return torch.where((s_hi > 0) & torch.isfinite(s_hi) & (s >= s_lo), s, nan)
+    if kind == "Ball":
+        c = region.center.to(device=A.device, dtype=torch.float64).flatten()
+        r = float(region.radius)
+        a = A.flatten(1)
+        inf = torch.full_like(a, float("inf"))
+        # |s a - c| <= r  <=>  (c - r) <= s a <= (c + r): one interval of s per entry.
+        lo = torch.where(a > 0, (c - r) / a, torch.where(a < 0, (c + r) / a, -inf))
+        up = torch.where(a > 0, (c + r) / a, torch.where(a < 0, (c - r) / a, inf))
+        # A zero entry is admissible for every s iff |c| <= r; otherwise for none.
+        zero_bad = ((a == 0) & (c.abs() > r)).any(1)
+        s_lo, s_hi = lo.amax(1).clamp_min(0), up.amin(1)
+        shrink = (s_hi - s_lo) * 1e-6  # stay a hair inside against rounding
+        aa = (a * a).sum(1)
+        proj = torch.where(aa > 0, (a * c).sum(1) / aa, nan)
+        s = torch.minimum(torch.maximum(proj, s_lo + shrink), s_hi - shrink)
+        ok = (s_hi > s_lo) & (s > 0) & ~zero_bad & torch.isfinite(s)
+        return torch.where(ok, s, nan)
+    return nan
+
+
+def network_counts(sol: Solution) -> dict[str, int]:
+    """How many answers came from the network after refinement, and how many fell back.
+
+    Counts the ``learned`` label of a Solution from this method (or of ``block`` leaves, whose
+    per-leaf counts are in ``stats['leaves']``).
+    """
+    labels = np.asarray(sol.method).astype(str).ravel()
+    network = int((labels == Learned.name).sum())
+    return {"network": network, "fallback": int(labels.size - network)}

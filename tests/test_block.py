@@ -1,0 +1,99 @@
+"""The block (Schur-complement) method: exact over exact bases, certified, with fallbacks."""
+
+import numpy as np
+import pytest
+import torch
+
+import neuralinv as ni
+from neuralinv.methods.block import Block
+
+
+def _well_conditioned(batch, n, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, n, n, generator=g, dtype=dtype) + 3 * torch.eye(n, dtype=dtype)
+
+
+@pytest.mark.parametrize("n", [6, 9, 10])
+@pytest.mark.parametrize("base", ["lu", "closed_form"])
+def test_block_matches_float64_inverse(n, base):
+    A = _well_conditioned(40, n, seed=n)
+    sol = ni.invert(A, method="block", base=base)
+    assert sol.all_ok, sol.counts()
+    assert sol.worst_residual < 30
+    assert set(sol.method.tolist()) == {"block"}
+    ref = torch.linalg.inv(A)
+    assert torch.allclose(sol.inverse, ref, rtol=1e-9, atol=1e-11)
+    # Identity padding to a multiple of the base size, and every leaf came from the base.
+    padded = -(-n // 3) * 3
+    assert sol.stats["padded_to"] == padded
+    # k blocks split into ceil(k/2) + floor(k/2): one leaf per base block.
+    assert sol.stats["leaves"] == {base: 40 * (padded // 3)}
+    assert sol.stats["fallbacks"] == 0
+
+
+def test_leaf_count_follows_the_recursion():
+    # 12 = 4 blocks of 3: split 6 | 6, each 6 split 3 | 3 -> 2 leaves per half, per matrix.
+    A = _well_conditioned(5, 12, seed=1)
+    sol = ni.invert(A, method=Block(base="lu", base_size=3))
+    assert sol.stats["leaves"] == {"lu": 5 * 4}
+    # 9 = 3 blocks: split 6 | 3, the 6 split 3 | 3 -> 3 leaves per matrix.
+    sol = ni.invert(A[:, :9, :9], method=Block(base="lu", base_size=3))
+    assert sol.stats["leaves"] == {"lu": 5 * 3}
+
+
+def test_float32_block_certified():
+    A = _well_conditioned(30, 10, seed=3, dtype=torch.float32)
+    sol = ni.invert(A, method="block", base="closed_form")
+    assert sol.inverse.dtype == torch.float32
+    assert sol.all_ok and sol.worst_residual < 30
+
+
+def test_singular_leading_block_falls_back_to_lu():
+    # Permutations are perfectly conditioned, but their leading 3x3 (or 2x2) block is singular.
+    P = torch.eye(6, dtype=torch.float64)[[3, 4, 5, 0, 1, 2]]
+    A = torch.stack([P, _well_conditioned(1, 6, seed=5)[0]])
+    sol = ni.invert(A, method="block", base="lu")
+    assert sol.all_ok
+    assert sol.method.tolist() == ["lu", "block"]
+    assert sol.stats["fallbacks"] == 1
+    assert torch.equal(sol.inverse[0], P.T)
+
+
+def test_singular_matrix_reported_not_raised():
+    A = _well_conditioned(3, 6, seed=7)
+    A[1, 4, :] = 0  # a zero row: exactly singular (LU meets an exactly zero pivot)
+    sol = ni.invert(A, method="block", base="lu")
+    assert sol.status.tolist() == [0, int(ni.Status.SINGULAR), 0]
+    assert torch.isnan(sol.inverse[1]).all()
+    with pytest.raises(ni.SingularMatrixError, match=r"\[1\]"):
+        ni.inv(A, method="block", base="lu")
+
+
+def test_block_gradient_is_the_analytic_one():
+    A = _well_conditioned(2, 6, seed=11).requires_grad_(True)
+    X = ni.inv(A, method="block")
+    X.sum().backward()
+    A2 = A.detach().clone().requires_grad_(True)
+    torch.linalg.inv(A2).sum().backward()
+    assert torch.allclose(A.grad, A2.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_numpy_batch_shape_preserved():
+    A = _well_conditioned(6, 7, seed=13).numpy().reshape(2, 3, 7, 7)
+    sol = ni.invert(A, method="block", base_size=2)
+    assert isinstance(sol.inverse, np.ndarray) and sol.inverse.shape == (2, 3, 7, 7)
+    assert sol.method.shape == (2, 3)
+    np.testing.assert_allclose(sol.inverse, np.linalg.inv(A), rtol=1e-9, atol=1e-11)
+
+
+def test_bad_options_are_input_errors():
+    with pytest.raises(ni.InputError, match="closed_form"):
+        Block(base="closed_form", base_size=5)
+    with pytest.raises(ni.InputError, match="base_size"):
+        Block(base="lu", base_size=0)
+    with pytest.raises(ni.InputError, match="neither a method"):
+        Block(base="no_such_method_or_dir")
+    with pytest.raises(ni.InputError, match="cannot itself be 'block'"):
+        Block(base="block")
+    with pytest.raises(ni.InputError, match="needs a model"):
+        Block(base="learned")

@@ -1,0 +1,182 @@
+"""Certified learned inversion: network guess + Newton-Schulz where it contracts, exact elsewhere.
+
+The refine/fallback logic is tested with hand-built predictors whose guesses are known (the
+linear approximation around the ball's center, a useless guess); the real networks
+(a seconds-long training run, the shipped ``builtin:ball3``) are tested at the end.
+"""
+
+import warnings
+
+import pytest
+import torch
+
+import neuralinv as ni
+from neuralinv.certify import residual_ratio
+from neuralinv.methods.learned import Learned, candidate_scale, into_region, network_counts
+
+BALL = ni.Ball.default(3)
+
+
+class LinearApproximation:
+    """``C - C D C`` around the ball's center: the paper's baseline, a guess that contracts on
+    the whole ball (``||I - A X||_2 <= (||D|| ||C||)^2 < 1`` there)."""
+
+    def __init__(self, region=BALL):
+        self.region, self.n = region, region.n
+        self.calls = []
+
+    def predict(self, A):
+        self.calls.append(A.shape[0])
+        C = torch.linalg.inv(self.region.center).to(A)
+        D = A - self.region.center.to(A)
+        return C - C @ D @ C
+
+
+class Useless:
+    """A guess that never contracts: ``-A^T`` gives ``I - A X = I + A A^T``, norm > 1."""
+
+    def __init__(self, region=BALL):
+        self.region, self.n = region, region.n
+
+    def predict(self, A):
+        return -A.mT
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_in_region_answered_by_network_after_refinement():
+    A = BALL.sample(200, generator=_gen(0))
+    sol = ni.invert(A, method=Learned(model=LinearApproximation()))
+    assert sol.all_ok and sol.worst_residual < 30
+    assert set(sol.method.tolist()) == {"learned"}
+    assert network_counts(sol) == {"network": 200, "fallback": 0}
+    s = sol.stats
+    assert (s["in_region"], s["contracted"], s["refined"], s["network"], s["fallbacks"]) == (
+        200, 200, 200, 200, 0)
+    # The seed was not already exact: Newton-Schulz did the work, in a few steps.
+    assert 1 <= s["max_iterations"] <= 8 and int(s["iterations"].min()) >= 1
+    assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-10, atol=1e-12)
+
+
+def test_singular_and_far_inputs_come_back_exact_with_status():
+    inside = BALL.sample(4, generator=_gen(1))
+    far = 10 * torch.randn(3, 3, 3, generator=_gen(2), dtype=torch.float64)
+    singular = torch.tensor([[1.0, 2, 3], [2, 4, 6], [0, 0, 0]], dtype=torch.float64)[None]
+    A = torch.cat([inside, far, singular])
+    predictor = LinearApproximation()
+    sol = ni.invert(A, method=Learned(model=predictor))
+    OOR, SING = int(ni.Status.OUT_OF_REGION), int(ni.Status.SINGULAR)
+    assert sol.status.tolist() == [0] * 4 + [OOR] * 3 + [SING]
+    assert sol.method.tolist() == ["learned"] * 4 + ["lu"] * 4
+    # Far inputs: LU's exact answer, certified; the network never saw them.
+    assert torch.equal(sol.inverse[4:7], torch.linalg.inv(far))
+    assert (sol.residual[4:7] < 30).all()
+    assert torch.isnan(sol.inverse[7]).all()
+    assert predictor.calls == [4]
+    assert sol.stats["out_of_region"] == 4 and sol.stats["fallbacks"] == 4
+
+
+def test_inv_warns_out_of_region_and_raises_on_singular():
+    A = torch.cat([BALL.sample(2, generator=_gen(3)), 5 * torch.eye(3, dtype=torch.float64)[None]])
+    A[2, 0, 1] = 7.0  # not a multiple of the ball's center: no scaling brings it in
+    with pytest.warns(ni.OutOfRegionWarning, match=r"\[2\]"):
+        X = ni.inv(A, method=Learned(model=LinearApproximation()))
+    assert torch.allclose(X, torch.linalg.inv(A))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ni.inv(A[:2], method=Learned(model=LinearApproximation()))
+    S = torch.zeros(1, 3, 3, dtype=torch.float64)
+    with pytest.raises(ni.SingularMatrixError, match=r"\[0\]"):
+        ni.inv(S, method=Learned(model=LinearApproximation()))
+
+
+def test_non_contracting_guess_falls_back_with_lu_status():
+    A = BALL.sample(5, generator=_gen(4))
+    sol = ni.invert(A, method=Learned(model=Useless()))
+    assert sol.all_ok  # LU answered, and LU's status is OK (not OUT_OF_REGION: they are inside)
+    assert sol.method.tolist() == ["lu"] * 5
+    assert sol.stats["in_region"] == 5 and sol.stats["contracted"] == 0
+    assert network_counts(sol) == {"network": 0, "fallback": 5}
+    assert torch.equal(sol.inverse, torch.linalg.inv(A))
+
+
+def test_refine_false_returns_the_raw_guess_and_its_certificate():
+    A = BALL.sample(50, generator=_gen(5))
+    predictor = LinearApproximation()
+    sol = ni.invert(A, method=Learned(model=predictor, refine=False))
+    guess = predictor.predict(A)
+    assert torch.equal(sol.inverse, guess)
+    assert torch.equal(sol.residual, residual_ratio(A, guess))
+    # A raw guess is nowhere near machine precision: its certificate says so.
+    assert (sol.status == int(ni.Status.ILL_CONDITIONED)).all()
+    assert sol.stats["contracted"] == 50 and int(sol.stats["iterations"].max()) == 0
+
+
+def test_input_scaling_into_the_region():
+    A = BALL.sample(6, generator=_gen(6))
+    big = 2.5 * A  # outside the ball; 0.4 * big is back inside
+    inside, s = into_region(BALL, big)
+    assert inside.all()
+    # The scale is the point of the ray closest to the center, so near (not at) 1 / 2.5.
+    assert ((s > 0.3) & (s < 0.5)).all()
+    assert BALL.contains(s[:, None, None] * big).all()
+    sol = ni.invert(big, method=Learned(model=LinearApproximation()))
+    assert sol.all_ok and sol.method.tolist() == ["learned"] * 6
+    assert sol.stats["scaled"] == 6
+    assert torch.allclose(sol.inverse, torch.linalg.inv(big), rtol=1e-10, atol=1e-12)
+    # Without scaling they are out of region and answered exactly by LU.
+    sol = ni.invert(big, method=Learned(model=LinearApproximation(), scale=False))
+    assert (sol.status == int(ni.Status.OUT_OF_REGION)).all() and sol.stats["scaled"] == 0
+
+
+def test_box_scale_is_the_largest_admissible():
+    box = ni.Box(3, -1.0, 1.0, min_abs_det=0.1)
+    A = box.sample(20, generator=_gen(7))
+    small = 0.1 * A  # entries in range, but |det| shrank by 1000: fails the filter
+    assert not box.contains(small).any()
+    s = candidate_scale(box, small)
+    assert torch.allclose(s * small.abs().flatten(1).amax(1), torch.ones(20, dtype=torch.float64))
+    inside, _ = into_region(box, small)
+    assert inside.all()
+    # A matrix no positive scale can bring in: a zero matrix (det 0 at every scale).
+    inside, s = into_region(box, torch.zeros(1, 3, 3, dtype=torch.float64))
+    assert not inside.any() and s.item() == 1
+
+
+def test_float32_inputs():
+    A = BALL.sample(40, generator=_gen(8), dtype=torch.float32)
+    sol = ni.invert(A, method=Learned(model=LinearApproximation()))
+    assert sol.inverse.dtype == torch.float32
+    assert sol.all_ok and sol.worst_residual < 30
+    assert network_counts(sol)["network"] == 40
+
+
+def test_check_region_false_trusts_only_the_contraction_test():
+    far = 10 * torch.randn(4, 3, 3, generator=_gen(9), dtype=torch.float64)
+    sol = ni.invert(far, method=Learned(model=LinearApproximation(), check_region=False))
+    # Far from the center the linear approximation does not contract: LU, with LU's status.
+    assert sol.all_ok and sol.method.tolist() == ["lu"] * 4
+    assert sol.stats["out_of_region"] == 0 and sol.stats["contracted"] == 0
+
+
+def test_gradient_is_the_analytic_one():
+    A = BALL.sample(3, generator=_gen(10)).requires_grad_(True)
+    ni.inv(A, method=Learned(model=LinearApproximation())).sum().backward()
+    A2 = A.detach().clone().requires_grad_(True)
+    torch.linalg.inv(A2).sum().backward()
+    assert torch.allclose(A.grad, A2.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_bad_arguments_are_input_errors():
+    with pytest.raises(ni.InputError, match="3x3"):
+        ni.invert(torch.eye(4)[None], method=Learned(model=LinearApproximation()))
+    with pytest.raises(ni.InputError, match="needs model"):
+        ni.invert(torch.eye(3)[None], method="learned")
+    with pytest.raises(ni.InputError, match="lacks predict"):
+        Learned(model=object())
+    with pytest.raises(ni.InputError, match="fallback"):
+        Learned(model=LinearApproximation(), fallback=Learned(model=LinearApproximation()))
+    with pytest.raises(ni.InputError, match="tol"):
+        Learned(model=LinearApproximation(), tol=100.0)
