@@ -8,14 +8,16 @@ from ..errors import InputError
 from .auto import Auto
 from .base import Method, Partial
 from .block import Block
+from .cholesky import Cholesky
 from .closed_form import ClosedForm
+from .gradient import Gradient
 from .learned import Learned
 from .lu import LU
 from .newton_schulz import NewtonSchulz
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (Auto, ClosedForm, LU, NewtonSchulz, Learned, Block)
+    for cls in (Auto, LU, Cholesky, ClosedForm, NewtonSchulz, Gradient, Learned, Block)
 }
 
 

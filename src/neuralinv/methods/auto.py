@@ -5,27 +5,57 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import Tensor
 
-from .base import Method, Partial
+from ..certify import PASS_RATIO, eps, rcond, residual_ratio
+from ..solution import Status
+from .base import Method, Partial, fill_from
+from .cholesky import Cholesky
+from .closed_form import MAX_N as CLOSED_FORM_MAX_N
+from .closed_form import ClosedForm
 from .lu import LU
 
 
 @dataclass(frozen=True)
 class Auto(Method):
     """Picks a method by size (and ``spd=True``: Cholesky); answers whose certificate fails
-    are recomputed by LU."""
+    are recomputed by LU.
+
+    spd: the caller promises symmetric positive definite input, so Cholesky is used. Matrices
+         that break the promise are not wrong: Cholesky reports them and LU answers them.
+    The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
+    """
 
     spd: bool = False
 
     name = "auto"
 
-    def choose(self, n: int) -> Method:
+    def choose(self, n: int, batch: int, device: torch.device) -> Method:
+        """The primary method for a (batch, n, n) input on ``device``."""
+        if self.spd:
+            return Cholesky()
+        if n <= CLOSED_FORM_MAX_N:
+            return ClosedForm()
         return LU()
 
     def _invert(self, A: Tensor) -> Partial:
-        method = self.choose(A.shape[-1])
+        method = self.choose(A.shape[-1], A.shape[0], A.device)
         part = method._invert(A)
         if part.method is None:
             part.method = np.full(A.shape[0], method.name, dtype=object)
+        part.stats.setdefault("primary", method.name)
+        if isinstance(method, LU):
+            return part
+        # closed_form loses accuracy on ill-conditioned input and cannot tell a rounded-off
+        # zero determinant from a tiny one; cholesky refuses non-SPD input. LU answers (or
+        # reports, e.g. as exactly SINGULAR) every matrix whose certificate would fail.
+        X = part.inverse
+        failed = (
+            (part.status != int(Status.OK))
+            | ~(residual_ratio(A, X) < PASS_RATIO)
+            | ~(rcond(A, X) >= eps(A.dtype))
+        )
+        part = fill_from(A, part, failed, LU(), method.name)
+        part.stats.setdefault("fallbacks", 0)
         return part
