@@ -49,6 +49,9 @@ def invert(
     chunk_size: int = typer.Option(
         65536, "--chunk-size", help="Matrices per chunk: memory is bounded by this, not the file"
     ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write a PNG of the certificates (ratio vs sigma_min, worst A X - I)"
+    ),
 ) -> None:
     """Invert every matrix in a file, chunk by chunk, and certify each answer."""
     from .streaming import invert_file
@@ -71,6 +74,14 @@ def invert(
             highlight=False,
         soft_wrap=True,
         )
+
+    if plot is not None:
+        from .evaluation.plots import certificate_plot
+
+        try:
+            console.print(f"figure: {certificate_plot(input, output, plot)}", highlight=False)
+        except (InputError, OSError) as exc:
+            fail(str(exc))
 
 
 def stream_summary_line(res) -> str:
@@ -174,6 +185,195 @@ def verify(
             code=1,
         )
     console.print("OK", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(None, "--config", help="TOML settings (flags given override them)"),
+    size: int = typer.Option(None, "--size", "-n", help="Matrix size n [default: 3]"),
+    region: str = typer.Option(None, "--region", help="box | ball [default: ball]"),
+    low: float = typer.Option(None, "--low", help="Box: lowest entry [default: -1]"),
+    high: float = typer.Option(None, "--high", help="Box: highest entry [default: 1]"),
+    min_abs_det: float = typer.Option(None, "--min-abs-det", help="Box: keep |det A| > this"),
+    min_sigma: float = typer.Option(None, "--min-sigma", help="Box: keep sigma_min(A) > this"),
+    center: Path = typer.Option(None, "--center", help="Ball: center matrix (.npy, n x n)"),
+    radius: float = typer.Option(None, "--radius", help="Ball: entrywise radius"),
+    arch: str = typer.Option(None, "--arch", help="mlp | dense_resnet | correction [default: mlp]"),
+    depth: int = typer.Option(None, "--depth", help="Linear layers of the mlp / of correction's g [2]"),
+    width: int = typer.Option(None, "--width", help="Hidden units (dense_resnet: units) [72]"),
+    blocks: int = typer.Option(None, "--blocks", help="dense_resnet residual blocks [2]"),
+    loss: str = typer.Option(None, "--loss", help="mse | identity | both [mse]"),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps per member [2000]"),
+    batch_size: int = typer.Option(None, "--batch-size", help="Fresh matrices per step [128]"),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate [1e-3]"),
+    optimizer: str = typer.Option(None, "--optimizer", help="adam | adamw [adam]"),
+    schedule: str = typer.Option(None, "--schedule", help="cosine_restarts | one_cycle | constant"),
+    ensemble: int = typer.Option(None, "--ensemble", help="Members trained and averaged [1]"),
+    val_every: int = typer.Option(None, "--val-every", help="Steps between validations/checkpoints [100]"),
+    device: str = typer.Option(None, "--device", help="cpu | cuda [cpu]"),
+    seed: int = typer.Option(None, "--seed", help="Random seed [0]"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out"),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write"),
+) -> None:
+    """Train a learned inverter on a region (also under `torchrun --nproc-per-node N -m neuralinv train`)."""
+    import os
+
+    from .io import read_matrices
+    from .training.config import TrainConfig, config_from_options
+    from .training.loop import train as run_training
+
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    try:
+        base = TrainConfig.load(config) if config is not None else None
+        cfg = config_from_options(
+            base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
+            min_sigma=min_sigma, center=None if center is None else read_matrices(center),
+            radius=radius, arch=arch, depth=depth, width=width, blocks=blocks, loss=loss,
+            steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
+            ensemble=ensemble, val_every=val_every, device=device, seed=seed,
+        )
+        if not main_rank:
+            model = run_training(cfg, out, None, resume=resume)
+            return
+        model = _train_with_progress(cfg, out, resume, run_training)
+    except (InputError, FloatingPointError, OSError) as exc:
+        fail(str(exc))
+    _print_training_summary(model, out)
+
+
+def _train_with_progress(cfg, out, resume, run_training):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    region = cfg.region.describe()
+    m = cfg.model
+    console.print(
+        f"training {m.arch} (depth {m.depth}, width {m.width}) on a {cfg.n}x{cfg.n} "
+        f"{region['kind']}, loss {cfg.loss}, {cfg.steps} steps x {cfg.batch_size}, "
+        f"ensemble {cfg.ensemble}, device {cfg.device} -> {out}",
+        highlight=False,
+    )
+    columns = (
+        TextColumn("[bold]member {task.fields[member]}"),
+        BarColumn(),
+        TextColumn("step {task.completed:>6.0f}/{task.total:.0f}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("val MAE {task.fields[mae]}"),
+        TextColumn("contract {task.fields[contract]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[int, int] = {}
+
+        def update(p) -> None:
+            if p.member not in tasks:
+                tasks[p.member] = bar.add_task(
+                    "", total=p.steps, completed=p.step - 1, member=f"{p.member + 1}/{p.members}",
+                    loss="-", mae="-", contract="-",
+                )
+                if p.resumed_from:
+                    console.print(f"resumed member {p.member + 1} from step {p.resumed_from}")
+            fields = {"loss": f"{p.loss:.3g}"}
+            if p.val_mae is not None:
+                fields.update(mae=f"{p.val_mae:.3g}", contract=f"{100 * p.val_contract:.1f}%")
+            bar.update(tasks[p.member], completed=p.step, **fields)
+
+        return run_training(cfg, out, update, resume=resume)
+
+
+def _print_training_summary(model, out) -> None:
+    from rich.table import Table
+
+    metrics = model.metrics
+    table = Table(title=f"{model!r}")
+    for col in ("member", "best step", "val MAE", "val R2", "contract"):
+        table.add_column(col, justify="right")
+    for mem in metrics.get("members", []):
+        b = mem.get("best") or {}
+        table.add_row(
+            f"member-{mem['member']}", str(b.get("step", "-")), f"{b.get('val_mae', float('nan')):.3g}",
+            f"{b.get('val_r2', float('nan')):.4f}", f"{100 * b.get('val_contract', float('nan')):.1f}%",
+        )
+    console.print(table)
+    base = metrics.get("validation", {}).get("linear_approximation_mae")
+    if base is not None:
+        console.print(f"linear approximation C - C D C on the same validation set: MAE {base:.3g}")
+    console.print(
+        f"trained in {metrics.get('train_seconds', 0):.1f} s; model written to {out} "
+        f"(TensorBoard: tensorboard --logdir {out}/runs)",
+        highlight=False,
+    )
+
+
+@app.command()
+def evaluate(
+    data: list[Path] = typer.Option(..., "--data", help="Matrices to evaluate on (repeat for several files)"),
+    out: Path = typer.Option(..., "--out", help="Directory for metrics.json, report.md and figures/"),
+    model: str | None = typer.Option(None, "--model", help="Trained model directory (or builtin:NAME)"),
+    method: str | None = typer.Option(None, "--method", "-m", help="A registered method name instead of a model"),
+    targets: list[Path] | None = typer.Option(
+        None, "--targets", help="Reference inverses, one file per --data file in the same order"
+    ),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the PNG figures"),
+) -> None:
+    """Score a method or a trained model: MAE, MSE, R2, relative error, |AX - I|, LAPACK pass
+    fraction (for a model: the raw network next to the certified hybrid)."""
+    from .evaluation.report import rich_table
+    from .evaluation.runner import evaluate_files
+
+    try:
+        res = evaluate_files(
+            data, out, method=method, model=model, targets=targets, figures=figures,
+            progress=lambda msg: err_console.print(msg, highlight=False),
+        )
+    except (InputError, OSError) as exc:
+        fail(str(exc))
+    console.print(rich_table(res.metrics, title="neuralinv evaluate"))
+    console.print(
+        f"wrote {res.json_path}, {res.markdown_path} and {len(res.figures)} figures",
+        highlight=False, soft_wrap=True,
+    )
+
+
+@app.command()
+def analyze(
+    model: str = typer.Option(..., "--model", help="Trained 2-layer ReLU MLP model directory"),
+    samples: int = typer.Option(100_000, "--samples", help="Matrices sampled from the model's region"),
+    linprog: bool = typer.Option(False, "--linprog", help="Bound |network - linear approx.| on each pattern (scipy)"),
+    member: int = typer.Option(0, "--member", help="Which ensemble member to analyse"),
+    top: int = typer.Option(10, "--top", help="Patterns to list (by share of the data)"),
+    out: Path | None = typer.Option(None, "--out", help="Also write analysis.json (every pattern with its affine map) here"),
+) -> None:
+    """What a trained 2-layer ReLU network computes (the paper's section 5.3 / appendix E):
+    activation patterns, their share of the region, and how far each affine piece is from the
+    linear approximation of the inverse around the region's center."""
+    from rich.table import Table
+
+    from .evaluation.runner import analyze_model
+
+    try:
+        a = analyze_model(model, samples=samples, linprog=linprog, member=member, out=out)
+    except (InputError, OSError, ImportError) as exc:
+        fail(str(exc))
+    cols = ["pattern", "share", "max |W - L|", "max |b - c|", "MAE vs inverse"]
+    if linprog:
+        cols.append("max |f - lin| (LP)")
+    table = Table(title=f"{len(a.pieces)} activation patterns in {a.samples} samples ({a.hidden} hidden units)")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "pattern" else "right")
+    for p in a.pieces[:top]:
+        row = [p.pattern, f"{p.share:.4f}", f"{p.weight_diff:.4g}", f"{p.bias_diff:.4g}", f"{p.mae_vs_inverse:.4g}"]
+        if linprog:
+            row.append("n/a" if p.max_deviation is None else f"{p.max_deviation:.4g}")
+        table.add_row(*row)
+    console.print(table)
+    covered = sum(p.share for p in a.pieces[:top])
+    console.print(
+        f"top {min(top, len(a.pieces))} patterns cover {covered:.1%} of the samples | network MAE vs "
+        f"inverse {a.network_mae:.4g} | linear approximation MAE {a.linear_mae:.4g}",
+        highlight=False, soft_wrap=True,
+    )
+    if out is not None:
+        console.print(f"wrote {Path(out) / 'analysis.json'}", highlight=False)
 
 
 def main() -> None:

@@ -229,3 +229,65 @@ def dumps_toml(d: dict[str, Any]) -> str:
 
 
 __all__ = ["DTYPES", "LOSSES", "OPTIMIZERS", "SCHEDULES", "ModelConfig", "TrainConfig", "dumps_toml"]
+
+
+def config_from_options(
+    base: TrainConfig | None = None,
+    *,
+    size: int | None = None,
+    region: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    min_abs_det: float | None = None,
+    min_sigma: float | None = None,
+    center: Any = None,
+    radius: float | None = None,
+    **settings: Any,
+) -> TrainConfig:
+    """A config from command-line style options layered over ``base`` (a config file or the
+    defaults). Options left at None keep the base's value. The region is rebuilt when any
+    region option is given: a box from low/high/filters, a ball from ``center`` (an (n, n)
+    array) or ``Ball.default(size)``, with ``radius`` if given."""
+    base = base or TrainConfig()
+    n = base.n if size is None else int_at_least("size", size, 1)
+    old = base.region.describe()
+    kind = region or old["kind"]
+    one_of("region", kind, ("box", "ball"))
+    region_opts = (low, high, min_abs_det, min_sigma, center, radius)
+    if region is None and all(v is None for v in region_opts) and n == base.n:
+        new_region: Box | Ball = base.region
+    elif kind == "box":
+        if center is not None or radius is not None:
+            raise InputError("--center and --radius describe a ball; use --region ball")
+        keep = old if old["kind"] == "box" else {}
+        new_region = Box(
+            n,
+            keep.get("low", -1.0) if low is None else low,
+            keep.get("high", 1.0) if high is None else high,
+            min_abs_det=keep.get("min_abs_det") if min_abs_det is None else min_abs_det,
+            min_sigma=keep.get("min_sigma") if min_sigma is None else min_sigma,
+        )
+    else:
+        if any(v is not None for v in (low, high, min_abs_det, min_sigma)):
+            raise InputError("--low/--high/--min-abs-det/--min-sigma describe a box; use --region box")
+        if center is not None:
+            import numpy as np
+            import torch
+
+            c = torch.from_numpy(np.asarray(center, dtype=np.float64))
+            if size is not None and c.shape != (n, n):
+                raise InputError(f"--center is {tuple(c.shape)} but --size is {n}")
+            default_radius = None
+        elif old["kind"] == "ball" and n == base.n:
+            c, default_radius = base.region.center, base.region.radius
+        else:
+            d = Ball.default(n)
+            c, default_radius = d.center, d.radius
+        r = radius if radius is not None else default_radius
+        if r is None:
+            raise InputError("a ball with --center needs --radius")
+        new_region = Ball(c, r)
+    return base.override(n=new_region.n, region=new_region, **settings)
+
+
+__all__ += ["config_from_options"]
