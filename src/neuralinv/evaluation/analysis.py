@@ -257,7 +257,11 @@ def _check_fold(net: nn.Module, weights, S: Tensor) -> None:
     mine = np.maximum(x @ W1.T + b1, 0) @ W2.T + b2
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
-        theirs = net(S.to(dtype)).reshape(S.shape[0], -1).double().numpy()
+        try:  # the library's networks take (B, n, n) matrices; a bare Sequential takes vectors
+            out = net(S.to(dtype))
+        except RuntimeError:
+            out = net(S.to(dtype).reshape(S.shape[0], -1))
+        theirs = out.reshape(S.shape[0], -1).double().numpy()
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     gap = float(np.abs(mine - theirs).max()) if x.size else 0.0
     scale = max(1.0, float(np.abs(theirs).max())) if x.size else 1.0

@@ -14,6 +14,8 @@ from ..errors import InputError
 
 #: Scatter plots draw at most this many points (a fixed-seed subsample): more only adds ink.
 MAX_POINTS = 20_000
+#: Log-scale plots draw an error of exactly 0 at this value.
+ZERO_FLOOR = 1e-18
 
 
 def _plt():
@@ -96,7 +98,7 @@ def error_vs_sigma(
     *,
     labels: Sequence[str] | None = None,
     title: str = "Error against distance to the singular set",
-    ylabel: str = "max |X - A$^{-1}$| entry",
+    ylabel: str = "mean |X - A$^{-1}$| per matrix",
 ) -> Path:
     """Log-log scatter of an error against sigma_min(A), with the 1/sigma_min line.
 
@@ -112,8 +114,9 @@ def error_vs_sigma(
     all_s = []
     for s, e, lab in zip(series_s, series_e, labels):
         s, e = np.asarray(s, dtype=np.float64).ravel(), np.asarray(e, dtype=np.float64).ravel()
-        keep = np.isfinite(s) & np.isfinite(e) & (s > 0) & (e > 0)
-        s, e = s[keep], e[keep]
+        keep = np.isfinite(s) & np.isfinite(e) & (s > 0)
+        # An exact method can hit 0 error: draw it at the floor rather than drop it.
+        s, e = s[keep], np.maximum(e[keep], ZERO_FLOOR)
         idx = _subsample(s.size)
         ax.scatter(s[idx], e[idx], s=4, alpha=0.4, label=lab, rasterized=True)
         all_s.append(s)
@@ -124,7 +127,7 @@ def error_vs_sigma(
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\sigma_{min}(A)$ (2-norm distance to the nearest singular matrix)")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel + f" (0 drawn at {ZERO_FLOOR:g})")
     ax.set_title(title)
     ax.legend(loc="upper right", markerscale=3)
     ax.grid(alpha=0.3, which="both")
@@ -144,14 +147,16 @@ def residual_heatmaps(
         raise InputError("no matrices to draw")
     n = A.shape[-1]
     E = A[:k] @ X[:k] - np.eye(n)
-    vmax = float(np.nanmax(np.abs(E))) if np.isfinite(E).any() else 1.0
+    vmax = float(np.abs(E[np.isfinite(E)]).max()) if np.isfinite(E).any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
     plt = _plt()
     fig, axes = plt.subplots(1, k, figsize=(3.2 * k + 1, 3.3), squeeze=False)
     im = None
     for i, ax in enumerate(axes[0]):
         im = ax.imshow(E[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        ax.set_title(f"matrix {i}: max |.| = {np.nanmax(np.abs(E[i])):.2g}", fontsize=9)
+        finite = np.isfinite(E[i])
+        label = f"max |.| = {np.abs(E[i][finite]).max():.2g}" if finite.any() else "no answer (NaN)"
+        ax.set_title(f"matrix {i}: {label}", fontsize=9)
         ax.set_xticks(range(n) if n <= 10 else [])
         ax.set_yticks(range(n) if n <= 10 else [])
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
@@ -249,8 +254,60 @@ def training_curves(model_dir: str | Path, path: str | Path, *, title: str | Non
     return _save(fig, path)
 
 
+def certificate_plot(input_path: str | Path, inverse_path: str | Path, path: str | Path, *, limit: int = 10_000) -> Path:
+    """For ``neuralinv invert --plot``: the LAPACK ratio of each answer against sigma_min(A)
+    (first ``limit`` matrices of the files, pass line at 30), and ``A X - I`` of the matrix with
+    the worst ratio among them."""
+    import torch
+
+    from ..certify import PASS_RATIO, residual_ratio, sigma_min
+    from ..io import iter_matrices
+
+    def head(p):
+        parts, have = [], 0
+        for chunk in iter_matrices(p, chunk_size=min(limit, 65536)):
+            chunk = np.asarray(chunk, dtype=np.float64).reshape(-1, chunk.shape[-2], chunk.shape[-1])
+            parts.append(chunk[: limit - have])
+            have += parts[-1].shape[0]
+            if have >= limit:
+                break
+        return np.concatenate(parts) if parts else np.zeros((0, 0, 0))
+
+    A, X = head(input_path), head(inverse_path)
+    if A.shape != X.shape or A.shape[0] == 0:
+        raise InputError(f"{input_path} and {inverse_path} do not hold matching matrices to plot")
+    At, Xt = torch.from_numpy(A), torch.from_numpy(X)
+    ratio = residual_ratio(At, Xt).numpy()
+    sig = sigma_min(At).numpy()
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    good = np.isfinite(ratio) & (sig > 0)
+    passed = good & (ratio < PASS_RATIO)
+    idx = _subsample(A.shape[0])
+    sel_p, sel_f = passed[idx], (good & ~passed)[idx]
+    r_plot = np.maximum(ratio, 1e-3)
+    ax1.scatter(sig[idx][sel_p], r_plot[idx][sel_p], s=4, alpha=0.5, label=f"pass ({int(passed.sum())})")
+    ax1.scatter(sig[idx][sel_f], r_plot[idx][sel_f], s=6, alpha=0.7, color="tab:red", label=f"fail ({int((good & ~passed).sum())})")
+    ax1.axhline(PASS_RATIO, color="k", ls="--", lw=1, label="pass threshold 30")
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel(r"$\sigma_{min}(A)$ (distance to the singular set)")
+    ax1.set_ylabel(r"LAPACK ratio $\|I - XA\|_1 / (n \|A\|_1 \|X\|_1 \epsilon)$")
+    ax1.set_title(f"Certificates of {min(limit, A.shape[0])} answers")
+    ax1.legend(markerscale=3)
+    ax1.grid(alpha=0.3, which="both")
+    worst = int(np.nanargmax(np.where(np.isfinite(ratio), ratio, -np.inf))) if good.any() else 0
+    E = A[worst] @ X[worst] - np.eye(A.shape[-1])
+    vmax = float(np.nanmax(np.abs(E))) if np.isfinite(E).any() else 1.0
+    im = ax2.imshow(E, cmap="RdBu_r", vmin=-(vmax or 1.0), vmax=vmax or 1.0)
+    ax2.set_title(f"A X - I of matrix {worst} (worst ratio {ratio[worst]:.3g})", fontsize=10)
+    fig.colorbar(im, ax=ax2, shrink=0.8)
+    return _save(fig, path)
+
+
 __all__ = [
     "bars",
+    "certificate_plot",
     "error_vs_sigma",
     "loss_curves",
     "predicted_vs_true",
