@@ -180,3 +180,54 @@ def test_bad_arguments_are_input_errors():
         Learned(model=LinearApproximation(), fallback=Learned(model=LinearApproximation()))
     with pytest.raises(ni.InputError, match="tol"):
         Learned(model=LinearApproximation(), tol=100.0)
+
+
+# -- real networks ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A real LearnedInverse: 200 steps of the default mlp on the default 3x3 ball (< 1 s)."""
+    config = ni.TrainConfig(n=3, steps=200, batch_size=128, val_every=200, val_size=256,
+                            tensorboard=False, seed=0)
+    return ni.train(config)
+
+
+def test_real_network_answers_in_region_after_refinement(tiny_model):
+    A = tiny_model.region.sample(500, generator=_gen(20))
+    sol = ni.invert(A, method=tiny_model)
+    assert sol.all_ok and sol.worst_residual < 30
+    assert network_counts(sol) == {"network": 500, "fallback": 0}
+    assert sol.stats["contracted"] == 500 and sol.stats["max_iterations"] >= 1
+    assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-10, atol=1e-12)
+    # The raw guess is the network's own: close, but far from exact.
+    raw = ni.invert(A, method=tiny_model.as_method(refine=False))
+    assert torch.equal(raw.inverse, tiny_model.predict(A))
+    err = (raw.inverse - torch.linalg.inv(A)).abs().mean().item()
+    assert 1e-6 < err < 0.5
+    assert (raw.status == int(ni.Status.ILL_CONDITIONED)).all()
+
+
+def test_real_network_mixed_batch(tiny_model):
+    inside = tiny_model.region.sample(3, generator=_gen(21))
+    scaled = 3.0 * tiny_model.region.sample(2, generator=_gen(22))
+    far = 10 * torch.randn(2, 3, 3, generator=_gen(23), dtype=torch.float64)
+    singular = torch.zeros(1, 3, 3, dtype=torch.float64)
+    A = torch.cat([inside, scaled, far, singular])
+    sol = ni.invert(A, method=tiny_model)
+    OOR, SING = int(ni.Status.OUT_OF_REGION), int(ni.Status.SINGULAR)
+    assert sol.status.tolist() == [0] * 5 + [OOR] * 2 + [SING]
+    assert sol.method.tolist() == ["learned"] * 5 + ["lu"] * 3
+    assert sol.stats["scaled"] == 2
+    assert torch.allclose(sol.inverse[:7], torch.linalg.inv(A[:7]), rtol=1e-10, atol=1e-12)
+    with pytest.warns(ni.OutOfRegionWarning, match=r"\[5, 6\]"):
+        ni.inv(A[:7], method=tiny_model)
+
+
+def test_model_directory_by_name(tiny_model, tmp_path):
+    tiny_model.save(tmp_path / "m")
+    A = tiny_model.region.sample(20, generator=_gen(24), dtype=torch.float32)
+    by_name = ni.invert(A, method="learned", model=str(tmp_path / "m"), max_iter=10)
+    direct = ni.invert(A, method=tiny_model, max_iter=10)
+    assert torch.equal(by_name.inverse, direct.inverse)
+    assert by_name.all_ok and network_counts(by_name)["network"] == 20
+    with pytest.raises(ni.InputError, match="no such model directory"):
+        ni.invert(A, method="learned", model=str(tmp_path / "missing"))

@@ -49,6 +49,15 @@ def invert(
     chunk_size: int = typer.Option(
         65536, "--chunk-size", help="Matrices per chunk: memory is bounded by this, not the file"
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="Trained model directory or builtin:NAME: certified learned inversion"
+    ),
+    base: str | None = typer.Option(
+        None, "--base", help="--method block: base method name, model directory or builtin:NAME"
+    ),
+    base_size: int | None = typer.Option(
+        None, "--base-size", help="--method block: size of the blocks the base inverts"
+    ),
     plot: Path | None = typer.Option(
         None, "--plot", help="Write a PNG of the certificates (ratio vs sigma_min, worst A X - I)"
     ),
@@ -57,14 +66,17 @@ def invert(
     from .streaming import invert_file
 
     try:
+        method, options = _learned_options(method, model, base, base_size)
         with progress_callback("inverting") as on_progress:
             res = invert_file(
                 input, output, method=method, target=target, chunk_size=chunk_size,
-                on_progress=on_progress,
+                on_progress=on_progress, **options,
             )
     except (InputError, InversionError, OSError) as exc:
         fail(str(exc))
     console.print(stream_summary_line(res), highlight=False, soft_wrap=True)
+    if method in ("learned", "block"):
+        console.print(_learned_line(method, res), highlight=False, soft_wrap=True)
     if res.metrics is not None:
         m = res.metrics
         skipped = f" ({m.skipped} with non-finite inverses left out)" if m.skipped else ""
@@ -82,6 +94,37 @@ def invert(
             console.print(f"figure: {certificate_plot(input, output, plot)}", highlight=False)
         except (InputError, OSError) as exc:
             fail(str(exc))
+
+
+def _learned_options(method: str, model: str | None, base: str | None, base_size: int | None):
+    """The method name and options for ``invert --model`` / ``--method block --base``."""
+    options: dict = {}
+    if model is not None:
+        if method == "block":
+            if base is not None:
+                raise InputError("give the block base once: --base or --model, not both")
+            base = model
+        elif method in ("auto", "learned"):
+            return "learned", {"model": model}
+        else:
+            raise InputError(f"--model goes with --method learned or block, not {method!r}")
+    if (base is not None or base_size is not None) and method != "block":
+        raise InputError("--base and --base-size go with --method block")
+    if base is not None:
+        options["base"] = base
+    if base_size is not None:
+        options["base_size"] = base_size
+    return method, options
+
+
+def _learned_line(method: str, res) -> str:
+    """How many answers the network (or the block recursion over it) gave, how many fell back."""
+    own = res.method_counts.get(method, 0)
+    fell = res.count - own
+    fallback = ", ".join(f"{k} {v}" for k, v in res.method_counts.items() if k != method) or "none"
+    if method == "learned":
+        return f"network answers after refinement: {own} of {res.count} | fell back: {fell} ({fallback})"
+    return f"block recursion answers: {own} of {res.count} | fell back whole: {fell} ({fallback})"
 
 
 def stream_summary_line(res) -> str:

@@ -1,0 +1,74 @@
+"""`neuralinv invert --model DIR` and `--method block --base DIR`, run as real subprocesses."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import neuralinv as ni
+
+
+def run(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "neuralinv", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A real model directory, written by a 200-step training run on the default 3x3 ball."""
+    out = tmp_path_factory.mktemp("cli-model") / "model"
+    config = ni.TrainConfig(n=3, steps=200, batch_size=128, val_every=200, val_size=256,
+                            tensorboard=False, seed=0)
+    model = ni.train(config, out=out)
+    return out, model.region
+
+
+def test_invert_with_model_reports_network_and_fallbacks(model_dir, tmp_path):
+    out, region = model_dir
+    g = torch.Generator().manual_seed(0)
+    A = torch.cat([
+        region.sample(47, generator=g),
+        10 * torch.randn(2, 3, 3, generator=g, dtype=torch.float64),  # far outside the ball
+        torch.zeros(1, 3, 3, dtype=torch.float64),  # singular
+    ]).numpy()
+    np.save(tmp_path / "A.npy", A)
+    r = run("invert", "A.npy", "-o", "X.npy", "--model", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "network answers after refinement: 47 of 50 | fell back: 3 (lu 3)" in r.stdout
+    assert re.search(r"status: OK 47, SINGULAR 1, OUT_OF_REGION 2", r.stdout), r.stdout
+    X = np.load(tmp_path / "X.npy")
+    np.testing.assert_allclose(X[:49], np.linalg.inv(A[:49]), rtol=1e-9, atol=1e-12)
+    assert np.isnan(X[49]).all()
+
+
+def test_block_over_model_and_padding(model_dir, tmp_path):
+    out, region = model_dir
+    g = torch.Generator().manual_seed(1)
+    # 7x7: padded to 9 = three 3x3 leaves; diagonal blocks from the ball, weak coupling.
+    A = torch.zeros(12, 7, 7, dtype=torch.float64)
+    B = torch.block_diag(*[torch.ones(3, 3)] * 3).to(torch.float64)[:7, :7].bool()
+    blocks = torch.block_diag(*[region.center] * 3)[:7, :7]
+    A[:] = torch.where(B, blocks, 0.01 * torch.randn(12, 7, 7, generator=g, dtype=torch.float64))
+    A[11] = torch.eye(7, dtype=torch.float64)[[3, 4, 5, 6, 0, 1, 2]]  # singular leading block
+    np.save(tmp_path / "A7.npy", A.numpy())
+    r = run("invert", "A7.npy", "-o", "X7.npy", "--method", "block", "--base", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "block recursion answers: 11 of 12 | fell back whole: 1 (lu 1)" in r.stdout
+    assert "status: OK 12" in r.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "X7.npy"), np.linalg.inv(A.numpy()),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_bad_combinations_fail_cleanly(model_dir, tmp_path):
+    out, region = model_dir
+    np.save(tmp_path / "A4.npy", np.eye(4)[None])
+    r = run("invert", "A4.npy", "-o", "X.npy", "--model", out, cwd=tmp_path)
+    assert r.returncode == 2 and "inverts 3x3 matrices" in r.stderr and "block" in r.stderr
+    assert not (tmp_path / "X.npy").exists()
+    r = run("invert", "A4.npy", "-o", "X.npy", "--model", tmp_path / "missing", cwd=tmp_path)
+    assert r.returncode == 2 and "no such model directory" in r.stderr
