@@ -13,8 +13,10 @@ from .errors import (
 )
 from .learned_inverse import LearnedInverse
 from .methods import METHODS, Method
+from .nonsquare import LstsqResult, OrthogonalProjection, lstsq, pinv, project
 from .regions import Ball, Box
 from .solution import Solution, Status
+from .svd_gd import SVDGDResult, svd_gd
 from .training import TrainConfig, train
 
 __version__ = "0.1.0"
@@ -26,20 +28,27 @@ __all__ = [
     "IllConditionedWarning",
     "InputError",
     "InversionError",
+    "LstsqResult",
     "LearnedInverse",
     "Method",
     "NotConvergedError",
     "NotPositiveDefiniteError",
+    "OrthogonalProjection",
     "OutOfRegionWarning",
+    "SVDGDResult",
     "SingularMatrixError",
     "Solution",
     "Status",
     "TrainConfig",
     "inv",
     "invert",
+    "lstsq",
+    "pinv",
+    "project",
     "raise_for_status",
     "rcond",
     "residual_ratio",
     "sigma_min",
+    "svd_gd",
     "train",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,16 @@ def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
     if isinstance(A, np.ndarray):
         if A.dtype == object or A.dtype.kind not in "biuf":
             raise InputError(f"{name} must hold real numbers, got a numpy array of dtype {A.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(A) if A.dtype.byteorder == ">" else A), True
+        # torch cannot wrap foreign byte order or negative strides: those (only) get copied.
+        if not A.dtype.isnative:
+            A = A.astype(A.dtype.newbyteorder("="))
+        if any(s < 0 for s in A.strides):
+            A = A.copy()
+        # Read-only arrays (np.load(mmap_mode="r")) are wrapped without a copy: nothing here
+        # ever writes to the input, so torch's warning about non-writable arrays is moot.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(A), True
     if isinstance(A, (list, tuple)):
         try:
             arr = np.asarray(A, dtype=np.float64)
@@ -113,3 +123,20 @@ def one_of(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
     if value not in choices:
         raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def real_array(
+    A: Any, name: str, *, min_ndim: int, shape_text: str
+) -> tuple[Tensor, bool, torch.dtype]:
+    """Validate an array of any shape with at least ``min_ndim`` dimensions (rectangular batches,
+    feature rows). Returns (tensor in the compute dtype with autograd intact, whether it came in
+    as numpy, the output dtype). ``shape_text`` (e.g. "(..., m, n)") is quoted in the error."""
+    t, numpy_in = as_tensor(A, name)
+    if t.ndim < min_ndim:
+        raise InputError(
+            f"{name} must have shape {shape_text} with at least {min_ndim} dimension"
+            f"{'s' if min_ndim != 1 else ''}, got shape {tuple(t.shape)}"
+        )
+    work = compute_dtype(t.dtype, name)
+    out_dtype = t.dtype if t.dtype.is_floating_point else torch.float64
+    return t.to(work), numpy_in, out_dtype

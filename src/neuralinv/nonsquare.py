@@ -1,0 +1,503 @@
+"""Non-square and rank-deficient inputs: least squares, pseudo-inverse, orthogonal projection.
+
+Three routes, chosen per batch element:
+
+* ``qr``: Householder QR of A (or of A^T for wide A). Backward stable, and its gradient is
+  autograd's QR backward, which is well defined while R is nonsingular.
+* ``svd``: truncated SVD with the cutoff ``max(atol, rtol * sigma_1)``. Its gradient is the
+  analytic fixed-rank formula of Golub & Pereyra (the one torch.linalg.pinv uses), NOT autograd
+  through the SVD: the SVD's backward has ``1 / (sigma_i^2 - sigma_j^2)`` terms that are infinite
+  for repeated singular values (every rank-deficient matrix has repeated zeros), although the
+  pseudo-inverse itself is smooth there. The formula only involves the truncated pinv, which is
+  bounded by ``1 / cutoff``, so gradients stay finite.
+* ``ridge``: Tikhonov, solved as the QR of the stacked ``[A; sqrt(ridge) I]``, whose smallest
+  singular value is at least ``sqrt(ridge)``: finite gradients for any A, no cutoff needed.
+
+``auto`` uses QR and sends the elements whose R looks numerically singular (smallest
+``|r_ii|`` below ``sqrt(eps)`` of the largest) to the SVD route. Unpivoted QR only *screens*
+for rank deficiency (exact rank deficiency always shows up as a tiny ``r_ii``, but a moderate
+``r_ii`` does not prove good conditioning); the certificate, not the screen, says whether an
+answer is a least-squares solution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import _validate as v
+from .certify import PASS_RATIO, eps
+from .errors import InputError
+
+_LSTSQ_METHODS = ("auto", "qr", "svd")
+
+
+@dataclass(frozen=True)
+class LstsqResult:
+    """A least-squares solution with its certificate.
+
+    solution: (..., n, k) (or (..., n) for a vector right-hand side), minimising
+              ``||A X - B||_F^2 + ridge ||X||_F^2`` (minimum norm among minimisers).
+    residual: (...) relative normal-equation residual
+              ``||A^T (A X - B) + ridge X||_F / (||A||_F (||A||_F ||X||_F + ||B||_F))``.
+              A backward-stable solver makes it a small multiple of eps whatever the
+              conditioning; a truncated SVD leaves about ``sigma_discarded / sigma_1`` in it, so
+              it fails when the discarded singular values were not negligible.
+    rank:     (...) numerical rank used: ``min(m, n)`` on the qr and ridge routes (the ridge
+              system always has full rank), the number of kept singular values on the svd route.
+    method:   (...) numpy array of "qr", "svd" or "ridge": what produced each answer.
+    tol:      the pass threshold for ``residual``: ``30 * max(m, n) * eps`` (LAPACK's ratio 30).
+    """
+
+    solution: Any
+    residual: Any
+    rank: Any
+    method: np.ndarray
+    tol: float
+
+    @property
+    def ok(self) -> Any:
+        """Per element: the normal equations hold to working precision (NaN fails)."""
+        return self.residual <= self.tol
+
+    @property
+    def all_ok(self) -> bool:
+        r = self.residual
+        r = r.detach().cpu().numpy() if isinstance(r, Tensor) else np.asarray(r)
+        return bool(np.all(r <= self.tol))
+
+
+# ---------------------------------------------------------------------------------------------
+# numerics on flat batches (Bt, m, n); autograd intact
+
+
+def _default_rtol(m: int, n: int, dtype: torch.dtype) -> float:
+    return eps(dtype) * max(m, n)
+
+
+def _cutoffs(rtol: float | None, atol: float | None, m: int, n: int, dtype) -> tuple[float, float]:
+    """torch.linalg.pinv's convention: cutoff ``max(atol, rtol * sigma_1)``; with only a positive
+    ``atol`` given, ``rtol`` is 0; with neither, ``rtol = eps * max(m, n)``."""
+    a = 0.0 if atol is None else v.positive("atol", atol, allow_zero=True)
+    if rtol is None:
+        r = 0.0 if a > 0 else _default_rtol(m, n, dtype)
+    else:
+        r = v.positive("rtol", rtol, allow_zero=True)
+    return r, a
+
+
+class _TruncatedSolve(torch.autograd.Function):
+    """``X = A^+ B`` through a truncated SVD, with the fixed-rank analytic gradient.
+
+    With P the truncated pinv and r = B - A X, G = dL/dX:
+        dL/dB = P^T G
+        dL/dA = -P^T G X^T + r G^T P P^T + P^T X G^T (I - P A)
+    (Golub & Pereyra 1973; torch's pinv_backward is the same formula with B = I). Every term is
+    bounded by powers of ||P|| <= 1 / cutoff, so it is finite for any rank deficiency.
+    """
+
+    @staticmethod
+    def forward(ctx, A: Tensor, B: Tensor, rtol: float, atol: float):  # type: ignore[override]
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        cut = torch.clamp(rtol * S[..., :1], min=atol)
+        keep = S > cut
+        sinv = torch.where(
+            keep, 1.0 / torch.where(keep, S, torch.ones_like(S)), torch.zeros_like(S)
+        )
+        X = Vh.mT @ (sinv.unsqueeze(-1) * (U.mT @ B))
+        ctx.save_for_backward(A, B, X, U, sinv, Vh, keep)
+        rank = keep.sum(-1)
+        ctx.mark_non_differentiable(rank)
+        return X, rank
+
+    @staticmethod
+    def backward(ctx, G: Tensor, _grank: Any):  # type: ignore[override]
+        A, B, X, U, sinv, Vh, keep = ctx.saved_tensors
+        V = Vh.mT
+        VtG = Vh @ G  # (k, nrhs)
+        PtG = U @ (sinv.unsqueeze(-1) * VtG)  # P^T G  (m, nrhs)
+        gA = gB = None
+        if ctx.needs_input_grad[0]:
+            r = B - A @ X
+            GtV = VtG.mT  # (nrhs, k)
+            term2 = r @ ((GtV * sinv.square().unsqueeze(-2)) @ Vh)
+            PtX = U @ (sinv.unsqueeze(-1) * (Vh @ X))
+            GtIPA = G.mT - (GtV * keep.to(G.dtype).unsqueeze(-2)) @ V.mT
+            gA = -PtG @ X.mT + term2 + PtX @ GtIPA
+        if ctx.needs_input_grad[1]:
+            gB = PtG
+        return gA, gB, None, None
+
+
+def _svd_solve(A: Tensor, B: Tensor, rtol: float, atol: float) -> tuple[Tensor, Tensor]:
+    X, rank = _TruncatedSolve.apply(A, B, rtol, atol)
+    return X, rank
+
+
+def _qr_solve(A: Tensor, B: Tensor) -> Tensor:
+    """Least squares (tall) or minimum norm (wide) solution from one Householder QR."""
+    m, n = A.shape[-2:]
+    if m >= n:
+        Q, R = torch.linalg.qr(A)
+        return torch.linalg.solve_triangular(R, Q.mT @ B, upper=True)
+    Q, R = torch.linalg.qr(A.mT)  # A = R^T Q^T; minimum-norm X = Q R^-T B
+    return Q @ torch.linalg.solve_triangular(R.mT, B, upper=False)
+
+
+def _ridge_solve(A: Tensor, B: Tensor, ridge: float) -> Tensor:
+    """``(A^T A + ridge I)^-1 A^T B`` via the QR of a stacked matrix (condition <= that of A)."""
+    m, n = A.shape[-2:]
+    root = math.sqrt(ridge)
+    if m >= n:
+        eye = torch.eye(n, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (n, n))
+        Q, R = torch.linalg.qr(torch.cat([A, root * eye], dim=-2))
+        return torch.linalg.solve_triangular(R, Q[..., :m, :].mT @ B, upper=True)
+    # wide: X = A^T (A A^T + ridge I)^-1 B, with A A^T + ridge I = R^T R
+    eye = torch.eye(m, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (m, m))
+    _, R = torch.linalg.qr(torch.cat([A.mT, root * eye], dim=-2))
+    Y = torch.linalg.solve_triangular(R.mT, B, upper=False)
+    return A.mT @ torch.linalg.solve_triangular(R, Y, upper=True)
+
+
+def _r_looks_singular(R: Tensor) -> Tensor:
+    """Per element: smallest |r_ii| <= sqrt(eps) * largest, or non-finite. Such elements go to
+    the SVD route, which handles full rank as accurately as QR, so a loose screen costs only time."""
+    d = R.detach().diagonal(dim1=-2, dim2=-1).abs()
+    if d.shape[-1] == 0:
+        return torch.zeros(R.shape[:-2], dtype=torch.bool, device=R.device)
+    big = d.amax(-1)
+    return ~torch.isfinite(d).all(-1) | (d.amin(-1) <= math.sqrt(eps(R.dtype)) * big)
+
+
+def _screen(A: Tensor) -> Tensor:
+    """Which elements of a flat batch (Bt, m, n) the QR route should not take."""
+    with torch.no_grad():
+        M = A if A.shape[-2] >= A.shape[-1] else A.mT
+        return _r_looks_singular(torch.linalg.qr(M, mode="r")[1])
+
+
+def _normal_residual(A: Tensor, B: Tensor, X: Tensor, ridge: float) -> Tensor:
+    with torch.no_grad():
+        num = A.mT @ (A @ X - B)
+        if ridge:
+            num = num + ridge * X
+        fro = lambda M: torch.linalg.matrix_norm(M) if M.numel() else M.new_zeros(M.shape[:-2])  # noqa: E731
+        nA = fro(A)
+        den = nA * (nA * fro(X) + fro(B))
+        n_num = fro(num)
+        ratio = n_num / den
+        # A = 0 (or B = 0 with X = 0): the zero solution is exact, the ratio 0/0 means 0.
+        return torch.where(den == 0, torch.where(n_num == 0, 0.0, float("inf")), ratio)
+
+
+# ---------------------------------------------------------------------------------------------
+# public functions
+
+
+def _broadcast_pair(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    batch_a, batch_b = A.shape[:-2], B.shape[:-2]
+    try:
+        batch = torch.broadcast_shapes(batch_a, batch_b)
+    except RuntimeError:
+        raise InputError(
+            f"batch dimensions of A {tuple(A.shape)} and B {tuple(B.shape)} do not broadcast"
+        ) from None
+    return A.expand(batch + A.shape[-2:]), B.expand(batch + B.shape[-2:]), tuple(batch)
+
+
+def lstsq(
+    A: Any,
+    B: Any,
+    ridge: float = 0.0,
+    rcond: float | None = None,
+    method: str = "auto",
+) -> LstsqResult:
+    """Solve ``min ||A X - B||_F^2 + ridge ||X||_F^2`` for each matrix of a batch, certified.
+
+    A: (..., m, n); B: (..., m, k) with batch dimensions broadcasting against A's, or a vector
+    (..., m) when its shape is A's without the last dimension. Returns the minimum-norm solution.
+
+    ``ridge > 0``: Tikhonov regularisation (route "ridge"). Otherwise ``rcond`` (or
+    ``method="svd"``) solves by SVD, treating singular values ``<= rcond * sigma_1`` as zero
+    (default rcond ``eps * max(m, n)``), and ``method="auto"`` uses QR, moving the elements whose
+    R looks singular to the SVD route. ``method="qr"`` forces QR (inf/NaN on rank deficiency;
+    the certificate then fails). NaN/Inf entries give NaN answers with a failing certificate.
+    """
+    At, numpy_in, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
+    Bt, numpy_b, out_b = v.real_array(B, "B", min_ndim=1, shape_text="(..., m, k) or (..., m)")
+    ridge = v.positive("ridge", ridge, allow_zero=True)
+    v.one_of("method", method, _LSTSQ_METHODS)
+    if rcond is not None:
+        v.positive("rcond", rcond, allow_zero=True)
+    if ridge > 0 and (rcond is not None or method != "auto"):
+        raise InputError(
+            "ridge > 0 regularises by itself; do not combine it with rcond or method "
+            f"(got ridge={ridge}, rcond={rcond!r}, method={method!r})"
+        )
+    if rcond is not None and method == "qr":
+        raise InputError("rcond is an SVD cutoff; it cannot be used with method='qr'")
+    if At.device != Bt.device:
+        raise InputError(f"A is on {At.device} but B is on {Bt.device}")
+    m, n = At.shape[-2:]
+    vector = Bt.ndim == At.ndim - 1 and tuple(Bt.shape) == tuple(At.shape[:-1])
+    if vector:
+        Bt = Bt.unsqueeze(-1)
+    if Bt.ndim < 2 or Bt.shape[-2] != m:
+        raise InputError(
+            f"B must have shape (..., {m}, k) or {tuple(At.shape[:-1])} to match A of shape "
+            f"{tuple(At.shape)}, got shape {tuple(Bt.shape) if not vector else tuple(Bt.shape[:-1])}"
+        )
+    dtype = torch.promote_types(At.dtype, Bt.dtype)
+    At, Bt, batch = _broadcast_pair(At.to(dtype), Bt.to(dtype))
+    k = Bt.shape[-1]
+    count = math.prod(batch)
+    Af = At.reshape(count, m, n)
+    Bf = Bt.reshape(count, m, k)
+
+    labels = np.full(count, "qr" if method != "svd" and rcond is None else "svd", dtype=object)
+    rank = torch.full((count,), min(m, n), dtype=torch.int64, device=Af.device)
+    if count == 0 or m == 0 or n == 0 or k == 0:
+        # No equations or no unknowns: the minimum-norm solution is 0.
+        Xf = Af.new_zeros(count, n, k) + 0 * Bf.sum() * Af.sum()
+        if ridge > 0:
+            labels[:] = "ridge"
+        if min(m, n) == 0:
+            rank.zero_()
+    elif ridge > 0:
+        Xf = _ridge_solve(Af, Bf, ridge)
+        labels[:] = "ridge"
+    elif method == "svd" or rcond is not None:
+        rtol = _default_rtol(m, n, dtype) if rcond is None else rcond
+        Xf, rank = _svd_solve(Af, Bf, rtol, 0.0)
+    elif method == "qr":
+        Xf = _qr_solve(Af, Bf)
+    else:
+        flag = _screen(Af)
+        if not bool(flag.any()):
+            Xf = _qr_solve(Af, Bf)
+        else:
+            # Solve each part only on its own elements, so no inf from a singular R enters the
+            # backward pass of the other part (0 * inf = NaN), then put the pieces together.
+            bad = flag.nonzero().squeeze(-1)
+            good = (~flag).nonzero().squeeze(-1)
+            Xs, rank_bad = _svd_solve(Af[bad], Bf[bad], _default_rtol(m, n, dtype), 0.0)
+            Xf = Af.new_zeros(count, n, k).index_put((bad,), Xs)
+            if good.numel():
+                Xf = Xf.index_put((good,), _qr_solve(Af[good], Bf[good]))
+            rank = rank.index_put((bad,), rank_bad)
+            labels[flag.cpu().numpy()] = "svd"
+
+    res = _normal_residual(Af, Bf, Xf, ridge)
+    tol = PASS_RATIO * max(m, n, 1) * eps(dtype)
+    X = Xf.reshape(batch + (n, k))
+    if vector:
+        X = X.squeeze(-1)
+    out_dtype = out_a if out_a == out_b else torch.promote_types(out_a, out_b)
+    X = X.to(out_dtype)
+    res = res.reshape(batch)
+    rank = rank.reshape(batch)
+    labels = labels.reshape(batch)
+    if numpy_in and numpy_b:
+        return LstsqResult(
+            X.detach().cpu().numpy(), res.cpu().numpy(), rank.cpu().numpy(), labels, tol
+        )
+    return LstsqResult(X, res, rank, labels, tol)
+
+
+def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: float = 0.0) -> Any:
+    """Moore-Penrose pseudo-inverse of each matrix of a batch (..., m, n) -> (..., n, m).
+
+    Singular values ``<= max(atol, rtol * sigma_1)`` are treated as zero (torch.linalg.pinv's
+    convention and defaults). ``ridge > 0`` returns the Tikhonov inverse
+    ``(A^T A + ridge I)^-1 A^T`` instead, smooth in A (cannot be combined with rtol/atol).
+    Gradients are finite for any rank (see the module docstring); they grow like
+    ``1 / sigma_r^2`` for the smallest kept singular value sigma_r, so prefer :func:`lstsq` or a
+    solve over forming a pseudo-inverse. Numpy in, numpy out.
+    """
+    At, numpy_in, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
+    ridge = v.positive("ridge", ridge, allow_zero=True)
+    if ridge > 0 and (rtol is not None or atol is not None):
+        raise InputError(
+            f"ridge > 0 regularises by itself; do not combine it with rtol/atol (got rtol={rtol!r}, atol={atol!r})"
+        )
+    m, n = At.shape[-2:]
+    r, a = _cutoffs(rtol, atol, m, n, At.dtype)
+    batch = tuple(At.shape[:-2])
+    count = math.prod(batch)
+    if count == 0 or m == 0 or n == 0:
+        P = At.new_zeros(batch + (n, m)) + 0 * At.sum()
+    else:
+        Af = At.reshape(count, m, n)
+        eye = torch.eye(m, dtype=At.dtype, device=At.device).expand(count, m, m)
+        if ridge > 0:
+            P = _ridge_solve(Af, eye, ridge)
+        else:
+            P, _ = _svd_solve(Af, eye, r, a)
+        P = P.reshape(batch + (n, m))
+    P = P.to(out_dtype)
+    return P.detach().cpu().numpy() if numpy_in else P
+
+
+def _project_qr(W: Tensor, f: Tensor, rtol: float | None) -> Tensor:
+    """Projection of f (Bt, d) onto the row space of W (Bt, r, d), each element on its own."""
+    count, r, d = W.shape
+    Wt = W.mT
+    flag = _screen(Wt) if r and d else torch.zeros(count, dtype=torch.bool, device=W.device)
+    if rtol is not None:
+        flag = torch.ones_like(flag)  # an explicit cutoff means: always the SVD route
+    fc = f.unsqueeze(-1)
+    if not bool(flag.any()):
+        Q = torch.linalg.qr(Wt)[0]
+        return (Q @ (Q.mT @ fc)).squeeze(-1)
+    bad = flag.nonzero().squeeze(-1)
+    good = (~flag).nonzero().squeeze(-1)
+    tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
+    Wb = W[bad]
+    # projection onto row(W) = W^+ (W f): the minimum-norm solution of W x = W f
+    proj_bad, _ = _svd_solve(Wb, Wb @ fc[bad], tol, 0.0)
+    out = f.new_zeros(count, d, 1).index_put((bad,), proj_bad)
+    if good.numel():
+        Q = torch.linalg.qr(Wt[good])[0]
+        out = out.index_put((good,), Q @ (Q.mT @ fc[good]))
+    return out.squeeze(-1)
+
+
+def _project_gram(W: Tensor, f: Tensor, ridge: float) -> Tensor:
+    """``W^T (W W^T + ridge I)^-1 W f``: smooth in W even when W loses rank."""
+    r = W.shape[-2]
+    gram = W @ W.mT + ridge * torch.eye(r, dtype=W.dtype, device=W.device)
+    L = torch.linalg.cholesky(gram)
+    coef = torch.cholesky_solve(W @ f.unsqueeze(-1), L)
+    return (W.mT @ coef).squeeze(-1)
+
+
+def project(
+    F: Any,
+    basis: Any,
+    complement: bool = False,
+    ridge: float = 0.0,
+    rtol: float | None = None,
+) -> Any:
+    """Orthogonal projection of each feature row onto the span of its basis rows.
+
+    F: (..., d) feature rows. basis: (..., r, d), r rows spanning the subspace; its batch
+    dimensions broadcast against F's, so a (r, d) basis (e.g. a model parameter) is shared and a
+    (batch, r, d) basis is per sample. ``complement=True`` projects onto the orthogonal complement
+    instead (``F - projection``).
+
+    Each sample is projected on its own, from a thin QR of its basis (elements whose basis looks
+    rank-deficient, or all when ``rtol`` is given, use a truncated SVD with cutoff
+    ``rtol * sigma_1``); ``ridge > 0`` uses the regularised Gram solve
+    ``W^T (W W^T + ridge I)^-1 W f`` instead (then the result is only nearly idempotent). Nothing
+    is ever formed across the batch, so a sample's result does not depend on the batch it is in.
+    """
+    Ft, numpy_in, out_dtype = v.real_array(F, "F", min_ndim=1, shape_text="(..., d)")
+    Wt, _, _ = v.real_array(basis, "basis", min_ndim=2, shape_text="(..., r, d)")
+    ridge = v.positive("ridge", ridge, allow_zero=True)
+    if rtol is not None:
+        v.positive("rtol", rtol, allow_zero=True)
+        if ridge > 0:
+            raise InputError("give either ridge or rtol, not both")
+    if Ft.shape[-1] != Wt.shape[-1]:
+        raise InputError(
+            f"F's feature dimension {Ft.shape[-1]} (shape {tuple(Ft.shape)}) differs from basis's "
+            f"{Wt.shape[-1]} (shape {tuple(Wt.shape)}); basis rows must have length d"
+        )
+    if Ft.device != Wt.device:
+        raise InputError(f"F is on {Ft.device} but basis is on {Wt.device}")
+    try:
+        batch = tuple(torch.broadcast_shapes(Ft.shape[:-1], Wt.shape[:-2]))
+    except RuntimeError:
+        raise InputError(
+            f"batch dimensions of F {tuple(Ft.shape)} and basis {tuple(Wt.shape)} do not broadcast"
+        ) from None
+    dtype = torch.promote_types(Ft.dtype, Wt.dtype)
+    Ft, Wt = Ft.to(dtype), Wt.to(dtype)
+    r, d = Wt.shape[-2:]
+    count = math.prod(batch)
+    if count == 0 or d == 0 or r == 0:
+        proj = Ft.expand(batch + (d,)) * 0 + 0 * Wt.sum()
+    elif Wt.ndim == 2:
+        # One shared basis: one QR (or Gram factor) for the whole batch, then a per-row product.
+        fb = Ft.expand(batch + (d,)).reshape(count, d)
+        if ridge > 0:
+            r_ = Wt.shape[0]
+            gram = Wt @ Wt.mT + ridge * torch.eye(r_, dtype=dtype, device=Wt.device)
+            # solve for the (r, d) map once; each row is then an independent dot product
+            Mmap = torch.cholesky_solve(Wt, torch.linalg.cholesky(gram))  # (r, d)
+            proj = ((fb @ Mmap.mT) @ Wt).reshape(batch + (d,))
+        else:
+            proj = _shared_projection(Wt, fb, rtol).reshape(batch + (d,))
+    else:
+        fb = Ft.expand(batch + (d,)).reshape(count, d)
+        W = Wt.expand(batch + (r, d)).reshape(count, r, d)
+        proj = _project_gram(W, fb, ridge) if ridge > 0 else _project_qr(W, fb, rtol)
+        proj = proj.reshape(batch + (d,))
+    out = Ft.expand(batch + (d,)) - proj if complement else proj
+    out = out.to(out_dtype)
+    return out.detach().cpu().numpy() if numpy_in else out
+
+
+def _shared_projection(W: Tensor, fb: Tensor, rtol: float | None) -> Tensor:
+    """Project rows fb (Bt, d) onto the row space of one shared (r, d) basis W, differentiably."""
+    r, d = W.shape
+    if rtol is None and not bool(_screen(W.mT.unsqueeze(0))[0]):
+        Q = torch.linalg.qr(W.mT)[0]
+        return (fb @ Q) @ Q.mT
+    # Rank-deficient (or an explicit cutoff): P = W^+ W, the projector onto row(W).
+    tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
+    P, _ = _svd_solve(W, W, tol, 0.0)
+    return fb @ P.mT
+
+
+class OrthogonalProjection(nn.Module):
+    """:func:`project` as a layer.
+
+    ``OrthogonalProjection(complement=True)(F, basis)`` projects each row of F onto the
+    orthogonal complement of its own basis rows (per sample, e.g. another branch's features).
+    ``OrthogonalProjection(dim=d, rank=r)`` owns a learnable (r, d) basis, shared by all samples.
+    Batch-size agnostic either way; has no batch statistics.
+    """
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        rank: int | None = None,
+        *,
+        complement: bool = False,
+        ridge: float = 0.0,
+        rtol: float | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.complement = bool(complement)
+        self.ridge = v.positive("ridge", ridge, allow_zero=True)
+        self.rtol = rtol
+        if (dim is None) != (rank is None):
+            raise InputError(
+                f"give both dim and rank for a learnable basis, or neither (got dim={dim!r}, rank={rank!r})"
+            )
+        if dim is not None:
+            d = v.int_at_least("dim", dim, 1)
+            k = v.int_at_least("rank", rank, 1)
+            init = torch.randn(k, d, generator=generator) / math.sqrt(d)
+            self.basis = nn.Parameter(init)
+        else:
+            self.register_parameter("basis", None)
+
+    def forward(self, F: Tensor, basis: Tensor | None = None) -> Tensor:
+        W = basis if basis is not None else self.basis
+        if W is None:
+            raise InputError(
+                "OrthogonalProjection has no basis of its own: call it as layer(F, basis)"
+            )
+        return project(F, W, complement=self.complement, ridge=self.ridge, rtol=self.rtol)
+
+    def extra_repr(self) -> str:
+        own = "" if self.basis is None else f"basis={tuple(self.basis.shape)}, "
+        return f"{own}complement={self.complement}, ridge={self.ridge}"
