@@ -372,8 +372,9 @@ class _Run:
             return
         state = {
             "finished": finished,
-            "member": self.member,
-            "step": self.step,
+            # A finished run reports its last step, so the count reads naturally on resume.
+            "member": self.config.ensemble if finished else self.member,
+            "step": self.config.steps if finished else self.step,
             "elapsed": self.elapsed,
             "member_elapsed": self.member_elapsed,
             "best": self.best,
