@@ -97,3 +97,46 @@ def test_bad_options_are_input_errors():
         Block(base="block")
     with pytest.raises(ni.InputError, match="needs a model"):
         Block(base="learned")
+
+
+# -- a learned base --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A real LearnedInverse: 100 steps of the default mlp on the default 3x3 ball."""
+    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
+                            tensorboard=False, seed=0)
+    return ni.train(config)
+
+
+def _near_block_diagonal(region, batch, n, seed):
+    """Diagonal 3x3 blocks well inside the ball (half its radius), weak coupling elsewhere: the
+    leading blocks and the Schur complements (``A22 - O(coupling^2)``) stay in the region."""
+    g = torch.Generator().manual_seed(seed)
+    k = -(-n // 3)
+    c = region.center
+    diag = [c + 0.5 * (region.sample(batch, generator=g) - c) for _ in range(k)]
+    A = 0.01 * torch.randn(batch, 3 * k, 3 * k, generator=g, dtype=torch.float64)
+    for i, D in enumerate(diag):
+        A[:, 3 * i:3 * i + 3, 3 * i:3 * i + 3] = D
+    return A[:, :n, :n].contiguous()
+
+
+@pytest.mark.parametrize("n", [6, 9, 10])
+def test_block_over_learned_base(tiny_model, n):
+    A = _near_block_diagonal(tiny_model.region, 30, n, seed=n)
+    sol = ni.invert(A, method="block", base=tiny_model)
+    assert sol.all_ok and sol.worst_residual < 30
+    assert set(sol.method.tolist()) == {"block"}
+    assert sol.stats["base"] == "learned" and sol.stats["base_size"] == 3
+    assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-9, atol=1e-12)
+    leaves = sol.stats["leaves"]
+    full = n // 3  # leaves that are real blocks of A, all inside the region: the network's
+    assert leaves.get("learned", 0) >= 30 * full
+    assert sum(leaves.values()) == 30 * -(-n // 3)
+
+
+def test_block_over_learned_base_size_must_match(tiny_model):
+    with pytest.raises(ni.InputError, match="learned base inverts 3x3"):
+        Block(base=tiny_model, base_size=2)
+    with pytest.raises(ni.InputError, match="learned base inverts 3x3"):
+        Block(base=tiny_model.as_method(), base_size=4)

@@ -20,9 +20,9 @@ def run(*args, cwd):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A real model directory, written by a 200-step training run on the default 3x3 ball."""
+    """A real model directory, written by a 100-step training run on the default 3x3 ball."""
     out = tmp_path_factory.mktemp("cli-model") / "model"
-    config = ni.TrainConfig(n=3, steps=200, batch_size=128, val_every=200, val_size=256,
+    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
                             tensorboard=False, seed=0)
     model = ni.train(config, out=out)
     return out, model.region

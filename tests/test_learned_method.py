@@ -185,8 +185,8 @@ def test_bad_arguments_are_input_errors():
 # -- real networks ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model():
-    """A real LearnedInverse: 200 steps of the default mlp on the default 3x3 ball (< 1 s)."""
-    config = ni.TrainConfig(n=3, steps=200, batch_size=128, val_every=200, val_size=256,
+    """A real LearnedInverse: 100 steps of the default mlp on the default 3x3 ball."""
+    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
                             tensorboard=False, seed=0)
     return ni.train(config)
 

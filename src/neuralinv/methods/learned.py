@@ -127,12 +127,15 @@ class Learned(Method):
             n_contracted = int(good.sum())
             if self.refine:
                 c = good.nonzero().squeeze(-1)
-                Xr, it, conv = newton_schulz_refine(Ai[c], X0[c], tol=self.tol, max_iter=self.max_iter)
-                X0[c] = Xr
-                iters[idx[c]] = it
                 good = torch.zeros_like(good)
-                good[c] = conv
-                n_refined = int(conv.sum())
+                if c.numel():
+                    Xr, it, conv = newton_schulz_refine(
+                        Ai[c], X0[c], tol=self.tol, max_iter=self.max_iter
+                    )
+                    X0[c] = Xr
+                    iters[idx[c]] = it
+                    good[c] = conv
+                    n_refined = int(conv.sum())
             else:
                 good = torch.ones_like(good)
             X[idx] = X0
