@@ -100,3 +100,14 @@ def test_bad_sizes_are_input_errors():
         MLP(3, depth=0)
     with pytest.raises(InputError, match="width"):
         MLP(3, width=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu", "tanh"])
+def test_activation_is_configurable(activation):
+    from neuralinv.models.mlp import ACTIVATIONS
+
+    m = MLP(3, depth=3, width=8, activation=activation)
+    acts = [x for x in m.modules() if isinstance(x, ACTIVATIONS[activation])]
+    assert len(acts) == 2
+    with pytest.raises(InputError, match="activation"):
+        MLP(3, activation="softplus")

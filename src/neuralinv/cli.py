@@ -245,6 +245,7 @@ def train(
     depth: int = typer.Option(None, "--depth", help="Linear layers of the mlp / of correction's g [2]"),
     width: int = typer.Option(None, "--width", help="Hidden units (dense_resnet: units) [72]"),
     blocks: int = typer.Option(None, "--blocks", help="dense_resnet residual blocks [2]"),
+    activation: str = typer.Option(None, "--activation", help="relu | gelu | silu | tanh (mlp, correction's g) [relu]"),
     loss: str = typer.Option(None, "--loss", help="mse | identity | both [mse]"),
     steps: int = typer.Option(None, "--steps", help="Optimizer steps per member [2000]"),
     batch_size: int = typer.Option(None, "--batch-size", help="Fresh matrices per step [128]"),
@@ -271,7 +272,8 @@ def train(
         cfg = config_from_options(
             base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
             min_sigma=min_sigma, center=None if center is None else read_matrices(center),
-            radius=radius, arch=arch, depth=depth, width=width, blocks=blocks, loss=loss,
+            radius=radius, arch=arch, depth=depth, width=width, blocks=blocks,
+            activation=activation, loss=loss,
             steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
             ensemble=ensemble, val_every=val_every, device=device, seed=seed,
         )

@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import InputError
 from .correction import Correction
 from .dense_resnet import DenseResNet
-from .mlp import MLP, count_parameters
+from .mlp import ACTIVATIONS, MLP, count_parameters
 from .scaled import Scaled
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -21,17 +21,20 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_model(arch: str, region, *, depth: int, width: int, blocks: int, scaling: str) -> nn.Module:
+def build_model(
+    arch: str, region, *, depth: int, width: int, blocks: int, scaling: str, activation: str = "relu"
+) -> nn.Module:
     """The network for ``arch`` on ``region`` (a Box or Ball).
 
     mlp: ``depth`` linear layers of ``width``; dense_resnet: ``width`` units, ``blocks`` blocks;
     correction: needs a Ball, and g is an mlp of ``depth`` and ``width``. With
     ``scaling="standardize"`` mlp and dense_resnet are wrapped in :class:`Scaled`; correction
-    always scales its remainder (``scaling="none"`` leaves that scale at 1).
+    always scales its remainder (``scaling="none"`` leaves that scale at 1). ``activation``
+    applies to mlp and to correction's g (dense_resnet is ReLU, as in DeepMatrixInversion).
     """
     n = region.n
     if arch == "mlp":
-        net: nn.Module = MLP(n, depth, width)
+        net: nn.Module = MLP(n, depth, width, activation=activation)
     elif arch == "dense_resnet":
         net = DenseResNet(n, width, blocks)
     elif arch == "correction":
@@ -40,10 +43,10 @@ def build_model(arch: str, region, *, depth: int, width: int, blocks: int, scali
                 f"arch 'correction' corrects the linear approximation around a Ball's center; "
                 f"region {region.describe()['kind']!r} has no center (use region ball)"
             )
-        return Correction(region.center, region.radius, depth, width)
+        return Correction(region.center, region.radius, depth, width, activation)
     else:
         raise InputError(f"unknown arch {arch!r}; valid: {', '.join(MODELS)}")
     return Scaled(net, n) if scaling == "standardize" else net
 
 
-__all__ = ["MLP", "MODELS", "Correction", "DenseResNet", "Scaled", "build_model", "count_parameters"]
+__all__ = ["ACTIVATIONS", "MLP", "MODELS", "Correction", "DenseResNet", "Scaled", "build_model", "count_parameters"]

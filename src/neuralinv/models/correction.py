@@ -26,7 +26,9 @@ from .mlp import MLP
 class Correction(nn.Module):
     """(B, n, n) -> (B, n, n) around ``center``; ``radius`` sets g's input scale."""
 
-    def __init__(self, center: Tensor, radius: float, depth: int = 2, width: int = 72):
+    def __init__(
+        self, center: Tensor, radius: float, depth: int = 2, width: int = 72, activation: str = "relu"
+    ):
         super().__init__()
         c = torch.as_tensor(center, dtype=torch.float64).detach().cpu()
         if c.ndim != 2 or c.shape[0] != c.shape[1]:
@@ -37,7 +39,7 @@ class Correction(nn.Module):
         self.register_buffer("center_inverse", torch.linalg.inv(c))
         self.register_buffer("in_scale", torch.tensor(positive("radius", radius), dtype=torch.float64))
         self.register_buffer("out_scale", torch.tensor(1.0, dtype=torch.float64))
-        self.g = MLP(self.n, depth, width, zero_last=True)
+        self.g = MLP(self.n, depth, width, activation=activation, zero_last=True)
 
     @property
     def target_scale(self) -> Tensor:

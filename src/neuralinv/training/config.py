@@ -22,7 +22,7 @@ import tomllib
 
 from .._validate import int_at_least, one_of, positive
 from ..errors import InputError
-from ..models import MODELS
+from ..models import ACTIVATIONS, MODELS
 from ..regions import Ball, Box, region_from_description
 
 LOSSES = ("mse", "identity", "both")
@@ -36,15 +36,18 @@ DTYPES = ("float32", "float64")
 class ModelConfig:
     """Architecture. ``depth``: linear layers of an mlp (2 = the paper's 2-FC) or of
     correction's g; ``width``: hidden units (dense_resnet: ``units``); ``blocks``: residual
-    blocks of a dense_resnet."""
+    blocks of a dense_resnet; ``activation``: of the mlp and of correction's g (the paper's
+    networks are ReLU)."""
 
     arch: str = "mlp"
     depth: int = 2
     width: int = 72
     blocks: int = 2
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         one_of("arch", self.arch, tuple(MODELS))
+        one_of("activation", self.activation, tuple(ACTIVATIONS))
         int_at_least("depth", self.depth, 1)
         int_at_least("width", self.width, 1)
         int_at_least("blocks", self.blocks, 0)

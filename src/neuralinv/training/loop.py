@@ -90,7 +90,8 @@ def skeleton(config: TrainConfig) -> nn.Module:
     """The architecture of ``config``, in the training dtype, weights not yet meaningful."""
     m = config.model
     model = build_model(
-        m.arch, config.region, depth=m.depth, width=m.width, blocks=m.blocks, scaling=config.scaling
+        m.arch, config.region, depth=m.depth, width=m.width, blocks=m.blocks,
+        scaling=config.scaling, activation=m.activation,
     )
     return model.to(dtype=_dtype(config))
 
