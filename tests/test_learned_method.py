@@ -231,3 +231,22 @@ def test_model_directory_by_name(tiny_model, tmp_path):
     assert by_name.all_ok and network_counts(by_name)["network"] == 20
     with pytest.raises(ni.InputError, match="no such model directory"):
         ni.invert(A, method="learned", model=str(tmp_path / "missing"))
+
+
+def test_demo_summary_counts(tiny_model):
+    from neuralinv.learned_demo import held_out_batch, run_learned_demo
+
+    batch = held_out_batch(tiny_model.region, count=400)
+    demo = run_learned_demo(tiny_model, batch)
+    ball, multiples, outside, singular = demo.groups
+    assert (ball.count, ball.network, ball.scaled, ball.fell_back) == (400, 400, 0, 0)
+    assert ball.status == {"OK": 400} and ball.worst_residual < 30 and ball.max_error < 1e-12
+    assert (multiples.network, multiples.scaled) == (40, 40) and multiples.status == {"OK": 40}
+    assert outside.network == 0 and outside.status == {"OUT_OF_REGION": 40}
+    assert singular.network == 0 and "OK" not in singular.status
+    A = batch["in the ball (held out)"]
+    exact = torch.linalg.inv(A)
+    assert demo.raw_mae == pytest.approx((tiny_model.predict(A) - exact).abs().mean().item())
+    C = torch.linalg.inv(tiny_model.region.center)
+    linear = C - C @ (A - tiny_model.region.center) @ C
+    assert demo.linear_mae == pytest.approx((linear - exact).abs().mean().item())
