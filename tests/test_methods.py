@@ -1,0 +1,334 @@
+"""Every built-in method against float64 references, on matrices of chosen condition number."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import neuralinv as ni
+from neuralinv.certify import PASS_RATIO, residual_ratio
+from neuralinv.methods import LU, Auto, Cholesky, ClosedForm
+
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DTYPES = (torch.float32, torch.float64)
+BATCH_SHAPES = ((), (1,), (3,), (2, 3))
+
+
+def conditioned(batch_shape, n, cond, *, seed=0, spd=False) -> torch.Tensor:
+    """float64 matrices U diag(s) V^T with singular values from 1 down to 1/cond (both ends
+    included), random orthogonal U and V (V = U for SPD)."""
+    g = torch.Generator().manual_seed(seed)
+    B = math.prod(batch_shape)
+    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
+    V = U if spd else torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
+    s = torch.logspace(0, -math.log10(cond), n, dtype=torch.float64) if n > 1 else torch.ones(1)
+    A = (U * s.to(torch.float64)) @ V.mT
+    if spd:
+        A = (A + A.mT) / 2  # exactly symmetric, as an SPD caller's data would be
+    return A.reshape(*batch_shape, n, n)
+
+
+def reference(A: torch.Tensor) -> torch.Tensor:
+    """The float64 inverse of exactly the matrices the method saw (after its dtype cast)."""
+    return torch.linalg.inv(A.to(torch.float64))
+
+
+def norm1(M: torch.Tensor) -> torch.Tensor:
+    return M.abs().sum(-2).amax(-1)
+
+
+def check_against_reference(sol, A, cond, *, must_pass_below):
+    """Common assertions: shapes and dtype, the certificate, and the forward error of every
+    answer certified OK.
+
+    A ratio r < 30 means ||I - X A||_1 < r n ||A||_1 ||X||_1 eps, and since
+    X - A^-1 = (X A - I) A^-1, the relative 1-norm error of X is below that too: about
+    30 n cond_1(A) eps. The float64 reference has its own (much smaller) error, hence the 2."""
+    n = A.shape[-1]
+    Xref = reference(A)
+    X = sol.inverse
+    assert X.shape == A.shape and X.dtype == A.dtype
+    assert sol.status.shape == A.shape[:-2] and sol.residual.shape == A.shape[:-2]
+    ok = sol.status == int(ni.Status.OK)
+    # The certificate the Solution reports is the one recomputed from scratch here.
+    torch.testing.assert_close(sol.residual, residual_ratio(A, X), equal_nan=True)
+    assert bool((sol.residual[ok] < PASS_RATIO).all())
+    eps = torch.finfo(A.dtype).eps
+    if n:
+        A64 = A.to(torch.float64)
+        cond1 = norm1(A64) * norm1(Xref)
+        err = norm1(X.to(torch.float64) - Xref) / norm1(Xref)
+        bound = 2 * PASS_RATIO * n * cond1 * eps
+        assert bool((err[ok] <= bound[ok]).all()), float((err / bound)[ok].max())
+    if cond * n * eps < must_pass_below:
+        assert bool(ok.all()), sol.counts()
+
+
+shapes = st.sampled_from(BATCH_SHAPES)
+dtypes = st.sampled_from(DTYPES)
+log_cond = st.floats(0, 6)
+
+
+@FAST
+@given(n=st.integers(1, 64), dtype=dtypes, batch_shape=shapes, lc=log_cond, seed=st.integers(0, 99))
+@pytest.mark.parametrize("method", ["lu", "auto"])
+def test_exact_methods_match_reference(method, n, dtype, batch_shape, lc, seed):
+    cond = 10.0**lc
+    A = conditioned(batch_shape, n, cond, seed=seed).to(dtype)
+    sol = ni.invert(A, method=method)
+    # LU is backward stable: its dget03 ratio passes whatever the conditioning, so every
+    # matrix far enough from singular (rcond above eps) must be certified OK.
+    check_against_reference(sol, A, cond, must_pass_below=1e-2)
+    assert bool((sol.residual < PASS_RATIO).all()), float(sol.residual.max())
+
+
+@FAST
+@given(n=st.integers(1, 4), dtype=dtypes, batch_shape=shapes, lc=log_cond, seed=st.integers(0, 99))
+def test_closed_form_matches_reference(n, dtype, batch_shape, lc, seed):
+    cond = 10.0**lc
+    A = conditioned(batch_shape, n, cond, seed=seed).to(dtype)
+    sol = ni.invert(A, method="closed_form")
+    check_against_reference(sol, A, cond, must_pass_below=1e-4)
+
+
+@FAST
+@given(n=st.integers(1, 64), dtype=dtypes, batch_shape=shapes, lc=log_cond, seed=st.integers(0, 99))
+def test_cholesky_matches_reference_on_spd(n, dtype, batch_shape, lc, seed):
+    cond = 10.0**lc
+    A = conditioned(batch_shape, n, cond, seed=seed, spd=True).to(dtype)
+    sol = ni.invert(A, method="cholesky")
+    check_against_reference(sol, A, cond, must_pass_below=1e-3)
+    assert not bool((sol.status == int(ni.Status.NOT_SPD)).any()) or cond * eps_of(dtype) > 1e-2
+
+
+def eps_of(dtype):
+    return torch.finfo(dtype).eps
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 64), dtype=dtypes, batch_shape=shapes, lc=log_cond, seed=st.integers(0, 99))
+def test_newton_schulz_matches_reference(n, dtype, batch_shape, lc, seed):
+    cond = 10.0**lc
+    A = conditioned(batch_shape, n, cond, seed=seed).to(dtype)
+    sol = ni.invert(A, method="newton_schulz")
+    check_against_reference(sol, A, cond, must_pass_below=1e-4)
+    # Where it did not converge it says so: never OK with a failing certificate.
+    bad = sol.status != int(ni.Status.OK)
+    assert bool((sol.residual[~bad] < PASS_RATIO).all())
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 12), dtype=dtypes, batch_shape=shapes, seed=st.integers(0, 99))
+def test_gradient_converges_on_well_conditioned(n, dtype, batch_shape, seed):
+    A = conditioned(batch_shape, n, 5.0, seed=seed).to(dtype)
+    sol = ni.invert(A, method="gradient")
+    check_against_reference(sol, A, 5.0, must_pass_below=1.0)
+    hist = sol.stats["loss_history"]
+    assert len(hist) == sol.stats["iterations"] + 1
+    assert hist[-1] <= hist[0]
+
+
+@pytest.mark.parametrize("loss", ["left", "right", "both"])
+@pytest.mark.parametrize("init", ["transpose", "zeros", "random"])
+def test_gradient_losses_and_inits(loss, init):
+    A = conditioned((4,), 6, 3.0, seed=1)
+    sol = ni.invert(A, method="gradient", loss=loss, init=init)
+    assert sol.all_ok, sol.counts()
+    torch.testing.assert_close(sol.inverse, reference(A), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "optimizer, lr, options",
+    [("lbfgs", 1.0, None), (torch.optim.LBFGS, 1.0, None), ("SGD", 0.5, {"nesterov": True, "momentum": 0.9})],
+)
+def test_gradient_other_optimizers_float32(optimizer, lr, options):
+    A = conditioned((8,), 8, 3.0, seed=2).to(torch.float32)
+    sol = ni.invert(A, method="gradient", optimizer=optimizer, lr=lr, options=options)
+    assert sol.all_ok, sol.counts()
+
+
+def test_gradient_reports_not_converged_honestly():
+    A = conditioned((5,), 8, 1e3, seed=3)
+    sol = ni.invert(A, method="gradient", steps=5)
+    assert (sol.status == int(ni.Status.NOT_CONVERGED)).all()
+    assert sol.stats["iterations"] == 5 and len(sol.stats["loss_history"]) == 6
+    with pytest.raises(ni.NotConvergedError, match=r"\[0, 1, 2, 3, 4\]"):
+        ni.inv(A, method="gradient", steps=5)
+
+
+def test_gradient_stops_at_tol():
+    A = conditioned((3,), 5, 2.0, seed=4)
+    loose = ni.invert(A, method="gradient", tol=1e6)
+    tight = ni.invert(A, method="gradient", tol=5.0)
+    assert loose.stats["iterations"] < tight.stats["iterations"]
+    assert bool((tight.residual < 5.0).all())
+
+
+def test_cholesky_rejects_non_spd_without_silent_answers():
+    spd = conditioned((6,), 5, 10.0, seed=5, spd=True)
+    A = spd.clone()
+    A[1] = -A[1]  # negative definite
+    A[2, 0, 1] += 1e-3  # clearly not symmetric, though the lower triangle is that of an SPD
+    A[4] = conditioned((), 5, 10.0, seed=6)  # a general matrix
+    sol = ni.invert(A, method="cholesky")
+    assert sol.status.tolist() == [0, 6, 6, 0, 6, 0]
+    assert torch.isnan(sol.inverse[[1, 2, 4]]).all()
+    with pytest.raises(ni.NotPositiveDefiniteError, match=r"\[1, 2, 4\]"):
+        ni.inv(A, method="cholesky")
+
+
+def test_cholesky_symmetry_tolerance():
+    g = torch.Generator().manual_seed(7)
+    M = torch.randn(20, 20, generator=g, dtype=torch.float64)
+    A = M @ M.mT + 20 * torch.eye(20, dtype=torch.float64)
+    A[3, 7] += 1e-13 * A.abs().max()  # rounding-level asymmetry: accepted by default
+    assert ni.invert(A, method="cholesky").status.item() == 0
+    assert ni.invert(A, method="cholesky", symmetry_tol=0).status.item() == int(ni.Status.NOT_SPD)
+
+
+def test_auto_choices():
+    cpu = torch.device("cpu")
+    assert isinstance(Auto().choose(3, 10, cpu), ClosedForm)
+    assert isinstance(Auto().choose(5, 10, cpu), LU)
+    assert isinstance(Auto(spd=True).choose(3, 10, cpu), Cholesky)
+    assert isinstance(Auto(spd=True).choose(50, 10, cpu), Cholesky)
+
+
+def test_auto_falls_back_to_lu_where_closed_form_fails():
+    A = conditioned((200,), 4, 1e6, seed=8)
+    direct = ni.invert(A, method="closed_form")
+    assert bool((direct.residual >= PASS_RATIO).any())  # the fallback has work to do
+    sol = ni.invert(A, method="auto")
+    labels = np.asarray(sol.method)
+    assert set(labels) == {"closed_form", "lu"}
+    assert sol.stats["fallbacks"] == int((labels == "lu").sum())
+    assert bool((sol.residual < PASS_RATIO).all())
+    assert bool((labels[(direct.residual >= PASS_RATIO).numpy()] == "lu").all())
+
+
+def test_auto_spd_falls_back_for_non_spd():
+    A = conditioned((4,), 6, 10.0, seed=9, spd=True)
+    A[2] = conditioned((), 6, 10.0, seed=10)
+    sol = ni.invert(A, method="auto", spd=True)
+    assert sol.all_ok
+    assert list(sol.method) == ["cholesky", "cholesky", "lu", "cholesky"]
+    torch.testing.assert_close(sol.inverse, reference(A))
+
+
+@pytest.mark.parametrize("method", ["lu", "auto", "closed_form", "newton_schulz"])
+def test_singular_at_index_3(method):
+    A = conditioned((7,), 3, 10.0, seed=11)
+    A[3] = torch.tensor([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]])
+    sol = ni.invert(A, method=method)
+    others = [i for i in range(7) if i != 3]
+    assert (sol.status[others] == int(ni.Status.OK)).all()
+    assert sol.status[3] != int(ni.Status.OK)
+    torch.testing.assert_close(sol.inverse[others], reference(A[others]))
+    error = ni.NotConvergedError if method == "newton_schulz" else ni.SingularMatrixError
+    with pytest.raises(error, match=r"\[3\] \(1 of 7\)") as info:
+        ni.inv(A, method=method)
+    assert info.value.indices == [(3,)]
+
+
+def test_ill_conditioned_warns_with_index():
+    A = conditioned((4,), 5, 10.0, seed=12)
+    A[2] = conditioned((), 5, 1e18, seed=13)
+    sol = ni.invert(A, method="lu")
+    assert sol.status.tolist() == [0, 0, int(ni.Status.ILL_CONDITIONED), 0]
+    with pytest.warns(ni.IllConditionedWarning, match=r"\[2\]"):
+        ni.inv(A, method="lu")
+
+
+ALL = ["lu", "auto", "cholesky", "closed_form", "newton_schulz", "gradient"]
+# Less momentum than the blog's 0.9 converges in far fewer steps on these easy matrices.
+QUICK = {"gradient": {"options": {"momentum": 0.5}}}
+
+
+@pytest.mark.parametrize("method", ALL)
+@pytest.mark.parametrize("shape", [(0, 3, 3), (0, 0), (2, 0, 0), (4, 0, 3, 3)])
+def test_empty_batches(method, shape):
+    for dtype in (torch.float32, torch.float64):
+        sol = ni.invert(torch.zeros(shape, dtype=dtype), method=method)
+        assert sol.inverse.shape == shape and sol.inverse.dtype == dtype
+        assert sol.status.shape == shape[:-2] and sol.residual.shape == shape[:-2]
+        assert sol.all_ok
+    out = ni.invert(np.zeros(shape), method=method)
+    assert isinstance(out.inverse, np.ndarray) and out.inverse.shape == shape
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_views_equal_contiguous_copies(method):
+    n = 3
+    base = conditioned((4,), 2 * n, 2.0, seed=14, spd=True)
+    views = [base[:, :n, :n].mT, base[:, ::2, ::2], base[::2, 1::2, 1::2], base[:1, :n, :n].expand(3, n, n)]
+    for v in views:
+        assert not v.is_contiguous()
+        got = ni.invert(v, method=method, **QUICK.get(method, {}))
+        want = ni.invert(v.contiguous(), method=method, **QUICK.get(method, {}))
+        assert torch.equal(got.inverse, want.inverse) and torch.equal(got.status, want.status)
+    a = base.numpy()[::-1, ::2, ::2]  # negative and non-unit numpy strides
+    np.testing.assert_array_equal(
+        ni.invert(a, method=method, **QUICK.get(method, {})).inverse,
+        ni.invert(a.copy(), method=method, **QUICK.get(method, {})).inverse,
+    )
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_input_never_modified(method):
+    for shape, n in (((), 2), ((1,), 3), ((2,), 2)):  # reshapes of the input are views of it
+        A = conditioned(shape, n, 5.0, seed=15, spd=True)
+        keep = A.clone()
+        ni.invert(A, method=method, **QUICK.get(method, {}))
+        assert torch.equal(A, keep)
+    A = conditioned((3,), 3, 5.0, seed=15, spd=True)
+    A[1, 0, 0] = float("nan")  # the NaN screen must not write into the caller's array
+    keep = A.clone()
+    ni.invert(A, method=method, **QUICK.get(method, {}))
+    assert torch.equal(A.isnan(), keep.isnan()) and torch.equal(A.nan_to_num(), keep.nan_to_num())
+    a = keep.numpy().copy()
+    a_keep = a.copy()
+    ni.invert(a, method=method, **QUICK.get(method, {}))
+    np.testing.assert_array_equal(a, a_keep)
+
+
+def test_dtypes():
+    ints = torch.tensor([[2, 1], [1, 1]], dtype=torch.int32)
+    for x in (ints, ints.numpy(), ints.to(torch.int64), torch.eye(3, dtype=torch.bool)):
+        X = ni.invert(x).inverse
+        assert X.dtype in (torch.float64, np.float64)
+    np.testing.assert_array_equal(ni.inv(ints.numpy()), [[1.0, -1.0], [-1.0, 2.0]])
+    A = conditioned((3,), 6, 10.0, seed=16)
+    for low in (torch.float16, torch.bfloat16):
+        Al = A.to(low)
+        sol = ni.invert(Al, method="lu")
+        assert sol.inverse.dtype == low
+        # computed in float32, then rounded once to the input's dtype
+        assert torch.equal(sol.inverse, torch.linalg.inv(Al.to(torch.float32)).to(low))
+        assert sol.residual.dtype == torch.float32
+    h = ni.invert(A.numpy().astype(np.float16))
+    assert isinstance(h.inverse, np.ndarray) and h.inverse.dtype == np.float16
+
+
+def test_numpy_in_numpy_out():
+    A = conditioned((2, 3), 4, 10.0, seed=17).numpy()
+    sol = ni.invert(A, method="lu")
+    for arr in (sol.inverse, sol.status, sol.residual, sol.rcond):
+        assert isinstance(arr, np.ndarray)
+    assert sol.inverse.shape == (2, 3, 4, 4) and sol.status.shape == (2, 3)
+    np.testing.assert_allclose(sol.inverse, np.linalg.inv(A), rtol=1e-10, atol=1e-12)
+    assert isinstance(ni.inv(A.tolist()), np.ndarray)
+
+
+def test_nonfinite_input_reported_per_matrix():
+    A = conditioned((4,), 3, 5.0, seed=18)
+    A[1, 2, 2] = float("inf")
+    sol = ni.invert(A)
+    assert sol.status.tolist() == [0, int(ni.Status.NONFINITE), 0, 0]
+    assert torch.isnan(sol.inverse[1]).all()
+    with pytest.raises(ni.InputError, match=r"\[1\]"):
+        ni.inv(A)
