@@ -219,3 +219,19 @@ def test_cli_reports_bad_settings(tmp_path):
     run = subprocess.run([sys.executable, "-m", "neuralinv", "train", "--loss", "l1", "--out",
                           str(tmp_path)], env=ENV, capture_output=True, text=True)
     assert run.returncode == 2 and "loss must be one of" in run.stderr
+
+
+def test_builtin_ball3_meets_the_accuracy_targets_offline():
+    model = ni.LearnedInverse.load("builtin:ball3")
+    assert model.region == ni.Ball.default(3) and len(model.members) == 3
+    A = model.region.sample(4096, generator=torch.Generator().manual_seed(77))
+    X = torch.linalg.inv(A)
+    guess = model.predict(A)
+    mae = float((guess - X).abs().mean())
+    linear = linear_approximation_mae(model.config, A, X)
+    assert mae <= 0.1 * linear, (mae, linear)  # issue 4's target for the pure network
+    assert ni.certify.contracts(A, guess).all()  # ... and every guess contracts
+    size = sum(p.stat().st_size for p in Path(ni.learned_inverse._resolve("builtin:ball3")).iterdir())
+    assert size < 500_000
+    with pytest.raises(InputError, match="unknown built-in model 'builtin:nope'"):
+        ni.LearnedInverse.load("builtin:nope")
