@@ -332,3 +332,18 @@ def test_nonfinite_input_reported_per_matrix():
     assert torch.isnan(sol.inverse[1]).all()
     with pytest.raises(ni.InputError, match=r"\[1\]"):
         ni.inv(A)
+
+
+def test_gradient_divergence_is_not_converged_and_stops_early():
+    A = torch.diag(torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64))
+    # Curvature of the scaled loss reaches 2, so plain descent with lr 1.5 diverges.
+    sol = ni.invert(A, method="gradient", lr=1.5, init="zeros", options={"momentum": 0.0})
+    assert sol.status.item() == int(ni.Status.NOT_CONVERGED)
+    assert sol.stats["iterations"] < 2000
+    assert not np.isfinite(sol.stats["loss_history"][-1])
+
+
+def test_ratio_of_an_overflowing_answer_fails():
+    A = torch.eye(2, dtype=torch.float64)
+    X = torch.full((2, 2), 1e308, dtype=torch.float64)
+    assert residual_ratio(A, X).item() == float("inf")

@@ -36,7 +36,8 @@ def residual_ratio(A: Tensor, X: Tensor) -> Tensor:
     """LAPACK's dget03 ratio ``||I - X A||_1 / (n ||A||_1 ||X||_1 eps)``; < 30 passes.
 
     NaN where X is not finite. 0 for 0x0 matrices. A zero denominator (A = 0 or X = 0 with a
-    nonzero numerator) gives +inf, which never passes.
+    nonzero numerator) gives +inf, which never passes; so does an overflowing one (a diverged
+    X with ``||X||_1 = inf`` would otherwise score 0).
     """
     n = A.shape[-1]
     if n == 0:
@@ -44,7 +45,8 @@ def residual_ratio(A: Tensor, X: Tensor) -> Tensor:
     num = norm1(identity_residual(A, X))
     den = n * norm1(A) * norm1(X) * eps(A.dtype)
     ratio = num / den
-    return torch.where((den == 0) & (num > 0), torch.full_like(ratio, float("inf")), ratio)
+    fails = ((den == 0) & (num > 0)) | (torch.isinf(den) & ~torch.isnan(num))
+    return torch.where(fails, torch.full_like(ratio, float("inf")), ratio)
 
 
 def rcond(A: Tensor, X: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ or ``cond(A)`` (momentum), so use ``lu`` or ``newton_schulz`` for real work.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,7 +149,9 @@ class Gradient(Method):
                 with torch.no_grad():
                     history.append(float(self.objective(X, As, eye).mean()))
                     ratio = residual_ratio(A, X / s[:, None, None])
-                if bool((ratio < self.tol).all()) or steps == self.steps:
+                # A non-finite loss means the step size made the descent diverge: stop there.
+                diverged = not math.isfinite(history[-1])
+                if bool((ratio < self.tol).all()) or steps == self.steps or diverged:
                     break
                 opt.step(closure)
         X = X.detach() / s[:, None, None]
