@@ -60,7 +60,9 @@ def closed_form_inverse(A: Tensor) -> tuple[Tensor, Tensor]:
     B = A.shape[0]
     work = torch.float64 if A.dtype == torch.float32 else A.dtype
     # One copy into entry-major layout (and float64): row k holds entry k of every matrix.
-    a = A.reshape(B, n * n).to(work).T.contiguous()
+    # Always a fresh tensor (never a view of A, e.g. for B = 1): its rows are scaled in place.
+    a = torch.empty((n * n, B), dtype=work, device=A.device)
+    a.copy_(A.reshape(B, n * n).T)
     entries, det = _FORMULAS[n](a)
     inv_det = 1.0 / det
     # Scale and cast while writing into the output layout, so no further copies are made.
