@@ -343,37 +343,86 @@ def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: fl
     return P.detach().cpu().numpy() if numpy_in else P
 
 
-def _project_qr(W: Tensor, f: Tensor, rtol: float | None) -> Tensor:
-    """Projection of f (Bt, d) onto the row space of W (Bt, r, d), each element on its own."""
+def _apply(Q: Tensor, f: Tensor) -> Tensor:
+    """``Q Q^T f`` row by row, with Q (Bq, d, k) broadcasting against f (B, d).
+
+    Written as elementwise products and sums on purpose: a BLAS matmul may block or thread a
+    batch differently at different batch sizes, changing the rounding of a sample's result;
+    these reductions follow the same order for every sample whatever the batch size is.
+    """
+    coef = (f.unsqueeze(-1) * Q).sum(-2)  # (B, k)
+    return (Q * coef.unsqueeze(-2)).sum(-1)
+
+
+class _RowSpaceProjection(torch.autograd.Function):
+    """Projection of f (B, d) onto row(W), W (Bw, r, d) with Bw in {1, B}, by a truncated SVD.
+
+    Forward: P f with P = V_k V_k^T from the kept right singular vectors. Backward from
+    dP = (I - P) dW^T W^+T + W^+ dW (I - P) (fixed rank):
+        dL/df = P G,   dL/dW = (W^+T f) ((I - P) G)^T + (W^+T G) ((I - P) f)^T
+    bounded by ||W^+|| <= 1 / cutoff, unlike autograd through the SVD (infinite at repeated
+    singular values, e.g. two zero ones).
+    """
+
+    @staticmethod
+    def forward(ctx, W: Tensor, f: Tensor, rtol: float):  # type: ignore[override]
+        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        keep = S > rtol * S[..., :1]
+        Q = Vh.mT * keep.to(W.dtype).unsqueeze(-2)  # (Bw, d, k), dropped columns zero
+        proj = _apply(Q, f)
+        sinv = torch.where(
+            keep, 1.0 / torch.where(keep, S, torch.ones_like(S)), torch.zeros_like(S)
+        )
+        ctx.save_for_backward(U, sinv, Vh, Q, f, proj)
+        return proj
+
+    @staticmethod
+    def backward(ctx, G: Tensor):  # type: ignore[override]
+        U, sinv, Vh, Q, f, proj = ctx.saved_tensors
+        PG = _apply(Q, G)
+        gW = None
+        if ctx.needs_input_grad[0]:
+            # W^+T x = U diag(sinv) Vh x
+            def wpt(x: Tensor) -> Tensor:
+                return (U @ (sinv * (Vh @ x.unsqueeze(-1)).squeeze(-1)).unsqueeze(-1)).squeeze(-1)
+
+            gW = wpt(f).unsqueeze(-1) * (G - PG).unsqueeze(-2) + wpt(G).unsqueeze(-1) * (
+                f - proj
+            ).unsqueeze(-2)
+            if U.shape[0] == 1 and gW.shape[0] != 1:
+                gW = gW.sum(0, keepdim=True)
+        return gW, PG if ctx.needs_input_grad[1] else None, None
+
+
+def _project_rows(W: Tensor, f: Tensor, rtol: float | None) -> Tensor:
+    """Projection of rows f (B, d) onto the row spaces of W (Bw, r, d), Bw in {1, B}: thin QR
+    where W's R looks nonsingular, the truncated SVD route elsewhere (or everywhere with rtol)."""
     count, r, d = W.shape
-    Wt = W.mT
-    flag = _screen(Wt) if r and d else torch.zeros(count, dtype=torch.bool, device=W.device)
+    flag = _screen(W.mT)
     if rtol is not None:
         flag = torch.ones_like(flag)  # an explicit cutoff means: always the SVD route
-    fc = f.unsqueeze(-1)
+    tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
     if not bool(flag.any()):
-        Q = torch.linalg.qr(Wt)[0]
-        return (Q @ (Q.mT @ fc)).squeeze(-1)
+        return _apply(torch.linalg.qr(W.mT)[0], f)
+    if bool(flag.all()):
+        return _RowSpaceProjection.apply(W, f, tol)
+    # only reachable with a per-sample basis (Bw == B): each part on its own elements, so no
+    # inf from a singular R reaches the other part's backward pass
     bad = flag.nonzero().squeeze(-1)
     good = (~flag).nonzero().squeeze(-1)
-    tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
-    Wb = W[bad]
-    # projection onto row(W) = W^+ (W f): the minimum-norm solution of W x = W f
-    proj_bad, _ = _svd_solve(Wb, Wb @ fc[bad], tol, 0.0)
-    out = f.new_zeros(count, d, 1).index_put((bad,), proj_bad)
-    if good.numel():
-        Q = torch.linalg.qr(Wt[good])[0]
-        out = out.index_put((good,), Q @ (Q.mT @ fc[good]))
-    return out.squeeze(-1)
+    out = f.new_zeros(f.shape).index_put((bad,), _RowSpaceProjection.apply(W[bad], f[bad], tol))
+    return out.index_put((good,), _apply(torch.linalg.qr(W[good].mT)[0], f[good]))
 
 
 def _project_gram(W: Tensor, f: Tensor, ridge: float) -> Tensor:
-    """``W^T (W W^T + ridge I)^-1 W f``: smooth in W even when W loses rank."""
+    """``W^T (W W^T + ridge I)^-1 W f``: smooth in W even when W loses rank. W (Bw, r, d)."""
     r = W.shape[-2]
-    gram = W @ W.mT + ridge * torch.eye(r, dtype=W.dtype, device=W.device)
+    gram = (W.unsqueeze(-2) * W.unsqueeze(-3)).sum(-1)
+    gram = gram + ridge * torch.eye(r, dtype=W.dtype, device=W.device)
     L = torch.linalg.cholesky(gram)
-    coef = torch.cholesky_solve(W @ f.unsqueeze(-1), L)
-    return (W.mT @ coef).squeeze(-1)
+    Wf = (W * f.unsqueeze(-2)).sum(-1)  # (B, r)
+    coef = torch.cholesky_solve(Wf.unsqueeze(-1), L)  # (B, r, 1)
+    return (W * coef).sum(-2)
 
 
 def project(
@@ -392,9 +441,12 @@ def project(
 
     Each sample is projected on its own, from a thin QR of its basis (elements whose basis looks
     rank-deficient, or all when ``rtol`` is given, use a truncated SVD with cutoff
-    ``rtol * sigma_1``); ``ridge > 0`` uses the regularised Gram solve
-    ``W^T (W W^T + ridge I)^-1 W f`` instead (then the result is only nearly idempotent). Nothing
-    is ever formed across the batch, so a sample's result does not depend on the batch it is in.
+    ``rtol * sigma_1`` and a bounded analytic gradient); ``ridge > 0`` uses the regularised Gram
+    solve ``W^T (W W^T + ridge I)^-1 W f`` instead (then the result is only nearly idempotent).
+    Nothing is formed across the batch, and the per-row products avoid BLAS, so a sample's
+    result is bit-for-bit the same alone or in any batch. (A layer *before* this one that mixes
+    samples, e.g. BatchNorm in training mode, breaks that; a basis built from the batch would
+    too.)
     """
     Ft, numpy_in, out_dtype = v.real_array(F, "F", min_ndim=1, shape_text="(..., d)")
     Wt, _, _ = v.real_array(basis, "basis", min_ndim=2, shape_text="(..., r, d)")
@@ -420,39 +472,18 @@ def project(
     Ft, Wt = Ft.to(dtype), Wt.to(dtype)
     r, d = Wt.shape[-2:]
     count = math.prod(batch)
+    Fb = Ft.expand(batch + (d,))
     if count == 0 or d == 0 or r == 0:
-        proj = Ft.expand(batch + (d,)) * 0 + 0 * Wt.sum()
-    elif Wt.ndim == 2:
-        # One shared basis: one QR (or Gram factor) for the whole batch, then a per-row product.
-        fb = Ft.expand(batch + (d,)).reshape(count, d)
-        if ridge > 0:
-            r_ = Wt.shape[0]
-            gram = Wt @ Wt.mT + ridge * torch.eye(r_, dtype=dtype, device=Wt.device)
-            # solve for the (r, d) map once; each row is then an independent dot product
-            Mmap = torch.cholesky_solve(Wt, torch.linalg.cholesky(gram))  # (r, d)
-            proj = ((fb @ Mmap.mT) @ Wt).reshape(batch + (d,))
-        else:
-            proj = _shared_projection(Wt, fb, rtol).reshape(batch + (d,))
+        proj = Fb * 0 + 0 * Wt.sum()
     else:
-        fb = Ft.expand(batch + (d,)).reshape(count, d)
-        W = Wt.expand(batch + (r, d)).reshape(count, r, d)
-        proj = _project_gram(W, fb, ridge) if ridge > 0 else _project_qr(W, fb, rtol)
+        fb = Fb.reshape(count, d)
+        # one factorisation for a shared basis, one per sample otherwise
+        W = Wt.unsqueeze(0) if Wt.ndim == 2 else Wt.expand(batch + (r, d)).reshape(count, r, d)
+        proj = _project_gram(W, fb, ridge) if ridge > 0 else _project_rows(W, fb, rtol)
         proj = proj.reshape(batch + (d,))
-    out = Ft.expand(batch + (d,)) - proj if complement else proj
+    out = Fb - proj if complement else proj
     out = out.to(out_dtype)
     return out.detach().cpu().numpy() if numpy_in else out
-
-
-def _shared_projection(W: Tensor, fb: Tensor, rtol: float | None) -> Tensor:
-    """Project rows fb (Bt, d) onto the row space of one shared (r, d) basis W, differentiably."""
-    r, d = W.shape
-    if rtol is None and not bool(_screen(W.mT.unsqueeze(0))[0]):
-        Q = torch.linalg.qr(W.mT)[0]
-        return (fb @ Q) @ Q.mT
-    # Rank-deficient (or an explicit cutoff): P = W^+ W, the projector onto row(W).
-    tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
-    P, _ = _svd_solve(W, W, tol, 0.0)
-    return fb @ P.mT
 
 
 class OrthogonalProjection(nn.Module):

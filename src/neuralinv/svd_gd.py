@@ -110,6 +110,7 @@ def svd_gd(
     ortho_weight: float = 1.0,
     final_lr_fraction: float = 1e-3,
     seed: int = 0,
+    sign_step: bool = True,
 ) -> SVDGDResult:
     """SVD of each matrix of a batch (..., m, n) by minimising the loss with a torch optimizer.
 
@@ -119,6 +120,8 @@ def svd_gd(
     the minimum, the decay lets it settle. The loss is summed over the batch, so each matrix
     sees the gradient it would see alone. ``optimizer`` is one of "adam", "sgd" (momentum 0.9),
     "rmsprop", "lbfgs" (one iteration with a strong-Wolfe line search per step).
+    ``sign_step=False`` gives the blog's plain descent, which can stall with a singular value
+    stuck at 0 (see :func:`_sign_step`).
     """
     At, _, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
     v.one_of("optimizer", optimizer, OPTIMIZERS)
@@ -167,7 +170,8 @@ def svd_gd(
                 group["lr"] = lr * (final + (1 - final) * frac)
             loss = opt.step(closure)
             history[step] = float(loss.detach()) / max(count, 1)
-            _sign_step(As, U, s, V, opt)
+            if sign_step:
+                _sign_step(As, U, s, V, opt)
 
     with torch.no_grad():
         U, s, V = U.detach(), s.detach(), V.detach()

@@ -1,0 +1,353 @@
+"""lstsq, pinv, project and OrthogonalProjection: Penrose conditions, certificates, batch
+independence, gradients."""
+
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import neuralinv as ni
+
+F64 = torch.float64
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape, seed=0):
+    return torch.randn(*shape, dtype=F64, generator=gen(seed))
+
+
+def low_rank(batch, m, n, r, seed=0):
+    return randn(batch, m, r, seed=seed) @ randn(batch, r, n, seed=seed + 1)
+
+
+def penrose(A, P):
+    """The four Penrose conditions' residuals, each relative to the size of its terms."""
+    scale = torch.linalg.matrix_norm(A, 2) * torch.linalg.matrix_norm(P, 2)
+    return (
+        (A @ P @ A - A).abs().amax((-2, -1)) / torch.linalg.matrix_norm(A, 2),
+        (P @ A @ P - P).abs().amax((-2, -1)) / torch.linalg.matrix_norm(P, 2),
+        ((A @ P).mT - A @ P).abs().amax((-2, -1)) / scale,
+        ((P @ A).mT - P @ A).abs().amax((-2, -1)) / scale,
+    )
+
+
+@pytest.mark.parametrize(
+    "A",
+    [
+        randn(5, 7, 4, seed=1),  # tall
+        randn(5, 3, 6, seed=2),  # wide
+        low_rank(5, 6, 5, 2, seed=3),  # rank-deficient, repeated zero singular values
+        low_rank(5, 4, 7, 1, seed=4),
+    ],
+    ids=["tall", "wide", "rank2-of-5", "rank1-wide"],
+)
+def test_pinv_penrose_and_matches_torch(A):
+    P = ni.pinv(A)
+    assert P.shape == A.shape[:-2] + (A.shape[-1], A.shape[-2])
+    for cond in penrose(A, P):
+        assert cond.max() < 1e-12
+    torch.testing.assert_close(P, torch.linalg.pinv(A), rtol=1e-9, atol=1e-12)
+
+
+def test_pinv_cutoff_convention_matches_torch():
+    # singular values 1, 1e-3, 1e-9: which survive depends on atol / rtol exactly as in torch
+    U = torch.linalg.qr(randn(6, 3, seed=5))[0]
+    V = torch.linalg.qr(randn(4, 3, seed=6))[0]
+    A = U @ torch.diag(torch.tensor([1.0, 1e-3, 1e-9], dtype=F64)) @ V.mT
+    for kw in [{}, {"rtol": 1e-6}, {"atol": 1e-2}, {"atol": 1e-6, "rtol": 1e-2}, {"rtol": 0.0}]:
+        torch.testing.assert_close(ni.pinv(A, **kw), torch.linalg.pinv(A, **kw), rtol=1e-7, atol=0)
+    assert torch.linalg.matrix_rank(ni.pinv(A, rtol=1e-6)) == 2
+    assert torch.linalg.matrix_rank(ni.pinv(A, atol=1e-2)) == 1
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 4), (0, 0), (2, 0, 3, 4), (2, 5, 0)])
+def test_pinv_empty_returns_transposed_shape(shape):
+    A = torch.zeros(shape, dtype=F64)
+    P = ni.pinv(A)
+    assert P.shape == shape[:-2] + (shape[-1], shape[-2])
+    assert P.shape == torch.linalg.pinv(A).shape
+
+
+def test_pinv_ridge_is_tikhonov_and_smooth():
+    A = low_rank(3, 6, 4, 2, seed=7)
+    lam = 0.25
+    P = ni.pinv(A, ridge=lam)
+    ref = torch.linalg.solve(A.mT @ A + lam * torch.eye(4, dtype=F64), A.mT)
+    torch.testing.assert_close(P, ref, rtol=1e-10, atol=1e-12)
+    Ag = A.clone().requires_grad_()
+    ni.pinv(Ag, ridge=lam).square().sum().backward()
+    assert torch.isfinite(Ag.grad).all()
+
+
+def test_pinv_numpy_in_numpy_out():
+    A = np.arange(6.0).reshape(2, 3)
+    P = ni.pinv(A)
+    assert isinstance(P, np.ndarray) and P.shape == (3, 2)
+    np.testing.assert_allclose(P, np.linalg.pinv(A), atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------- lstsq
+
+
+def test_lstsq_full_rank_uses_qr_and_matches_reference():
+    A, B = randn(4, 9, 5, seed=10), randn(4, 9, 3, seed=11)
+    res = ni.lstsq(A, B)
+    assert list(res.method) == ["qr"] * 4
+    assert res.rank.tolist() == [5] * 4
+    torch.testing.assert_close(
+        res.solution, torch.linalg.lstsq(A, B).solution, rtol=1e-10, atol=1e-12
+    )
+    assert res.all_ok and (res.residual < 1e-14).all()
+
+
+def test_lstsq_wide_gives_minimum_norm_solution():
+    A, B = randn(3, 4, 7, seed=12), randn(3, 4, 2, seed=13)
+    res = ni.lstsq(A, B)
+    torch.testing.assert_close(res.solution, torch.linalg.pinv(A) @ B, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(A @ res.solution, B, rtol=1e-10, atol=1e-12)
+    assert res.all_ok
+
+
+def test_lstsq_rank_deficient_elements_take_svd_route_and_are_certified():
+    A = randn(5, 8, 4, seed=14)
+    A[1] = low_rank(1, 8, 4, 2, seed=15)[0]
+    A[3] = 0.0
+    B = randn(5, 8, 2, seed=16)
+    res = ni.lstsq(A, B)
+    assert list(res.method) == ["qr", "svd", "qr", "svd", "qr"]
+    assert res.rank.tolist() == [4, 2, 4, 0, 4]
+    torch.testing.assert_close(res.solution, torch.linalg.pinv(A) @ B, rtol=1e-9, atol=1e-12)
+    assert res.all_ok
+    # Forced QR: A = 0 gives NaN (certificate fails); the rank-2 element gives a huge X that
+    # still satisfies the normal equations to working precision (a least-squares solution of a
+    # nearby problem, so the certificate passes) but is far from the minimum-norm one.
+    forced = ni.lstsq(A, B, method="qr")
+    assert not bool(forced.ok[3]) and not torch.isfinite(forced.solution[3]).any()
+    assert bool(forced.ok[1])
+    assert torch.linalg.matrix_norm(forced.solution[1]) > 1e6 * torch.linalg.matrix_norm(
+        res.solution[1]
+    )
+
+
+def test_lstsq_truncation_is_visible_in_certificate():
+    U = torch.linalg.qr(randn(7, 3, seed=17))[0]
+    V = torch.linalg.qr(randn(3, 3, seed=18))[0]
+    A = U @ torch.diag(torch.tensor([1.0, 0.5, 1e-4], dtype=F64)) @ V.mT
+    B = randn(7, 2, seed=19)
+    kept = ni.lstsq(A, B, rcond=1e-6)
+    cut = ni.lstsq(A, B, rcond=1e-2)
+    assert kept.rank.item() == 3 and cut.rank.item() == 2
+    assert bool(kept.ok) and not bool(cut.ok)  # discarding 1e-4 is not a least-squares solution
+
+
+def test_lstsq_ridge_solves_regularised_normal_equations():
+    for A in (low_rank(3, 8, 5, 2, seed=20), randn(3, 4, 6, seed=21)):
+        B = randn(3, A.shape[-2], 2, seed=22)
+        lam = 0.1
+        res = ni.lstsq(A, B, ridge=lam)
+        n = A.shape[-1]
+        ref = torch.linalg.solve(A.mT @ A + lam * torch.eye(n, dtype=F64), A.mT @ B)
+        torch.testing.assert_close(res.solution, ref, rtol=1e-10, atol=1e-12)
+        assert list(res.method) == ["ridge"] * 3 and res.all_ok
+
+
+def test_lstsq_broadcast_and_vector_rhs():
+    A = randn(2, 3, 6, 4, seed=23)
+    B = randn(6, 2, seed=24)  # shared right-hand side
+    res = ni.lstsq(A, B)
+    assert res.solution.shape == (2, 3, 4, 2)
+    torch.testing.assert_close(res.solution, torch.linalg.pinv(A) @ B, rtol=1e-10, atol=1e-12)
+    b = randn(2, 3, 6, seed=25)
+    x = ni.lstsq(A, b).solution
+    assert x.shape == (2, 3, 4)
+    torch.testing.assert_close(x, (torch.linalg.pinv(A) @ b.unsqueeze(-1)).squeeze(-1))
+
+
+def test_lstsq_empty_shapes():
+    assert ni.lstsq(torch.zeros(5, 0), torch.ones(5, 2)).solution.shape == (0, 2)
+    X = ni.lstsq(torch.zeros(0, 3), torch.zeros(0, 2)).solution
+    assert X.shape == (3, 2) and (X == 0).all()
+    assert ni.lstsq(torch.zeros(0, 4, 3), torch.zeros(0, 4, 1)).solution.shape == (0, 3, 1)
+
+
+def test_lstsq_float32_and_numpy():
+    A = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    b = np.ones((6, 1), dtype=np.float32)
+    res = ni.lstsq(A, b)
+    assert isinstance(res.solution, np.ndarray) and res.solution.dtype == np.float32
+    np.testing.assert_allclose(res.solution, np.linalg.lstsq(A, b, rcond=None)[0], rtol=1e-4)
+    assert res.all_ok
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: ni.lstsq(torch.ones(3), torch.ones(3)), r"A must have shape .*got shape \(3,\)"),
+        (
+            lambda: ni.lstsq(torch.ones(4, 3), torch.ones(5, 2)),
+            r"B must have shape \(\.\.\., 4, k\).*\(5, 2\)",
+        ),
+        (lambda: ni.lstsq(torch.ones(2, 4, 3), torch.ones(3, 4, 1)), r"do not broadcast"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), ridge=-1), r"ridge"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), ridge=1, rcond=1e-3), r"ridge"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), method="lu"), r"method"),
+        (lambda: ni.pinv(torch.ones(3)), r"A must have shape \(\.\.\., m, n\).*\(3,\)"),
+        (lambda: ni.pinv(torch.ones(3, 2), ridge=1.0, rtol=1e-3), r"ridge"),
+        (
+            lambda: ni.project(torch.ones(5, 4), torch.ones(5, 2, 3)),
+            r"feature dimension 4.*\(5, 4\).*\(5, 2, 3\)",
+        ),
+        (lambda: ni.project(torch.ones(5, 4), torch.ones(6, 2, 4)), r"do not broadcast"),
+        (
+            lambda: ni.project(torch.ones(5, 4), torch.ones(4)),
+            r"basis must have shape \(\.\.\., r, d\)",
+        ),
+        (lambda: ni.OrthogonalProjection(dim=4), r"both dim and rank"),
+        (lambda: ni.OrthogonalProjection()(torch.ones(2, 3)), r"no basis"),
+    ],
+)
+def test_bad_input_raises_input_error_naming_it(call, match):
+    with pytest.raises(ni.InputError, match=match):
+        call()
+
+
+# ------------------------------------------------------------------------------------ project
+
+
+def test_project_idempotent_orthogonal_and_complementary():
+    F = randn(50, 6, seed=30)
+    W = randn(50, 2, 6, seed=31)
+    W[7] = 0.0  # empty span: projection 0
+    W[8, 1] = 3 * W[8, 0]  # rank 1
+    P = ni.project(F, W)
+    C = ni.project(F, W, complement=True)
+    torch.testing.assert_close(P + C, F, rtol=0, atol=1e-14)
+    torch.testing.assert_close(ni.project(P, W), P, rtol=0, atol=1e-13)  # idempotent
+    assert (C.unsqueeze(-2) @ W.mT).abs().max() < 1e-13  # complement is orthogonal to the basis
+    assert (P * C).sum(-1).abs().max() < 1e-13
+    assert P[7].abs().max() == 0
+    ref = (torch.linalg.pinv(W) @ W @ F.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(P, ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["per-sample basis", "shared basis"])
+@pytest.mark.parametrize("kw", [{}, {"rtol": 1e-6}, {"ridge": 0.1}], ids=["qr", "svd", "ridge"])
+def test_project_sample_result_independent_of_batch(shared, kw):
+    F = randn(300, 40, seed=40)
+    W = randn(5, 40, seed=41) if shared else randn(300, 5, 40, seed=41)
+    if not shared:
+        W[10, 2] = W[10, 0] - W[10, 1]  # one rank-deficient sample among them
+    out300 = ni.project(F, W, complement=True, **kw)
+    for i in (0, 10, 299):
+        alone = ni.project(F[i], W if shared else W[i], complement=True, **kw)
+        alone_b = ni.project(F[i : i + 1], W if shared else W[i : i + 1], complement=True, **kw)
+        j = min(i, 300 - 7)
+        in7 = ni.project(F[j : j + 7], W if shared else W[j : j + 7], complement=True, **kw)
+        # identical bits: nothing is computed across samples
+        assert torch.equal(alone, out300[i]), (alone - out300[i]).abs().max()
+        assert torch.equal(alone_b[0], out300[i])
+        assert torch.equal(in7[i - j], out300[i])
+
+
+def test_project_ridge_is_gram_solve():
+    F, W = randn(20, 5, seed=42), randn(20, 2, 5, seed=43)
+    lam = 0.3
+    got = ni.project(F, W, ridge=lam)
+    gram = W @ W.mT + lam * torch.eye(2, dtype=F64)
+    ref = (W.mT @ torch.linalg.solve(gram, W @ F.unsqueeze(-1))).squeeze(-1)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_project_empty_basis_and_batch():
+    F = randn(4, 3, seed=44)
+    assert (ni.project(F, torch.zeros(4, 0, 3, dtype=F64)) == 0).all()
+    torch.testing.assert_close(ni.project(F, torch.zeros(0, 3, dtype=F64), complement=True), F)
+    assert ni.project(torch.zeros(0, 3), torch.ones(0, 2, 3)).shape == (0, 3)
+
+
+# ---------------------------------------------------------------------------------- gradients
+
+
+def test_gradcheck_lstsq_all_routes():
+    A, B = randn(2, 6, 4, seed=50), randn(2, 6, 2, seed=51)
+    Aw, Bw = randn(2, 3, 5, seed=52), randn(2, 3, 2, seed=53)
+    Ad = low_rank(2, 6, 4, 2, seed=54)
+
+    def sol(**kw):
+        return lambda a, b: ni.lstsq(a, b, **kw).solution
+
+    for fn, (a, b) in [
+        (sol(), (A, B)),
+        (sol(), (Aw, Bw)),
+        # a cutoff well above the finite-difference perturbations keeps the rank fixed
+        (sol(rcond=1e-4), (Ad, B)),
+        (sol(ridge=0.2), (Ad, B)),
+        (sol(ridge=0.2), (Aw, Bw)),
+    ]:
+        assert gradcheck(fn, (a.clone().requires_grad_(), b.clone().requires_grad_()))
+
+
+def test_gradcheck_project():
+    F = randn(3, 5, seed=60)
+    W = randn(3, 2, 5, seed=61)
+    Wd = W.clone()
+    Wd[1, 1] = 2 * Wd[1, 0]
+    for fn, w in [
+        (lambda f, w: ni.project(f, w, complement=True), W),
+        (lambda f, w: ni.project(f, w), W[0]),  # shared basis
+        (lambda f, w: ni.project(f, w, rtol=1e-4), Wd),  # rank-deficient sample, SVD route
+        (lambda f, w: ni.project(f, w, ridge=0.1), Wd),
+    ]:
+        assert gradcheck(fn, (F.clone().requires_grad_(), w.clone().requires_grad_()))
+
+
+def test_gradients_finite_on_rank_deficient_inputs():
+    A = low_rank(4, 7, 5, 2, seed=70)  # three zero singular values each
+    A[2] = 0.0
+    B = randn(4, 7, 3, seed=71)
+    for kw in ({"ridge": 1e-3}, {"rcond": 1e-8}, {}):
+        Ag, Bg = A.clone().requires_grad_(), B.clone().requires_grad_()
+        ni.lstsq(Ag, Bg, **kw).solution.square().sum().backward()
+        assert torch.isfinite(Ag.grad).all() and torch.isfinite(Bg.grad).all(), kw
+    # differentiating a hand-made pinv through torch.linalg.svd is what goes wrong here
+    Ag = A.clone().requires_grad_()
+    U, S, Vh = torch.linalg.svd(Ag, full_matrices=False)
+    sinv = torch.where(S > 1e-8 * S[..., :1], 1 / S, torch.zeros_like(S))
+    (Vh.mT @ (sinv.unsqueeze(-1) * U.mT)).square().sum().backward()
+    assert not torch.isfinite(Ag.grad).all()
+    Ag = A.clone().requires_grad_()
+    ni.pinv(Ag).square().sum().backward()
+    assert torch.isfinite(Ag.grad).all()
+
+
+def test_orthogonal_projection_module_trains_and_is_batch_agnostic():
+    torch.manual_seed(0)
+    layer = ni.OrthogonalProjection(dim=6, rank=2, complement=True, generator=gen(80)).double()
+    assert layer.basis.shape == (2, 6)
+    # learn a basis whose complement removes a fixed nuisance plane from the features
+    nuisance = torch.linalg.qr(randn(6, 2, seed=81))[0].mT
+    opt = torch.optim.Adam(layer.parameters(), lr=0.05)
+    g = gen(82)
+    first = None
+    for _ in range(150):
+        clean = torch.randn(64, 6, dtype=F64, generator=g)
+        clean = clean - (clean @ nuisance.mT) @ nuisance
+        x = clean + torch.randn(64, 2, dtype=F64, generator=g) @ nuisance * 5
+        loss = (layer(x) - clean).square().mean()
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 1e-3 * first
+    x = randn(9, 6, seed=83)
+    assert torch.equal(layer(x)[4], layer(x[4:5])[0])
+    # per-sample basis given at call time
+    per = ni.OrthogonalProjection(complement=False)
+    y = randn(9, 1, 6, seed=84)
+    out = per(x, y)
+    torch.testing.assert_close(
+        out, (x * y[:, 0]).sum(-1, keepdim=True) / y[:, 0].square().sum(-1, keepdim=True) * y[:, 0]
+    )
