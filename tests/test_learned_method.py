@@ -250,3 +250,15 @@ def test_demo_summary_counts(tiny_model):
     C = torch.linalg.inv(tiny_model.region.center)
     linear = C - C @ (A - tiny_model.region.center) @ C
     assert demo.linear_mae == pytest.approx((linear - exact).abs().mean().item())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_learned_and_block():
+    A = BALL.sample(64, generator=_gen(30)).cuda()
+    far = 10 * torch.randn(2, 3, 3, generator=_gen(31), dtype=torch.float64).cuda()
+    sol = ni.invert(torch.cat([A, far]), method=Learned(model=LinearApproximation()))
+    assert sol.inverse.is_cuda
+    assert sol.status.tolist() == [0] * 64 + [int(ni.Status.OUT_OF_REGION)] * 2
+    A6 = torch.block_diag(BALL.center, BALL.center).cuda().expand(4, 6, 6).contiguous()
+    sol = ni.invert(A6, method="block", base=Learned(model=LinearApproximation()))
+    assert sol.all_ok and sol.stats["leaves"] == {"learned": 8}
