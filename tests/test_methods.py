@@ -347,3 +347,16 @@ def test_ratio_of_an_overflowing_answer_fails():
     A = torch.eye(2, dtype=torch.float64)
     X = torch.full((2, 2), 1e308, dtype=torch.float64)
     assert residual_ratio(A, X).item() == float("inf")
+
+
+@pytest.mark.parametrize("method", ["lu", "auto", "newton_schulz", "block", "cholesky"])
+def test_exactly_singular_matrices_are_never_certified(method):
+    # Integer entries, last row the sum of the others: singular in exact arithmetic and in
+    # float64. Whatever X a method returns, ||I - X A|| >= 1, so OK would be a false proof.
+    g = torch.Generator().manual_seed(19)
+    A = torch.randint(-3, 4, (32, 16, 16), generator=g).to(torch.float64)
+    A[:, -1] = A[:, :-1].sum(dim=1)
+    if method == "cholesky":
+        A = A @ A.mT  # symmetric positive semidefinite, singular
+    sol = ni.invert(A, method=method, **({"max_iter": 30} if method == "newton_schulz" else {}))
+    assert not bool((sol.status == int(ni.Status.OK)).any()), sol.counts()

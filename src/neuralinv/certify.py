@@ -72,6 +72,18 @@ def certificate(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
     return _ratio(num, n * nA * nX * eps(A.dtype)), 1.0 / (nA * nX)
 
 
+def trusted(ratio: Tensor, rc: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """Whether an answer is certified: ratio < 30, rcond >= eps, and ``||I - X A||_1 < 1``.
+
+    The last condition is ``ratio * n * eps < rcond`` (same norms, no extra work). It proves
+    A nonsingular (X A = I - E with ||E|| < 1 is invertible) and bounds the relative error of
+    X by ``||I - X A||_1``. Without it an exactly singular A (for which ``||I - X A|| >= 1``
+    whatever X is) could pass whenever its rcond estimate lands in [eps, 30 n eps).
+    """
+    e = eps(dtype)
+    return (ratio < PASS_RATIO) & (rc >= e) & (ratio * (n * e) < rc)
+
+
 def _entry_major_norms(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``||I - X A||_1, ||A||_1, ||X||_1`` for tiny matrices, computed entry-major.
 

@@ -15,7 +15,7 @@ class Status(enum.IntEnum):
 
     OK = 0
     SINGULAR = 1  # exactly singular: no inverse exists (inverse is NaN)
-    ILL_CONDITIONED = 2  # computed, but rcond < eps or the residual ratio failed
+    ILL_CONDITIONED = 2  # computed, but rcond < eps, the residual ratio failed or ||I - XA||_1 >= 1
     NOT_CONVERGED = 3  # iterative method hit max_iter before the residual ratio met tol
     OUT_OF_REGION = 4  # learned method: input outside the trained region, answered by fallback
     NONFINITE = 5  # NaN or Inf in the input (inverse is NaN)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..certify import PASS_RATIO, eps, rcond, residual_ratio
+from ..certify import certificate, trusted
 from ..solution import Status
 from .base import Method, Partial, fill_from
 from .cholesky import Cholesky
@@ -50,12 +50,8 @@ class Auto(Method):
         # closed_form loses accuracy on ill-conditioned input and cannot tell a rounded-off
         # zero determinant from a tiny one; cholesky refuses non-SPD input. LU answers (or
         # reports, e.g. as exactly SINGULAR) every matrix whose certificate would fail.
-        X = part.inverse
-        failed = (
-            (part.status != int(Status.OK))
-            | ~(residual_ratio(A, X) < PASS_RATIO)
-            | ~(rcond(A, X) >= eps(A.dtype))
-        )
+        ratio, rc = certificate(A, part.inverse)
+        failed = (part.status != int(Status.OK)) | ~trusted(ratio, rc, A.shape[-1], A.dtype)
         part = fill_from(A, part, failed, LU(), method.name)
         part.stats.setdefault("fallbacks", 0)
         return part

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .._autograd import attach_inverse_grad
 from .._validate import square_batch
-from ..certify import PASS_RATIO, certificate, eps
+from ..certify import certificate, trusted
 from ..solution import Solution, Status
 
 #: Statuses for which no inverse exists or was computed: the returned inverse is NaN there.
@@ -93,8 +93,8 @@ def certify(batch, part: Partial, finite: Tensor, name: str) -> Solution:
     X = X.masked_fill(no_answer[:, None, None], float("nan"))
     with torch.no_grad():
         res, rc = certificate(A, X)
-    trusted = (res < PASS_RATIO) & (rc >= eps(A.dtype))
-    status = torch.where((status == int(Status.OK)) & ~trusted, int(Status.ILL_CONDITIONED), status)
+    good = trusted(res, rc, A.shape[-1], A.dtype)
+    status = torch.where((status == int(Status.OK)) & ~good, int(Status.ILL_CONDITIONED), status)
     status = status.to(torch.int8)
     X = attach_inverse_grad(batch.tensor, X.reshape(batch.tensor.shape))
     if part.method is None:
