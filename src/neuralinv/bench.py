@@ -1,0 +1,431 @@
+"""Throughput, accuracy and memory of every method next to torch.linalg.inv and numpy.linalg.inv.
+
+Everything is measured in one process on the same inputs: each size gets one batch of
+well-conditioned matrices, every approach is warmed up once (not timed), then timed for
+``repeats`` rounds. Within a round the approaches run back to back in a rotating order, so the
+speed-up of an approach over torch.linalg.inv is the median of per-round ratios: on a shared
+machine both sides of a ratio then see the same load. GPU timings synchronise the device.
+
+Approaches:
+  ``torch.linalg.inv``, ``numpy.linalg.inv`` (references, uncertified);
+  ``<method>`` (the full certified path, ``Method.invert``: validation, certificate, labels);
+  ``<method>:alone`` (the method's kernel only, ``Method._invert``, no certificate).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validate import int_at_least, one_of
+from .certify import PASS_RATIO, residual_ratio
+from .errors import InputError
+
+REFERENCES = ("torch.linalg.inv", "numpy.linalg.inv")
+DEFAULT_SIZES = (2, 3, 4, 8, 16, 32, 64, 128)
+DEFAULT_METHODS = ("auto", "closed_form", "lu", "newton_schulz")
+#: Methods that need more than a name (a trained model, a base method) are only benchmarked
+#: when passed as objects by a caller.
+NEEDS_ARGUMENTS = ("learned", "block")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to benchmark.
+
+    batch:        matrices per size, capped so that one batch holds at most ``max_elements``
+                  numbers (n = 128 at batch 100,000 would be 6.6 GB per copy); the table
+                  reports the batch actually used.
+    methods:      registered method names; methods that cannot take a size (closed_form for
+                  n > 4) are left out of that size.
+    alone:        also time each method's kernel without the certificate.
+    repeats:      timed rounds per size (after one warm-up round); the median is reported.
+    """
+
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    batch: int = 100_000
+    dtype: str = "float32"
+    device: str = "cpu"
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    alone: bool = True
+    references: tuple[str, ...] = REFERENCES
+    repeats: int = 5
+    max_elements: int = 1 << 26
+    seed: int = 0
+
+    def __post_init__(self):
+        from .methods import METHODS
+
+        if not self.sizes:
+            raise InputError("sizes must name at least one matrix size")
+        for n in self.sizes:
+            int_at_least("size", n, 1)
+        int_at_least("batch", self.batch, 1)
+        int_at_least("repeats", self.repeats, 1)
+        int_at_least("max_elements", self.max_elements, 1)
+        one_of("dtype", self.dtype, tuple(DTYPES))
+        for name in self.methods:
+            if name not in METHODS:
+                raise InputError(
+                    f"unknown method {name!r} in methods; valid: {', '.join(sorted(METHODS))}"
+                )
+            if name in NEEDS_ARGUMENTS:
+                raise InputError(
+                    f"method {name!r} needs a model or base method and cannot be benchmarked by "
+                    "name; pass it as an object to neuralinv.bench.run(extra=...)"
+                )
+        for ref in self.references:
+            one_of("reference", ref, REFERENCES)
+        try:
+            dev = torch.device(self.device)
+        except RuntimeError as exc:
+            raise InputError(f"device {self.device!r} is not a torch device: {exc}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device {self.device!r} requested but CUDA is not available")
+
+
+@dataclass
+class Row:
+    """One approach at one size."""
+
+    n: int
+    batch: int
+    approach: str
+    certified: bool
+    median_s: float
+    matrices_per_s: float
+    speedup_vs_torch: float | None
+    worst_ratio: float
+    passing: float
+    statuses: dict[str, int]
+    peak_bytes: int | None
+    times_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BenchResult:
+    config: dict
+    machine: dict
+    rows: list[Row]
+    notes: list[str]
+
+    def to_json(self) -> dict:
+        return {
+            "schema": "neuralinv.bench/1",
+            "config": self.config,
+            "machine": self.machine,
+            "rows": [asdict(r) for r in self.rows],
+            "notes": self.notes,
+        }
+
+
+def well_conditioned(batch: int, n: int, *, dtype: torch.dtype, device: str, seed: int):
+    """``2.5 I + G / sqrt(n)``, G standard normal: singular values mostly within 0.5 .. 4.5
+    (the spectrum of G / sqrt(n) fills the unit disc), so cond_2 is typically below 10."""
+    g = torch.Generator().manual_seed(seed + 1000 * n)
+    A = torch.randn(batch, n, n, generator=g, dtype=torch.float64) / math.sqrt(n)
+    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    return A.to(dtype=dtype, device=device)
+
+
+def machine_info(device: str) -> dict:
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": device,
+    }
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _RssPeak:
+    """Peak resident-set growth during a call, sampled from /proc/self/statm every 0.2 ms.
+
+    Indicative only: memory the allocator reuses from earlier frees does not show up, and a
+    spike shorter than the sampling interval can be missed.
+    """
+
+    def __init__(self):
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def available() -> bool:
+        return os.path.exists("/proc/self/statm")
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def measure(self, fn: Callable[[], Any]) -> int:
+        base = self._rss()
+        self._peak = base
+
+        def sample():
+            while not self._stop.is_set():
+                self._peak = max(self._peak, self._rss())
+                time.sleep(0.0002)
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            fn()
+        finally:
+            self._stop.set()
+            t.join()
+            self._stop.clear()
+        return max(0, max(self._peak, self._rss()) - base)
+
+
+def _peak_memory(fn: Callable[[], Any], device: torch.device) -> int | None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - before)
+    if not _RssPeak.available():
+        return None
+    return _RssPeak().measure(fn)
+
+
+@dataclass
+class _Approach:
+    name: str
+    certified: bool
+    run: Callable[[], Any]
+    # Turns what run() returned into (worst ratio, pass fraction, status counts).
+    score: Callable[[Any], tuple[float, float, dict[str, int]]]
+
+
+def _score_inverse(A: torch.Tensor) -> Callable[[Any], tuple[float, float, dict[str, int]]]:
+    def score(X) -> tuple[float, float, dict[str, int]]:
+        Xt = torch.as_tensor(X, device=A.device)
+        r = residual_ratio(A, Xt)
+        finite = torch.isfinite(r)
+        worst = float(r[finite].max()) if bool(finite.any()) else float("nan")
+        return worst, float((r < PASS_RATIO).double().mean()), {}
+
+    return score
+
+
+def _score_solution(sol) -> tuple[float, float, dict[str, int]]:
+    r = torch.as_tensor(sol.residual)
+    finite = torch.isfinite(r)
+    worst = float(r[finite].max()) if bool(finite.any()) else float("nan")
+    return worst, float(torch.as_tensor(sol.ok).double().mean()), sol.counts()
+
+
+def _score_partial(A: torch.Tensor):
+    inner = _score_inverse(A)
+
+    def score(part) -> tuple[float, float, dict[str, int]]:
+        worst, passing, _ = inner(part.inverse)
+        return worst, passing, {}
+
+    return score
+
+
+def _applicable(method, n: int) -> bool:
+    from .methods.closed_form import MAX_N, ClosedForm
+
+    return not (isinstance(method, ClosedForm) and n > MAX_N)
+
+
+def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) -> list[_Approach]:
+    """The approaches benchmarked at one size, references first."""
+    from .methods import resolve
+
+    n = A.shape[-1]
+    out: list[_Approach] = []
+    if "torch.linalg.inv" in config.references:
+        out.append(_Approach("torch.linalg.inv", False, lambda: torch.linalg.inv(A), _score_inverse(A)))
+    if "numpy.linalg.inv" in config.references:
+        A_np = A.cpu().numpy()
+        out.append(_Approach("numpy.linalg.inv", False, lambda: np.linalg.inv(A_np), _score_inverse(A)))
+    methods = [(name, resolve(name)) for name in config.methods] + list(extra.items())
+    for label, method in methods:
+        if not _applicable(method, n):
+            continue
+        out.append(_Approach(label, True, lambda m=method: m.invert(A), _score_solution))
+        if config.alone:
+
+            def alone(m=method):
+                with torch.no_grad():
+                    return m._invert(A)
+
+            out.append(_Approach(f"{label}:alone", False, alone, _score_partial(A)))
+    return out
+
+
+def run(
+    config: BenchConfig,
+    *,
+    extra: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Benchmark every approach at every size. ``extra`` maps labels to Method objects (for
+    example a learned method built from a trained model) benchmarked next to the named ones."""
+    extra = dict(extra or {})
+    device = torch.device(config.device)
+    dtype = DTYPES[config.dtype]
+    rows: list[Row] = []
+    notes = [
+        "times are medians over repeats after one warm-up call; speedup_vs_torch is the median "
+        "of per-round ratios (same round, same inputs) against torch.linalg.inv",
+        "peak_bytes: CUDA max_memory_allocated growth on GPU; on CPU the sampled growth of the "
+        "resident set (indicative: allocator reuse hides memory freed by earlier approaches)",
+    ]
+    for n in config.sizes:
+        batch = max(1, min(config.batch, config.max_elements // (n * n)))
+        if batch < config.batch:
+            notes.append(f"n={n}: batch capped at {batch} (max_elements={config.max_elements})")
+        A = well_conditioned(batch, n, dtype=dtype, device=config.device, seed=config.seed)
+        approaches = approaches_for(A, config, extra)
+        if progress:
+            progress(f"n={n}: batch {batch}, {len(approaches)} approaches, {config.repeats} repeats")
+        scores, peaks = {}, {}
+        for ap in approaches:
+            # Warm-up (not timed), which also gives the answer we score and the memory peak.
+            holder: dict[str, Any] = {}
+
+            def first(ap=ap, holder=holder):
+                holder["out"] = ap.run()
+                _sync(device)
+
+            peaks[ap.name] = _peak_memory(first, device)
+            scores[ap.name] = ap.score(holder.pop("out"))
+        times: dict[str, list[float]] = {ap.name: [] for ap in approaches}
+        for rep in range(config.repeats):
+            k = rep % len(approaches)
+            for ap in approaches[k:] + approaches[:k]:
+                _sync(device)
+                t0 = time.perf_counter()
+                ap.run()
+                _sync(device)
+                times[ap.name].append(time.perf_counter() - t0)
+        ref = times.get("torch.linalg.inv")
+        for ap in approaches:
+            ts = times[ap.name]
+            med = float(np.median(ts))
+            speedup = (
+                float(np.median([r / t for r, t in zip(ref, ts)])) if ref is not None else None
+            )
+            worst, passing, statuses = scores[ap.name]
+            rows.append(
+                Row(
+                    n=n, batch=batch, approach=ap.name, certified=ap.certified, median_s=med,
+                    matrices_per_s=batch / med if med > 0 else float("inf"),
+                    speedup_vs_torch=speedup, worst_ratio=worst, passing=passing,
+                    statuses=statuses, peak_bytes=peaks[ap.name], times_s=ts,
+                )
+            )
+        del A
+    cfg = asdict(config)
+    return BenchResult(config=cfg, machine=machine_info(config.device), rows=rows, notes=notes)
+
+
+def rich_table(result: BenchResult):
+    """The result as a rich Table (the CLI prints it)."""
+    from rich.table import Table
+
+    cfg = result.config
+    table = Table(
+        title=(
+            f"neuralinv bench: {cfg['dtype']} on {cfg['device']}, {result.machine['torch_threads']} "
+            f"threads, median of {cfg['repeats']}"
+        )
+    )
+    for col in ("n", "batch", "approach", "matrices/s", "x torch.inv", "worst ratio", "pass", "peak MB"):
+        table.add_column(col, justify="left" if col == "approach" else "right")
+    for r in result.rows:
+        peak = "n/a" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.1f}"
+        speed = "" if r.speedup_vs_torch is None else f"{r.speedup_vs_torch:.2f}"
+        table.add_row(
+            str(r.n), str(r.batch), r.approach, f"{r.matrices_per_s:.3g}", speed,
+            f"{r.worst_ratio:.3g}", f"{r.passing:.4f}", peak,
+        )
+    return table
+
+
+def plot(result: BenchResult, path, *, certified_only: bool = True) -> None:
+    """Log-log matrices/s against n, one line per approach (references and certified methods;
+    ``certified_only=False`` adds the uncertified kernels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_write
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = list(dict.fromkeys(r.approach for r in result.rows))
+    for name in names:
+        rows = [r for r in result.rows if r.approach == name]
+        if certified_only and not (rows[0].certified or name in REFERENCES):
+            continue
+        style = "--" if name in REFERENCES else "-"
+        ax.plot([r.n for r in rows], [r.matrices_per_s for r in rows], style, marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("matrix size n")
+    ax.set_ylabel("matrices per second")
+    cfg = result.config
+    ax.set_title(f"{cfg['dtype']} on {cfg['device']} ({result.machine['torch_threads']} threads)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_json(result: BenchResult, path) -> None:
+    import json
+
+    from .io import atomic_write
+
+    with atomic_write(path, "w") as fh:
+        json.dump(result.to_json(), fh, indent=2)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"2,3,4"`` -> (2, 3, 4), with an InputError naming the bad item."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(int(item))
+        except ValueError:
+            raise InputError(f"--sizes: {item!r} is not an integer (expected e.g. 2,3,4)") from None
+    if not out:
+        raise InputError("--sizes must list at least one size, e.g. 2,3,4")
+    return tuple(out)
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
