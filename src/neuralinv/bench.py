@@ -261,10 +261,14 @@ def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) 
     n = A.shape[-1]
     out: list[_Approach] = []
     if "torch.linalg.inv" in config.references:
-        out.append(_Approach("torch.linalg.inv", False, lambda: torch.linalg.inv(A), _score_inverse(A)))
+        out.append(
+            _Approach("torch.linalg.inv", False, lambda: torch.linalg.inv(A), _score_inverse(A))
+        )
     if "numpy.linalg.inv" in config.references:
         A_np = A.cpu().numpy()
-        out.append(_Approach("numpy.linalg.inv", False, lambda: np.linalg.inv(A_np), _score_inverse(A)))
+        out.append(
+            _Approach("numpy.linalg.inv", False, lambda: np.linalg.inv(A_np), _score_inverse(A))
+        )
     methods = [(name, resolve(name)) for name in config.methods] + list(extra.items())
     for label, method in methods:
         if not _applicable(method, n):
@@ -305,7 +309,9 @@ def run(
         A = well_conditioned(batch, n, dtype=dtype, device=config.device, seed=config.seed)
         approaches = approaches_for(A, config, extra)
         if progress:
-            progress(f"n={n}: batch {batch}, {len(approaches)} approaches, {config.repeats} repeats")
+            progress(
+                f"n={n}: batch {batch}, {len(approaches)} approaches, {config.repeats} repeats"
+            )
         scores, peaks = {}, {}
         for ap in approaches:
             # Warm-up (not timed), which also gives the answer we score and the memory peak.
@@ -336,10 +342,18 @@ def run(
             worst, passing, statuses = scores[ap.name]
             rows.append(
                 Row(
-                    n=n, batch=batch, approach=ap.name, certified=ap.certified, median_s=med,
+                    n=n,
+                    batch=batch,
+                    approach=ap.name,
+                    certified=ap.certified,
+                    median_s=med,
                     matrices_per_s=batch / med if med > 0 else float("inf"),
-                    speedup_vs_torch=speedup, worst_ratio=worst, passing=passing,
-                    statuses=statuses, peak_bytes=peaks[ap.name], times_s=ts,
+                    speedup_vs_torch=speedup,
+                    worst_ratio=worst,
+                    passing=passing,
+                    statuses=statuses,
+                    peak_bytes=peaks[ap.name],
+                    times_s=ts,
                 )
             )
         del A
@@ -358,14 +372,29 @@ def rich_table(result: BenchResult):
             f"threads, median of {cfg['repeats']}"
         )
     )
-    for col in ("n", "batch", "approach", "matrices/s", "x torch.inv", "worst ratio", "pass", "peak MB"):
+    for col in (
+        "n",
+        "batch",
+        "approach",
+        "matrices/s",
+        "x torch.inv",
+        "worst ratio",
+        "pass",
+        "peak MB",
+    ):
         table.add_column(col, justify="left" if col == "approach" else "right")
     for r in result.rows:
         peak = "n/a" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.1f}"
         speed = "" if r.speedup_vs_torch is None else f"{r.speedup_vs_torch:.2f}"
         table.add_row(
-            str(r.n), str(r.batch), r.approach, f"{r.matrices_per_s:.3g}", speed,
-            f"{r.worst_ratio:.3g}", f"{r.passing:.4f}", peak,
+            str(r.n),
+            str(r.batch),
+            r.approach,
+            f"{r.matrices_per_s:.3g}",
+            speed,
+            f"{r.worst_ratio:.3g}",
+            f"{r.passing:.4f}",
+            peak,
         )
     return table
 
@@ -387,7 +416,9 @@ def plot(result: BenchResult, path, *, certified_only: bool = True) -> None:
         if certified_only and not (rows[0].certified or name in REFERENCES):
             continue
         style = "--" if name in REFERENCES else "-"
-        ax.plot([r.n for r in rows], [r.matrices_per_s for r in rows], style, marker="o", label=name)
+        ax.plot(
+            [r.n for r in rows], [r.matrices_per_s for r in rows], style, marker="o", label=name
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("matrix size n")
