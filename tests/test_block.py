@@ -102,10 +102,8 @@ def test_bad_options_are_input_errors():
 # -- a learned base --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model():
-    """A real LearnedInverse: 100 steps of the default mlp on the default 3x3 ball."""
-    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
-                            tensorboard=False, seed=0)
-    return ni.train(config)
+    """A real LearnedInverse: the shipped 3x3 ball model."""
+    return ni.LearnedInverse.load("builtin:ball3")
 
 
 def _near_block_diagonal(region, batch, n, seed):

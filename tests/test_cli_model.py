@@ -20,11 +20,10 @@ def run(*args, cwd):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A real model directory, written by a 100-step training run on the default 3x3 ball."""
+    """A real model directory: the shipped builtin:ball3, saved to disk and loaded by path."""
     out = tmp_path_factory.mktemp("cli-model") / "model"
-    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
-                            tensorboard=False, seed=0)
-    model = ni.train(config, out=out)
+    model = ni.LearnedInverse.load("builtin:ball3")
+    model.save(out)
     return out, model.region
 
 
@@ -72,3 +71,13 @@ def test_bad_combinations_fail_cleanly(model_dir, tmp_path):
     assert not (tmp_path / "X.npy").exists()
     r = run("invert", "A4.npy", "-o", "X.npy", "--model", tmp_path / "missing", cwd=tmp_path)
     assert r.returncode == 2 and "no such model directory" in r.stderr
+
+
+def test_builtin_model_offline(tmp_path):
+    ball = ni.LearnedInverse.load("builtin:ball3").region
+    A = ball.sample(30, generator=torch.Generator().manual_seed(2)).numpy()
+    np.save(tmp_path / "A.npy", A)
+    r = run("invert", "A.npy", "-o", "X.npy", "--model", "builtin:ball3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "network answers after refinement: 30 of 30 | fell back: 0 (none)" in r.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy"), np.linalg.inv(A), rtol=1e-9, atol=1e-12)

@@ -262,3 +262,16 @@ def test_cuda_learned_and_block():
     A6 = torch.block_diag(BALL.center, BALL.center).cuda().expand(4, 6, 6).contiguous()
     sol = ni.invert(A6, method="block", base=Learned(model=LinearApproximation()))
     assert sol.all_ok and sol.stats["leaves"] == {"learned": 8}
+
+
+def test_builtin_ball3():
+    method = Learned(model="builtin:ball3")
+    region = method.model.region
+    assert method.n == 3
+    A = region.sample(300, generator=_gen(25))
+    sol = ni.invert(A, method="learned", model="builtin:ball3")
+    assert sol.all_ok and sol.worst_residual < 30
+    assert network_counts(sol) == {"network": 300, "fallback": 0}
+    far = 10 * torch.randn(2, 3, 3, generator=_gen(26), dtype=torch.float64)
+    sol = ni.invert(far, method=method)
+    assert (sol.status == int(ni.Status.OUT_OF_REGION)).all() and sol.method.tolist() == ["lu"] * 2
