@@ -235,3 +235,14 @@ def test_builtin_ball3_meets_the_accuracy_targets_offline():
     assert size < 500_000
     with pytest.raises(InputError, match="unknown built-in model 'builtin:nope'"):
         ni.LearnedInverse.load("builtin:nope")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda(tmp_path):
+    cfg = _tiny(device="cuda")
+    model = ni.train(cfg, out=tmp_path)
+    A = cfg.region.sample(8, generator=torch.Generator().manual_seed(6)).cuda()
+    X = model.predict(A)
+    assert X.is_cuda and X.shape == (8, 3, 3)
+    loaded = ni.LearnedInverse.load(tmp_path)
+    assert torch.equal(loaded.predict(A), X)

@@ -329,7 +329,8 @@ def _print_training_summary(model, out) -> None:
     from rich.table import Table
 
     metrics = model.metrics
-    table = Table(title=f"{model!r}")
+    cfg = model.config
+    table = Table(title=f"{cfg.model.arch} on a {cfg.n}x{cfg.n} {cfg.region.describe()['kind']}")
     for col in ("member", "best step", "val MAE", "val R2", "contract"):
         table.add_column(col, justify="right")
     for mem in metrics.get("members", []):
@@ -419,6 +420,87 @@ def analyze(
     )
     if out is not None:
         console.print(f"wrote {Path(out) / 'analysis.json'}", highlight=False)
+
+
+@app.command()
+def demo(
+    sizes: str = typer.Option("4,16", "--sizes", help="Matrix sizes, comma-separated: one table each"),
+    count: int = typer.Option(32, "--count", help="Matrices of each kind (random, SPD, ...)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the built-in collection"),
+) -> None:
+    """Every method on a built-in collection (random, SPD, ill-conditioned, singular): speed,
+    worst residual and statuses, as tables."""
+    from rich import box
+    from rich.table import Table
+
+    from .demo import DemoConfig, run_demo
+
+    try:
+        size_list = tuple(int(v) for v in sizes.split(","))
+    except ValueError:
+        fail(f"--sizes must be comma-separated integers, got {sizes!r}")
+    if any(v < 1 for v in size_list) or count < 1:
+        fail(f"--sizes and --count must be >= 1, got --sizes {sizes} --count {count}")
+    config = DemoConfig(sizes=size_list, count=count, seed=seed)
+    with err_console.status("running the demo", spinner="dots"):
+        sections = run_demo(config)
+    # Piped output (a log, a README) gets room for the whole table instead of 80 columns.
+    out = console if console.is_terminal else Console(width=max(console.width, 120))
+    for section in sections:
+        table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD)
+        for i, column in enumerate(section.columns):
+            table.add_column(column, justify="right" if i in (1, 2) else "left", no_wrap=i == 0)
+        for row in section.rows:
+            table.add_row(*row)
+        out.print(table)
+        for note in section.notes:
+            out.print(f"  {note}", highlight=False, soft_wrap=True)
+        out.print()
+
+
+@app.command()
+def bench(
+    sizes: str = typer.Option("2,3,4,8,16,32,64,128", "--sizes", help="Comma-separated matrix sizes n"),
+    batch: int = typer.Option(100_000, "--batch", help="Matrices per size (capped by --max-elements)"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    methods: str = typer.Option(
+        "auto,closed_form,lu,newton_schulz", "--methods", help="Comma-separated registered methods"
+    ),
+    repeats: int = typer.Option(5, "--repeats", help="Timed rounds per size (median reported)"),
+    max_elements: int = typer.Option(
+        1 << 26, "--max-elements", help="Cap on batch * n * n per size (memory bound)"
+    ),
+    alone: bool = typer.Option(True, "--alone/--no-alone", help="Also time each kernel without its certificate"),
+    threads: int | None = typer.Option(None, "--threads", help="torch.set_num_threads for the run"),
+    json_path: Path | None = typer.Option(None, "--json", help="Write every measurement here (JSON)"),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write a log-log matrices/s vs n plot (PNG)"),
+) -> None:
+    """Throughput (matrices/s), worst LAPACK ratio and peak memory of every method next to
+    torch.linalg.inv and numpy.linalg.inv: same inputs, same process, warm-up excluded."""
+    import torch
+
+    from .bench import BenchConfig, parse_names, parse_sizes, plot, rich_table, run, write_json
+
+    try:
+        config = BenchConfig(
+            sizes=parse_sizes(sizes), batch=batch, dtype=dtype, device=device,
+            methods=parse_names(methods), repeats=repeats, max_elements=max_elements, alone=alone,
+        )
+        if threads is not None:
+            if threads < 1:
+                raise InputError(f"--threads must be an integer >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        result = run(config, progress=lambda msg: err_console.print(msg, highlight=False))
+        console.print(rich_table(result))
+        if json_path is not None:
+            write_json(result, json_path)
+            console.print(f"wrote {json_path}", highlight=False)
+        if plot_path is not None:
+            plot(result, plot_path)
+            console.print(f"wrote {plot_path}", highlight=False)
+    except (InputError, OSError) as exc:
+        fail(str(exc))
 
 
 def main() -> None:

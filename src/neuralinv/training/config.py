@@ -277,7 +277,7 @@ def config_from_options(
             import numpy as np
             import torch
 
-            c = torch.from_numpy(np.asarray(center, dtype=np.float64))
+            c = torch.from_numpy(np.array(center, dtype=np.float64))  # a writable copy
             if size is not None and c.shape != (n, n):
                 raise InputError(f"--center is {tuple(c.shape)} but --size is {n}")
             default_radius = None
