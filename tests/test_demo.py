@@ -1,0 +1,63 @@
+"""The demo: its collection, its sections, and the command that prints them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+
+from neuralinv.demo import KINDS, DemoConfig, Section, collection, run_demo
+
+
+def test_collection_kinds():
+    data = collection(6, 5, seed=1)
+    assert tuple(data) == KINDS
+    for A in data.values():
+        assert A.shape == (5, 6, 6) and A.dtype == torch.float64
+    torch.testing.assert_close(data["SPD"], data["SPD"].mT, rtol=0, atol=0)
+    assert bool((torch.linalg.eigvalsh(data["SPD"]) >= 1 - 1e-12).all())
+    assert (torch.linalg.matrix_rank(data["singular"]) == 5).all()
+    cond = torch.linalg.cond(data["ill-conditioned"])
+    assert cond.min() > 1e7 and cond.max() > 1e15
+    assert torch.equal(collection(6, 5, seed=1)["random"], data["random"])
+
+
+def test_run_demo_rows():
+    sections = run_demo(DemoConfig(sizes=(3,), count=4, methods=("lu", "cholesky", "closed_form")))
+    assert len(sections) == 1 and isinstance(sections[0], Section)
+    rows = {r.method: r for r in sections[0].data}
+    assert set(rows) == {"lu", "cholesky", "closed_form"}
+    lu = rows["lu"]
+    assert lu.statuses["random"] == {"OK": 4} and lu.statuses["SPD"] == {"OK": 4}
+    assert "OK" not in lu.statuses["singular"]
+    assert lu.worst_residual < 30 and lu.matrices_per_s > 0
+    assert rows["cholesky"].statuses["random"] == {"NOTSPD": 4}
+    assert all(len(cells) == len(sections[0].columns) for cells in sections[0].rows)
+
+
+def test_methods_that_cannot_run_are_noted():
+    (section,) = run_demo(DemoConfig(sizes=(5,), count=2, methods=("closed_form", "lu")))
+    assert [r.method for r in section.data] == ["lu"]
+    assert any(note.startswith("closed_form: not run") for note in section.notes)
+
+
+def test_demo_command_prints_tables():
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuralinv", "demo", "--sizes", "3", "--count", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Every method on 3x3 matrices" in out
+    for word in ("matrices/s", "worst ratio", "ill-conditioned", "lu", "newton_schulz", "gradient"):
+        assert word in out
+    bad = subprocess.run(
+        [sys.executable, "-m", "neuralinv", "demo", "--sizes", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "--sizes" in bad.stderr
