@@ -291,8 +291,10 @@ def _train_with_progress(cfg, out, resume, run_training):
 
     region = cfg.region.describe()
     m = cfg.model
+    shape = (f"width {m.width}, {m.blocks} blocks" if m.arch == "dense_resnet"
+             else f"depth {m.depth}, width {m.width}, {m.activation}")
     console.print(
-        f"training {m.arch} (depth {m.depth}, width {m.width}) on a {cfg.n}x{cfg.n} "
+        f"training {m.arch} ({shape}) on a {cfg.n}x{cfg.n} "
         f"{region['kind']}, loss {cfg.loss}, {cfg.steps} steps x {cfg.batch_size}, "
         f"ensemble {cfg.ensemble}, device {cfg.device} -> {out}",
         highlight=False,
