@@ -291,8 +291,10 @@ def _train_with_progress(cfg, out, resume, run_training):
 
     region = cfg.region.describe()
     m = cfg.model
+    shape = (f"width {m.width}, {m.blocks} blocks" if m.arch == "dense_resnet"
+             else f"depth {m.depth}, width {m.width}, {m.activation}")
     console.print(
-        f"training {m.arch} (depth {m.depth}, width {m.width}) on a {cfg.n}x{cfg.n} "
+        f"training {m.arch} ({shape}) on a {cfg.n}x{cfg.n} "
         f"{region['kind']}, loss {cfg.loss}, {cfg.steps} steps x {cfg.batch_size}, "
         f"ensemble {cfg.ensemble}, device {cfg.device} -> {out}",
         highlight=False,
@@ -329,7 +331,8 @@ def _print_training_summary(model, out) -> None:
     from rich.table import Table
 
     metrics = model.metrics
-    table = Table(title=f"{model!r}")
+    cfg = model.config
+    table = Table(title=f"{cfg.model.arch} on a {cfg.n}x{cfg.n} {cfg.region.describe()['kind']}")
     for col in ("member", "best step", "val MAE", "val R2", "contract"):
         table.add_column(col, justify="right")
     for mem in metrics.get("members", []):
@@ -419,6 +422,42 @@ def analyze(
     )
     if out is not None:
         console.print(f"wrote {Path(out) / 'analysis.json'}", highlight=False)
+
+
+@app.command()
+def demo(
+    sizes: str = typer.Option("4,16", "--sizes", help="Matrix sizes, comma-separated: one table each"),
+    count: int = typer.Option(32, "--count", help="Matrices of each kind (random, SPD, ...)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the built-in collection"),
+) -> None:
+    """Every method on a built-in collection (random, SPD, ill-conditioned, singular): speed,
+    worst residual and statuses, as tables."""
+    from rich import box
+    from rich.table import Table
+
+    from .demo import DemoConfig, run_demo
+
+    try:
+        size_list = tuple(int(v) for v in sizes.split(","))
+    except ValueError:
+        fail(f"--sizes must be comma-separated integers, got {sizes!r}")
+    if any(v < 1 for v in size_list) or count < 1:
+        fail(f"--sizes and --count must be >= 1, got --sizes {sizes} --count {count}")
+    config = DemoConfig(sizes=size_list, count=count, seed=seed)
+    with err_console.status("running the demo", spinner="dots"):
+        sections = run_demo(config)
+    # Piped output (a log, a README) gets room for the whole table instead of 80 columns.
+    out = console if console.is_terminal else Console(width=max(console.width, 120))
+    for section in sections:
+        table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD)
+        for i, column in enumerate(section.columns):
+            table.add_column(column, justify="right" if i in (1, 2) else "left", no_wrap=i == 0)
+        for row in section.rows:
+            table.add_row(*row)
+        out.print(table)
+        for note in section.notes:
+            out.print(f"  {note}", highlight=False, soft_wrap=True)
+        out.print()
 
 
 @app.command()
