@@ -360,3 +360,15 @@ def test_exactly_singular_matrices_are_never_certified(method):
         A = A @ A.mT  # symmetric positive semidefinite, singular
     sol = ni.invert(A, method=method, **({"max_iter": 30} if method == "newton_schulz" else {}))
     assert not bool((sol.status == int(ni.Status.OK)).any()), sol.counts()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ALL)
+def test_cuda_matches_cpu(method):
+    A = conditioned((2, 3), 4, 10.0, seed=20, spd=True)
+    for dtype in DTYPES:
+        cpu = ni.invert(A.to(dtype), method=method, **QUICK.get(method, {}))
+        gpu = ni.invert(A.to(dtype).cuda(), method=method, **QUICK.get(method, {}))
+        assert gpu.inverse.device.type == "cuda" and gpu.status.device.type == "cuda"
+        assert torch.equal(gpu.status.cpu(), cpu.status)
+        torch.testing.assert_close(gpu.inverse.cpu(), cpu.inverse, rtol=1e-4, atol=1e-5)
