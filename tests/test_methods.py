@@ -372,3 +372,19 @@ def test_cuda_matches_cpu(method):
         assert gpu.inverse.device.type == "cuda" and gpu.status.device.type == "cuda"
         assert torch.equal(gpu.status.cpu(), cpu.status)
         torch.testing.assert_close(gpu.inverse.cpu(), cpu.inverse, rtol=1e-4, atol=1e-5)
+
+
+def test_newton_schulz_seeds_single_or_batched():
+    A = conditioned((2, 3), 4, 5.0, seed=21)
+    X = reference(A)
+    rough = X + 1e-3 * torch.randn(X.shape, generator=torch.Generator().manual_seed(0), dtype=X.dtype)
+    from_rough = ni.invert(A, method="newton_schulz", seed=rough)  # A's batch shape
+    cold = ni.invert(A, method="newton_schulz")
+    assert from_rough.all_ok and cold.all_ok
+    assert from_rough.stats["iterations"].max() < cold.stats["iterations"].min()
+    flat = ni.invert(A, method="newton_schulz", seed=rough.reshape(6, 4, 4))
+    assert torch.equal(flat.inverse, from_rough.inverse)
+    I = ni.invert(A / 10 + torch.eye(4, dtype=A.dtype), method="newton_schulz", seed=torch.eye(4))
+    assert I.all_ok
+    with pytest.raises(ni.InputError, match=r"seed of shape \(3, 4, 4\)"):
+        ni.invert(A, method="newton_schulz", seed=rough[0])

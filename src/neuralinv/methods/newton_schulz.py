@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .._validate import int_at_least, one_of, positive
 from ..certify import PASS_RATIO, eps, identity_residual, norm1
+from ..errors import InputError
 from ..solution import Status
 from .base import Method, Partial
 
@@ -30,7 +31,8 @@ class NewtonSchulz(Method):
               it is OK if its ratio then passes the certificate (< 30), NOT_CONVERGED if not.
     max_iter: matrices whose ratio still fails after this many steps are NOT_CONVERGED.
     seed:     "transpose" (the scaled transpose, converges for any nonsingular A), "identity"
-              (converges when ||I - A||_2 < 1), or a tensor (..., n, n) broadcastable to A.
+              (converges when ||I - A||_2 < 1), or a tensor: one (n, n) matrix for all, or
+              one per matrix (A's batch shape, or any shape holding as many in order).
     Converged matrices leave the active set, so they stop costing work.
     """
 
@@ -52,7 +54,14 @@ class NewtonSchulz(Method):
                 return scaled_transpose(A)
             return torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A).clone()
         seed = torch.as_tensor(self.seed, dtype=A.dtype, device=A.device)
-        return seed.expand_as(A.reshape(A.shape)).reshape(A.shape).clone()
+        B, n = A.shape[0], A.shape[-1]
+        # A arrives flattened to (B, n, n): a seed with A's batch shape is flattened alike.
+        if seed.ndim >= 2 and seed.shape[-2:] == (n, n) and seed.numel() in (n * n, B * n * n):
+            return seed.reshape(-1, n, n).expand(B, n, n).clone()
+        raise InputError(
+            f"seed of shape {tuple(seed.shape)} fits neither one {n}x{n} matrix nor the batch "
+            f"of {B} {n}x{n} matrices"
+        )
 
     def _invert(self, A: Tensor) -> Partial:
         X, iters, converged = refine(A, self.initial(A), tol=self.tol, max_iter=self.max_iter)
