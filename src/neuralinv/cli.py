@@ -494,7 +494,9 @@ def bench(
                 raise InputError(f"--threads must be an integer >= 1, got {threads}")
             torch.set_num_threads(threads)
         result = run(config, progress=lambda msg: err_console.print(msg, highlight=False))
-        console.print(rich_table(result))
+        # Piped output (a log, docs) gets the whole table instead of 80 columns.
+        out = console if console.is_terminal else Console(width=max(console.width, 110))
+        out.print(rich_table(result))
         if json_path is not None:
             write_json(result, json_path)
             console.print(f"wrote {json_path}", highlight=False)
