@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/neuralinv demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks experiments examples
+	$(BIN)/ruff check $(wildcard src tests benchmarks experiments examples)
 
 # Two single-threaded workers on two cores: torch's own threads on top only fight each other.
 test: $(STAMP) lint
