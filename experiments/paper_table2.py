@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     top = a.pieces[:8]
     run.table(
         "Section 5.3: activation patterns of the small 2-FC network (largest shares)",
-        ["pattern (hidden units 0..7)", "share of samples", "max ‖W_p − L‖ entry", "max ‖b_p − c‖ entry", "MAE vs inverse", "LP bound: max ‖f − lin‖ entry"],
+        ["pattern (hidden units 0..7)", "share of samples", "largest weight difference from L", "largest bias difference from c", "MAE vs inverse", "LP bound on the pattern: max abs(f − linear)"],
         [[p.pattern, f"{p.share:.4f}", f"{p.weight_diff:.3g}", f"{p.bias_diff:.3g}", f"{p.mae_vs_inverse:.3g}",
           "n/a" if p.max_deviation is None else f"{p.max_deviation:.3g}"] for p in top],
         notes=(f"{len(a.pieces)} patterns occur in {a.samples} samples; the {len(top)} listed cover "

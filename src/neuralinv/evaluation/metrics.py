@@ -142,7 +142,7 @@ def compute(
         ss_tot = float((true - true.mean()).square().sum())
         r2 = 1.0 - float(diff.square().sum()) / ss_tot if ss_tot > 0 else float("nan")
         rel = torch.linalg.matrix_norm(diff) / torch.linalg.matrix_norm(true)
-        rel_err = float(rel.median())
+        rel_err = float(np.median(rel.numpy()))
     else:
         mae = mse = r2 = rel_err = float("nan")
 
@@ -175,7 +175,7 @@ def compute(
         mse=mse,
         r2=r2,
         relative_error=rel_err,
-        identity_residual=float(res.median()) if B else float("nan"),
+        identity_residual=float(np.median(res.numpy())) if B else float("nan"),
         pass_fraction=float(passed.double().mean()) if B else float("nan"),
         time_s=time_s,
     )

@@ -232,7 +232,7 @@ def training_curves(model_dir: str | Path, path: str | Path, *, title: str | Non
     validation MAE when the trainer recorded it."""
     hist = read_training_history(model_dir)
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for m in hist["members"]:
         h = m.get("history") or []
         steps = [r["step"] for r in h]

@@ -24,7 +24,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("MSE", "mse", ".4g"),
     ("R2", "r2", ".6g"),
     ("rel. err", "relative_error", ".3g"),
-    ("|AX-I|_F", "identity_residual", ".3g"),
+    ("‖AX−I‖_F", "identity_residual", ".3g"),
     ("pass", "pass_fraction", ".4f"),
     ("contracted", "contracted", ".4f"),
     ("refined", "refined", ".4f"),
