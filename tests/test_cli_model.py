@@ -81,3 +81,19 @@ def test_builtin_model_offline(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "network answers after refinement: 30 of 30 | fell back: 0 (none)" in r.stdout
     np.testing.assert_allclose(np.load(tmp_path / "X.npy"), np.linalg.inv(A), rtol=1e-9, atol=1e-12)
+
+
+def test_demo_trains_and_reports_who_answered(tmp_path):
+    r = run("demo", "--sizes", "2", "--count", "2", "--learned-steps", "200", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "Learned inversion: network guess + Newton-Schulz, exact fallback" in out
+    assert "for 200 steps x 256 fresh matrices" in out
+    # 10000 held-out ball matrices + 1000 scaled multiples + 1000 far + 10 singular.
+    m = re.search(r"(\d+) of 12010 answers came from the network after Newton-Schulz "
+                  r"refinement; (\d+) fell back to exact LU", out)
+    assert m, out
+    assert int(m.group(1)) + int(m.group(2)) == 12010 and int(m.group(2)) >= 1010
+    assert "OOR 1000" in out
+    bad = run("demo", "--learned-steps", "-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--learned-steps" in bad.stderr

@@ -275,3 +275,17 @@ def test_builtin_ball3():
     far = 10 * torch.randn(2, 3, 3, generator=_gen(26), dtype=torch.float64)
     sol = ni.invert(far, method=method)
     assert (sol.status == int(ni.Status.OUT_OF_REGION)).all() and sol.method.tolist() == ["lu"] * 2
+
+
+def test_demo_section():
+    from neuralinv.learned_demo import learned_sections
+
+    (section,) = learned_sections(steps=100, count=400)
+    assert [r[0] for r in section.rows] == [
+        "in the ball (held out)", "3 x a matrix of the ball", "entries uniform in [-1, 1]", "singular"]
+    assert all(len(r) == len(section.columns) for r in section.rows)
+    assert section.rows[2][2:5] == ("0", "0", "40")
+    assert any("fell back to exact LU" in note for note in section.notes)
+    total = 400 + 40 + 40 + 1
+    network = sum(g.network for g in section.data[0].groups)
+    assert f"{network} of {total} answers came from the network" in " ".join(section.notes)

@@ -429,9 +429,14 @@ def demo(
     sizes: str = typer.Option("4,16", "--sizes", help="Matrix sizes, comma-separated: one table each"),
     count: int = typer.Option(32, "--count", help="Matrices of each kind (random, SPD, ...)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the built-in collection"),
+    learned_steps: int = typer.Option(
+        12_000, "--learned-steps", help="Train a small model on the default ball this many steps "
+        "and invert a held-out batch with it (0: skip)"
+    ),
 ) -> None:
     """Every method on a built-in collection (random, SPD, ill-conditioned, singular): speed,
-    worst residual and statuses, as tables."""
+    worst residual and statuses, as tables; then a small learned model, trained on the default
+    ball, inverting a held-out batch: how many answers came from the network, how many fell back."""
     from rich import box
     from rich.table import Table
 
@@ -443,7 +448,9 @@ def demo(
         fail(f"--sizes must be comma-separated integers, got {sizes!r}")
     if any(v < 1 for v in size_list) or count < 1:
         fail(f"--sizes and --count must be >= 1, got --sizes {sizes} --count {count}")
-    config = DemoConfig(sizes=size_list, count=count, seed=seed)
+    if learned_steps < 0:
+        fail(f"--learned-steps must be >= 0, got {learned_steps}")
+    config = DemoConfig(sizes=size_list, count=count, seed=seed, learned_steps=learned_steps)
     with err_console.status("running the demo", spinner="dots"):
         sections = run_demo(config)
     # Piped output (a log, a README) gets room for the whole table instead of 80 columns.

@@ -38,12 +38,15 @@ SHORT = {
 @dataclass(frozen=True)
 class DemoConfig:
     """sizes: matrix sizes, one section each; count: matrices of each kind; methods: names to
-    run (None: every registered method that builds with its default options)."""
+    run (None: every registered method that builds with its default options); learned_steps:
+    train a small model on the default ball for this many steps and invert a held-out batch
+    with it (0: no learned section; see :mod:`neuralinv.learned_demo`)."""
 
     sizes: tuple[int, ...] = (4, 16)
     count: int = 32
     seed: int = 0
     methods: tuple[str, ...] | None = None
+    learned_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,17 @@ def methods_sections(config: DemoConfig) -> list[Section]:
     return sections
 
 
+def learned_sections(config: DemoConfig) -> list[Section]:
+    """Train on the default ball, invert a held-out batch: who answered (neuralinv.learned_demo)."""
+    if not config.learned_steps:
+        return []
+    from .learned_demo import learned_sections as build
+
+    return build(config, steps=config.learned_steps)
+
+
 #: The demo's parts, in order: each maps the config to its sections.
-SECTIONS: list[Callable[[DemoConfig], list[Section]]] = [methods_sections]
+SECTIONS: list[Callable[[DemoConfig], list[Section]]] = [methods_sections, learned_sections]
 
 
 def run_demo(config: DemoConfig | None = None) -> list[Section]:
