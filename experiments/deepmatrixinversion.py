@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     args = parse("deepmatrixinversion", __doc__, argv)
     run = Run("deepmatrixinversion", "DeepMatrixInversion: 3x3 box |det| > 0.1", args)
     box = ni.Box(3, -1.0, 1.0, min_abs_det=0.1)
-    steps = 40 if args.quick else 2500
+    steps = 40 if args.quick else 20_000
     cfg = TrainConfig(
         n=3, region=box, model=ModelConfig("mlp", 3, 64 if args.quick else 256), steps=steps,
         batch_size=256, lr=1e-3, val_every=max(1, steps // 10), val_size=512 if args.quick else 4096,

@@ -75,6 +75,10 @@ def test_targets_and_missing_references():
     S = torch.tensor([[[1.0, 2.0], [2.0, 4.0]]], dtype=torch.float64)  # singular: no reference
     m, _ = compute(S, torch.zeros_like(S))
     assert m.compared == 0 and np.isnan(m.mae) and m.pass_fraction == 0.0
+    # An answer with NaN entries (lu on a singular matrix) is counted, not allowed to poison the means.
+    both = torch.cat([A[:4], S])
+    m, _, _ = evaluate_method("lu", both, torch.cat([torch.linalg.inv(A[:4]), S]))
+    assert (m.compared, m.no_answer, m.no_reference) == (4, 1, 0) and m.mae < 1e-14
     with pytest.raises(InputError, match="targets must have the shape"):
         compute(A, A, T[:5])
     with pytest.raises(InputError, match="same shape"):

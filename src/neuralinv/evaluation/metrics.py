@@ -35,8 +35,10 @@ class Metrics:
     """One dataset's scores. Error metrics are NaN when no matrix had a reference inverse.
 
     count:           matrices in the dataset.
-    compared:        matrices with a reference inverse (the error metrics are over these).
-    no_reference:    matrices without one (singular, or cond_2 > 1/eps in float64).
+    compared:        matrices with a reference inverse and a finite answer (the error metrics
+                     are over these).
+    no_reference:    matrices without a reference (singular, or cond_2 > 1/(n eps) in float64).
+    no_answer:       matrices whose answer has NaN/Inf entries (e.g. SINGULAR: no inverse given).
     mae, mse, r2:    over all entries of the compared matrices.
     relative_error:  median over compared matrices of ``||X - X_ref||_F / ||X_ref||_F``.
     identity_residual: median over all matrices of ``||A X - I||_F`` (inf/NaN answers count as inf).
@@ -53,6 +55,7 @@ class Metrics:
     n: int
     compared: int
     no_reference: int
+    no_answer: int
     mae: float
     mse: float
     r2: float
@@ -133,10 +136,12 @@ def compute(
         ref, has_ref = reference_inverse(At)
     ref = torch.where(has_ref[:, None, None], ref, torch.full_like(ref, float("nan")))
     A64, X64 = At.to(torch.float64), Xt.to(torch.float64)
+    answered = torch.isfinite(X64).all(dim=(-2, -1)) if B else has_ref
+    scored = has_ref & answered
 
-    diff = (X64 - ref)[has_ref]
+    diff = (X64 - ref)[scored]
     if diff.numel():
-        true = ref[has_ref]
+        true = ref[scored]
         mae = float(diff.abs().mean())
         mse = float(diff.square().mean())
         ss_tot = float((true - true.mean()).square().sum())
@@ -169,8 +174,9 @@ def compute(
         method=method,
         count=B,
         n=n,
-        compared=int(has_ref.sum()),
+        compared=int(scored.sum()),
         no_reference=int((~has_ref).sum()),
+        no_answer=int((~answered).sum()),
         mae=mae,
         mse=mse,
         r2=r2,

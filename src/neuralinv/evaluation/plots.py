@@ -112,11 +112,14 @@ def error_vs_sigma(
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 5))
     all_s = []
+    floored = False
     for s, e, lab in zip(series_s, series_e, labels):
         s, e = np.asarray(s, dtype=np.float64).ravel(), np.asarray(e, dtype=np.float64).ravel()
         keep = np.isfinite(s) & np.isfinite(e) & (s > 0)
         # An exact method can hit 0 error: draw it at the floor rather than drop it.
-        s, e = s[keep], np.maximum(e[keep], ZERO_FLOOR)
+        s, e = s[keep], e[keep]
+        floored = floored or bool((e < ZERO_FLOOR).any())
+        e = np.maximum(e, ZERO_FLOOR)
         idx = _subsample(s.size)
         ax.scatter(s[idx], e[idx], s=4, alpha=0.4, label=lab, rasterized=True)
         all_s.append(s)
@@ -127,7 +130,7 @@ def error_vs_sigma(
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\sigma_{min}(A)$ (2-norm distance to the nearest singular matrix)")
-    ax.set_ylabel(ylabel + f" (0 drawn at {ZERO_FLOOR:g})")
+    ax.set_ylabel(ylabel + (f" (0 drawn at {ZERO_FLOOR:g})" if floored else ""))
     ax.set_title(title)
     ax.legend(loc="upper right", markerscale=3)
     ax.grid(alpha=0.3, which="both")
