@@ -26,6 +26,16 @@ def eps(dtype: torch.dtype) -> float:
 
 def identity_residual(A: Tensor, X: Tensor) -> Tensor:
     """``I - X A`` for batches of square matrices."""
+    if X.shape == A.shape:
+        # One fused pass (C = I - X A in the gemm) instead of product, negation and diagonal
+        # update: measured 1.2-3.4x faster on CPU for n = 8 .. 32 (docs/performance.md).
+        # Every batch shape goes through the same kernel, so a matrix's residual does not
+        # depend on the shape of the batch it came in.
+        n = A.shape[-1]
+        B = math.prod(A.shape[:-2])
+        A3, X3 = A.reshape(B, n, n), X.reshape(B, n, n)
+        eye = torch.eye(n, dtype=A.dtype, device=A.device).expand_as(A3)
+        return torch.baddbmm(eye, X3, A3, alpha=-1).reshape(A.shape)
     E = -(X @ A)
     E.diagonal(dim1=-2, dim2=-1).add_(1)
     return E
