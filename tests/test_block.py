@@ -124,13 +124,32 @@ def test_block_over_learned_base(tiny_model, n):
     A = _near_block_diagonal(tiny_model.region, 30, n, seed=n)
     sol = ni.invert(A, method="block", base=tiny_model)
     assert sol.all_ok and sol.worst_residual < 30
-    assert set(sol.method.tolist()) == {"block"}
+    labels = sol.method.tolist()
+    assert set(labels) <= {"block", "block+lu"}
     assert sol.stats["base"] == "learned" and sol.stats["base_size"] == 3
     assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-9, atol=1e-12)
     leaves = sol.stats["leaves"]
     full = n // 3  # leaves that are real blocks of A, all inside the region: the network's
     assert leaves.get("learned", 0) >= 30 * full
     assert sum(leaves.values()) == 30 * -(-n // 3)
+    # "block+lu" marks exactly the matrices with a leaf the network handed to LU.
+    assert ("block+lu" in labels) == ("lu" in leaves)
+    assert labels.count("block+lu") <= leaves.get("lu", 0)
+
+
+def test_block_labels_say_which_leaves_came_from_the_network(tiny_model):
+    region = tiny_model.region
+    g = torch.Generator().manual_seed(17)
+    A = _near_block_diagonal(region, 8, 6, seed=17)
+    # In the last four, the second diagonal block is a scaled cyclic permutation: far outside
+    # the ball and no multiple of a matrix in it, so its leaf (the Schur complement) goes to LU.
+    P = 2 * torch.eye(3, dtype=torch.float64)[[1, 2, 0]]
+    A[4:, 3:, 3:] = P + 0.01 * torch.randn(4, 3, 3, generator=g, dtype=torch.float64)
+    sol = ni.invert(A, method="block", base=tiny_model)
+    assert sol.all_ok
+    assert sol.method.tolist() == ["block"] * 4 + ["block+lu"] * 4
+    assert sol.stats["leaves"] == {"learned": 12, "lu": 4}
+    assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-9, atol=1e-12)
 
 
 def test_block_over_learned_base_size_must_match(tiny_model):

@@ -57,10 +57,15 @@ def test_block_over_model_and_padding(model_dir, tmp_path):
     np.save(tmp_path / "A7.npy", A.numpy())
     r = run("invert", "A7.npy", "-o", "X7.npy", "--method", "block", "--base", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "block recursion answers: 11 of 12 | fell back whole: 1 (lu 1)" in r.stdout
+    line = re.search(r"block recursion answers: 11 of 12 \(every leaf from the network: (\d+), "
+                     r"some leaves fell back: (\d+)\) \| fell back whole: 1 \(lu 1\)", r.stdout)
+    assert line, r.stdout
+    assert int(line.group(1)) + int(line.group(2)) == 11
     assert "status: OK 12" in r.stdout
     np.testing.assert_allclose(np.load(tmp_path / "X7.npy"), np.linalg.inv(A.numpy()),
                                rtol=1e-9, atol=1e-12)
+    r = run("invert", "A7.npy", "-o", "L7.npy", "--method", "block", "--base", "lu", cwd=tmp_path)
+    assert "block recursion answers: 11 of 12 | fell back whole: 1 (lu 1)" in r.stdout
 
 
 def test_bad_combinations_fail_cleanly(model_dir, tmp_path):

@@ -76,7 +76,7 @@ def invert(
         fail(str(exc))
     console.print(stream_summary_line(res), highlight=False, soft_wrap=True)
     if method in ("learned", "block"):
-        console.print(_learned_line(method, res), highlight=False, soft_wrap=True)
+        console.print(_learned_line(method, options, res), highlight=False, soft_wrap=True)
     if res.metrics is not None:
         m = res.metrics
         skipped = f" ({m.skipped} with non-finite inverses left out)" if m.skipped else ""
@@ -117,14 +117,27 @@ def _learned_options(method: str, model: str | None, base: str | None, base_size
     return method, options
 
 
-def _learned_line(method: str, res) -> str:
+def _learned_line(method: str, options: dict, res) -> str:
     """How many answers the network (or the block recursion over it) gave, how many fell back."""
-    own = res.method_counts.get(method, 0)
-    fell = res.count - own
-    fallback = ", ".join(f"{k} {v}" for k, v in res.method_counts.items() if k != method) or "none"
+    counts = res.method_counts
     if method == "learned":
-        return f"network answers after refinement: {own} of {res.count} | fell back: {fell} ({fallback})"
-    return f"block recursion answers: {own} of {res.count} | fell back whole: {fell} ({fallback})"
+        own = counts.get(method, 0)
+        fallback = ", ".join(f"{k} {v}" for k, v in counts.items() if k != method) or "none"
+        return (f"network answers after refinement: {own} of {res.count} | "
+                f"fell back: {res.count - own} ({fallback})")
+    # block labels: "block" (recursion), "block+lu" (some leaves by the learned base's
+    # fallback), anything else: the whole matrix fell back.
+    pure = counts.get("block", 0)
+    mixed = sum(v for k, v in counts.items() if k.startswith("block+"))
+    whole = {k: v for k, v in counts.items() if not k.startswith("block")}
+    fallback = ", ".join(f"{k} {v}" for k, v in whole.items()) or "none"
+    line = f"block recursion answers: {pure + mixed} of {res.count}"
+    base = options.get("base", "lu")
+    from .methods import METHODS
+
+    if base not in METHODS:  # a learned base
+        line += f" (every leaf from the network: {pure}, some leaves fell back: {mixed})"
+    return line + f" | fell back whole: {sum(whole.values())} ({fallback})"
 
 
 def stream_summary_line(res) -> str:

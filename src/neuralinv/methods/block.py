@@ -16,6 +16,10 @@ A leading block can be singular although A is not (a permutation matrix, for one
 grow with the condition of the blocks; so an assembled inverse that fails its certificate is
 first polished by a few Newton-Schulz steps (it is an excellent seed), and any matrix for which
 a sub-inverse still fails is inverted whole by the fallback, and labelled so.
+
+Labels: ``block`` (assembled by the recursion), ``lu`` (the whole matrix fell back), and with
+a learned base ``block+lu`` for matrices some of whose leaves the learned method itself had to
+hand to its fallback (``block`` then means: every leaf came from the network).
 """
 
 from __future__ import annotations
@@ -92,11 +96,14 @@ class Block(Method):
             Ap[:, :n, :n] = A
             Ap[:, n:, n:] = torch.eye(N - n, dtype=A.dtype, device=A.device)
         rec = _Recursion(self.base, b, self.polish_iter)
-        X, ok = rec.invert(Ap)
-        part = Partial(X[:, :n, :n].contiguous(), ok_status(B, A.device), stats={})
+        X, ok, pure = rec.invert(Ap)
+        # A learned base answers some leaves by its own fallback: such matrices are labelled
+        # "block+lu", so the labels say which answers came from the network alone.
+        labels = np.full(B, self.name, dtype=object)
+        if self.base.name == "learned":
+            labels[~pure.cpu().numpy()] = f"{self.name}+{self.base.fallback.name}"
+        part = Partial(X[:, :n, :n].contiguous(), ok_status(B, A.device), labels, stats={})
         part = fill_from(A, part, ~ok, self.fallback, self.name)
-        if part.method is None:
-            part.method = np.full(B, self.name, dtype=object)
         part.stats.update(
             {
                 "base": self.base.name,
@@ -136,8 +143,9 @@ class _Recursion:
         self.leaves: dict[str, int] = {}
         self.polished = 0
 
-    def invert(self, A: Tensor) -> tuple[Tensor, Tensor]:
-        """Inverse of a (B, N, N) batch, N a multiple of b, and where it is certified."""
+    def invert(self, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Inverse of a (B, N, N) batch, N a multiple of b; where it is certified; and where
+        every leaf was answered by the base method itself (not by a fallback inside it)."""
         B, N = A.shape[0], A.shape[-1]
         if N == self.b:
             return self._leaf(A)
@@ -146,18 +154,20 @@ class _Recursion:
         A11, A12, A21, A22 = A[:, :m, :m], A[:, :m, m:], A[:, m:, :m], A[:, m:, m:]
         X = torch.full_like(A, float("nan"))
         ok = torch.zeros(B, dtype=torch.bool, device=A.device)
-        X11, ok1 = self.invert(A11)
+        pure = torch.zeros(B, dtype=torch.bool, device=A.device)
+        X11, ok1, pure1 = self.invert(A11)
         i = ok1.nonzero().squeeze(-1)
         if i.numel() == 0:
-            return X, ok
+            return X, ok, pure
         X11, A12, A21 = X11[i], A12[i], A21[i]
         X11A12 = X11 @ A12
         A21X11 = A21 @ X11
         S = A22[i] - A21 @ X11A12
-        Y, ok2 = self.invert(S)
+        Y, ok2, pure2 = self.invert(S)
         j = ok2.nonzero().squeeze(-1)
         if j.numel() == 0:
-            return X, ok
+            return X, ok, pure
+        pure[i[j]] = pure1[i[j]] & pure2[j]
         i, X11, X11A12, A21X11, Y = i[j], X11[j], X11A12[j], A21X11[j], Y[j]
         top_right = -X11A12 @ Y
         Xi = torch.empty(i.numel(), N, N, dtype=A.dtype, device=A.device)
@@ -168,9 +178,9 @@ class _Recursion:
         Xi, good = self._certify(A[i], Xi)
         X[i] = Xi
         ok[i] = good
-        return X, ok
+        return X, ok, pure
 
-    def _leaf(self, A: Tensor) -> tuple[Tensor, Tensor]:
+    def _leaf(self, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         part = self.base._invert(A)
         labels = (
             np.full(A.shape[0], self.base.name, dtype=object)
@@ -182,7 +192,8 @@ class _Recursion:
         # OUT_OF_REGION answers are the fallback's certified ones: usable like OK.
         usable = (part.status == int(Status.OK)) | (part.status == int(Status.OUT_OF_REGION))
         X = part.inverse.to(A.dtype)
-        return X, usable & _passes(A, X)
+        pure = torch.from_numpy(labels.astype(str) == self.base.name).to(A.device)
+        return X, usable & _passes(A, X), pure
 
     def _certify(self, A: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
         good = _passes(A, X)

@@ -258,8 +258,9 @@ def candidate_scale(region: Any, A: Tensor) -> Tensor:
 def network_counts(sol: Solution) -> dict[str, int]:
     """How many answers came from the network after refinement, and how many fell back.
 
-    Counts the ``learned`` label of a Solution from this method (or of ``block`` leaves, whose
-    per-leaf counts are in ``stats['leaves']``).
+    Counts the ``learned`` labels of a Solution from this method. (For ``block`` over a learned
+    base, the label ``block`` means every leaf came from the network, ``block+lu`` that some
+    did not; per-leaf counts are in ``stats['leaves']``.)
     """
     labels = np.asarray(sol.method).astype(str).ravel()
     network = int((labels == Learned.name).sum())
