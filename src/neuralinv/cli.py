@@ -84,7 +84,7 @@ def invert(
             f"vs {target}: MAE {m.mae:.6g} | MSE {m.mse:.6g} | R2 {m.r2:.6f} "
             f"over {m.compared} matrices{skipped}",
             highlight=False,
-        soft_wrap=True,
+            soft_wrap=True,
         )
 
     if plot is not None:
