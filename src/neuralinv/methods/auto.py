@@ -45,6 +45,7 @@ class Auto(Method):
         if part.method is None:
             part.method = np.full(A.shape[0], method.name, dtype=object)
         part.stats.setdefault("primary", method.name)
+        part.stats.setdefault("fallbacks", 0)
         if isinstance(method, LU):
             return part
         # closed_form loses accuracy on ill-conditioned input and cannot tell a rounded-off
@@ -52,6 +53,4 @@ class Auto(Method):
         # reports, e.g. as exactly SINGULAR) every matrix whose certificate would fail.
         ratio, rc = certificate(A, part.inverse)
         failed = (part.status != int(Status.OK)) | ~trusted(ratio, rc, A.shape[-1], A.dtype)
-        part = fill_from(A, part, failed, LU(), method.name)
-        part.stats.setdefault("fallbacks", 0)
-        return part
+        return fill_from(A, part, failed, LU(), method.name)
