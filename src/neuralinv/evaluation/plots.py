@@ -303,7 +303,10 @@ def certificate_plot(input_path: str | Path, inverse_path: str | Path, path: str
     E = A[worst] @ X[worst] - np.eye(A.shape[-1])
     vmax = float(np.nanmax(np.abs(E))) if np.isfinite(E).any() else 1.0
     im = ax2.imshow(E, cmap="RdBu_r", vmin=-(vmax or 1.0), vmax=vmax or 1.0)
-    ax2.set_title(f"A X - I of matrix {worst} (worst ratio {ratio[worst]:.3g})", fontsize=10)
+    n = A.shape[-1]
+    ax2.set_xticks(range(n) if n <= 10 else [])
+    ax2.set_yticks(range(n) if n <= 10 else [])
+    ax2.set_title(f"A X - I of matrix {worst}\n(worst ratio {ratio[worst]:.3g})", fontsize=10)
     fig.colorbar(im, ax=ax2, shrink=0.8)
     return _save(fig, path)
 
