@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import neuralinv as ni
 from neuralinv.methods.block import Block
@@ -29,6 +31,20 @@ def test_block_matches_float64_inverse(n, base):
     # k blocks split into ceil(k/2) + floor(k/2): one leaf per base block.
     assert sol.stats["leaves"] == {base: 40 * (padded // 3)}
     assert sol.stats["fallbacks"] == 0
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(n=st.integers(1, 13), b=st.integers(1, 4), base=st.sampled_from(["lu", "closed_form"]),
+       seed=st.integers(0, 2**16))
+def test_any_size_any_base_size(n, b, base, seed):
+    # Sizes below, at and between multiples of the base size (padding of 0 .. b-1 rows).
+    # randn / sqrt(n) has spectral radius about 1: shifted by 2I every matrix is well conditioned.
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(3, n, n, generator=g, dtype=torch.float64) / n**0.5 + 2 * torch.eye(n)
+    sol = ni.invert(A, method="block", base=base, base_size=b)
+    assert sol.all_ok and sol.worst_residual < 30
+    assert sol.stats["padded_to"] == -(-n // b) * b
+    assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-8, atol=1e-10)
 
 
 def test_leaf_count_follows_the_recursion():
