@@ -83,7 +83,9 @@ class Learned(Method):
             )
         positive("tol", self.tol)
         if not self.tol <= PASS_RATIO:
-            raise InputError(f"tol must be <= {PASS_RATIO:g} (the certificate's pass ratio), got {self.tol!r}")
+            raise InputError(
+                f"tol must be <= {PASS_RATIO:g} (the certificate's pass ratio), got {self.tol!r}"
+            )
         int_at_least("max_iter", self.max_iter, 1)
         from . import resolve  # the registry imports this module
 
@@ -108,7 +110,8 @@ class Learned(Method):
 
     def _invert(self, A: Tensor) -> Partial:
         if A.shape[-1] != self.n:
-            raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {A.shape[-1]}x{A.shape[-1]}")
+            k = A.shape[-1]
+            raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {k}x{k}")
         B, dev = A.shape[0], A.device
         if self.check_region:
             inside, s = into_region(self.model.region, A, scale=self.scale)
