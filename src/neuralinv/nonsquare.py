@@ -139,13 +139,17 @@ def _svd_solve(A: Tensor, B: Tensor, rtol: float, atol: float) -> tuple[Tensor, 
     return X, rank
 
 
-def _qr_solve(A: Tensor, B: Tensor) -> Tensor:
+def _qr_factor(A: Tensor) -> tuple[Tensor, Tensor]:
+    """Thin QR of A (tall) or of A^T (wide)."""
+    return torch.linalg.qr(A if A.shape[-2] >= A.shape[-1] else A.mT)
+
+
+def _qr_solve(A: Tensor, B: Tensor, QR: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Least squares (tall) or minimum norm (wide) solution from one Householder QR."""
-    m, n = A.shape[-2:]
-    if m >= n:
-        Q, R = torch.linalg.qr(A)
+    Q, R = _qr_factor(A) if QR is None else QR
+    if A.shape[-2] >= A.shape[-1]:
         return torch.linalg.solve_triangular(R, Q.mT @ B, upper=True)
-    Q, R = torch.linalg.qr(A.mT)  # A = R^T Q^T; minimum-norm X = Q R^-T B
+    # A = R^T Q^T; minimum-norm X = Q R^-T B
     return Q @ torch.linalg.solve_triangular(R.mT, B, upper=False)
 
 
@@ -277,9 +281,12 @@ def lstsq(
     elif method == "qr":
         Xf = _qr_solve(Af, Bf)
     else:
-        flag = _screen(Af)
+        # Factor once; the screen reads R. Only when some element is flagged is the QR redone
+        # on the others (a singular R in the graph would poison their backward pass).
+        QR = _qr_factor(Af)
+        flag = _r_looks_singular(QR[1])
         if not bool(flag.any()):
-            Xf = _qr_solve(Af, Bf)
+            Xf = _qr_solve(Af, Bf, QR)
         else:
             # Solve each part only on its own elements, so no inf from a singular R enters the
             # backward pass of the other part (0 * inf = NaN), then put the pieces together.
