@@ -11,7 +11,8 @@ how a network trained on small matrices (DeepMatrixInversion's 3x3 models, our B
 serves larger ones. Matrices are padded with an identity block to a multiple of the base size
 (``[[A, 0], [0, I]]^-1 = [[A^-1, 0], [0, I]]``, so cropping is exact).
 
-Every sub-inverse is certified (LAPACK ratio < 30 and rcond >= eps against its own input).
+Every sub-inverse is certified as every answer is (``certify.trusted``: LAPACK ratio < 30,
+rcond >= eps, ``||I - X A||_1 < 1``) against its own input.
 A leading block can be singular although A is not (a permutation matrix, for one), and errors
 grow with the condition of the blocks; so an assembled inverse that fails its certificate is
 first polished by a few Newton-Schulz steps (it is an excellent seed), and any matrix for which
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .._validate import int_at_least
-from ..certify import PASS_RATIO, eps, rcond, residual_ratio
+from ..certify import PASS_RATIO, certificate, trusted
 from ..errors import InputError
 from ..solution import Status
 from .base import Method, Partial, fill_from, ok_status
@@ -208,7 +209,7 @@ class _Recursion:
 
 
 def _passes(A: Tensor, X: Tensor) -> Tensor:
-    """The certificate of :meth:`Method.invert`, for a sub-inverse."""
+    """The certificate of :meth:`Method.invert` (``certify.trusted``), for a sub-inverse."""
     finite = torch.isfinite(X).flatten(1).all(1)
-    res = residual_ratio(A, X)
-    return finite & (res < PASS_RATIO) & (rcond(A, X) >= eps(A.dtype))
+    ratio, rc = certificate(A, X)
+    return finite & trusted(ratio, rc, A.shape[-1], A.dtype)

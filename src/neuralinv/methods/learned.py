@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .._validate import int_at_least, positive
-from ..certify import PASS_RATIO, contracts, eps, identity_residual, norm1, rcond, residual_ratio
+from ..certify import PASS_RATIO, certificate, contracts, identity_residual, norm1, trusted
 from ..errors import InputError
 from ..solution import Solution, Status
 from .base import Method, Partial, fill_from, ok_status
@@ -151,8 +151,8 @@ class Learned(Method):
             # fallback answer that fails keeps the fallback's own status (SINGULAR, or OK that
             # the certificate turns into ILL_CONDITIONED), so inv() raises or warns the right way.
             o = out.nonzero().squeeze(-1)
-            Xo = part.inverse[o]
-            passes = (residual_ratio(A[o], Xo) < PASS_RATIO) & (rcond(A[o], Xo) >= eps(A.dtype))
+            ratio, rc = certificate(A[o], part.inverse[o])
+            passes = trusted(ratio, rc, A.shape[-1], A.dtype)
             mark = (part.status[o] == int(Status.OK)) & passes
             part.status[o[mark]] = int(Status.OUT_OF_REGION)
         if part.method is None:
