@@ -299,6 +299,7 @@ def test_gradcheck_project():
         (lambda f, w: ni.project(f, w, complement=True), W),
         (lambda f, w: ni.project(f, w), W[0]),  # shared basis
         (lambda f, w: ni.project(f, w, rtol=1e-4), Wd),  # rank-deficient sample, SVD route
+        (lambda f, w: ni.project(f, w, rtol=1e-4), Wd[1]),  # shared rank-1 basis, SVD route
         (lambda f, w: ni.project(f, w, ridge=0.1), Wd),
     ]:
         assert gradcheck(fn, (F.clone().requires_grad_(), w.clone().requires_grad_()))
@@ -351,3 +352,21 @@ def test_orthogonal_projection_module_trains_and_is_batch_agnostic():
     torch.testing.assert_close(
         out, (x * y[:, 0]).sum(-1, keepdim=True) / y[:, 0].square().sum(-1, keepdim=True) * y[:, 0]
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    A = low_rank(6, 9, 5, 3, seed=90)
+    A[0] = randn(9, 5, seed=91)
+    B = randn(6, 9, 2, seed=92)
+    F, W = randn(6, 5, seed=93), randn(6, 2, 5, seed=94)
+    cpu = ni.lstsq(A, B)
+    gpu = ni.lstsq(A.cuda(), B.cuda())
+    assert gpu.solution.is_cuda and list(gpu.method) == list(cpu.method) and gpu.all_ok
+    torch.testing.assert_close(gpu.solution.cpu(), cpu.solution, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(ni.pinv(A.cuda()).cpu(), ni.pinv(A), rtol=1e-9, atol=1e-11)
+    out = ni.project(F.cuda(), W.cuda(), complement=True)
+    torch.testing.assert_close(out.cpu(), ni.project(F, W, complement=True), rtol=1e-12, atol=1e-12)
+    Wg = W.cuda().requires_grad_()
+    ni.project(F.cuda(), Wg, rtol=1e-6).sum().backward()
+    assert torch.isfinite(Wg.grad).all()
