@@ -405,12 +405,13 @@ def _project_rows(W: Tensor, f: Tensor, rtol: float | None) -> Tensor:
     """Projection of rows f (B, d) onto the row spaces of W (Bw, r, d), Bw in {1, B}: thin QR
     where W's R looks nonsingular, the truncated SVD route elsewhere (or everywhere with rtol)."""
     count, r, d = W.shape
-    flag = _screen(W.mT)
-    if rtol is not None:
-        flag = torch.ones_like(flag)  # an explicit cutoff means: always the SVD route
     tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
+    if rtol is not None:  # an explicit cutoff means: always the SVD route
+        return _RowSpaceProjection.apply(W, f, tol)
+    Q, R = torch.linalg.qr(W.mT)
+    flag = _r_looks_singular(R)
     if not bool(flag.any()):
-        return _apply(torch.linalg.qr(W.mT)[0], f)
+        return _apply(Q, f)
     if bool(flag.all()):
         return _RowSpaceProjection.apply(W, f, tol)
     # only reachable with a per-sample basis (Bw == B): each part on its own elements, so no
