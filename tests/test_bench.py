@@ -97,3 +97,15 @@ def test_well_conditioned_inputs_are_well_conditioned_and_seeded():
     assert torch.equal(A, well_conditioned(2000, 4, dtype=torch.float64, device="cpu", seed=0))
     with pytest.raises(InputError, match="at least one size"):
         parse_sizes(" , ")
+
+
+def test_bench_learned_model_runs_on_its_region_only():
+    cfg = BenchConfig(sizes=(2, 3), batch=300, methods=("lu",), references=("torch.linalg.inv",),
+                      repeats=1, alone=False, model="builtin:ball3")  # fmt: skip
+    res = run(cfg)
+    rows = {(r.n, r.approach): r for r in res.rows}
+    assert (3, "learned") in rows and (2, "learned") not in rows
+    learned = rows[(3, "learned")]
+    assert learned.certified and learned.passing == 1.0 and learned.worst_ratio < 30
+    assert sum(learned.statuses.values()) == 300
+    assert any("region" in note for note in res.notes)

@@ -50,6 +50,9 @@ class BenchConfig:
                   n > 4) are left out of that size.
     alone:        also time each method's kernel without the certificate.
     repeats:      timed rounds per size (after one warm-up round); the median is reported.
+    model:        a trained model (directory or ``builtin:NAME``): adds the certified
+                  ``learned`` method, and at the model's size every approach gets matrices
+                  sampled from the model's region (in-region input) instead.
     """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
@@ -62,6 +65,7 @@ class BenchConfig:
     repeats: int = 5
     max_elements: int = 1 << 26
     seed: int = 0
+    model: str | None = None
 
     def __post_init__(self):
         from .methods import METHODS
@@ -250,7 +254,10 @@ def _score_partial(A: torch.Tensor):
 
 def _applicable(method, n: int) -> bool:
     from .methods.closed_form import MAX_N, ClosedForm
+    from .methods.learned import Learned
 
+    if isinstance(method, Learned):
+        return n == method.model.n
     return not (isinstance(method, ClosedForm) and n > MAX_N)
 
 
@@ -295,6 +302,13 @@ def run(
     extra = dict(extra or {})
     device = torch.device(config.device)
     dtype = DTYPES[config.dtype]
+    region = None
+    if config.model is not None:
+        from .methods.learned import Learned
+
+        learned = Learned(model=config.model)
+        extra["learned"] = learned
+        region = (learned.model.n, learned.model.region)
     rows: list[Row] = []
     notes = [
         "times are medians over repeats after one warm-up call; speedup_vs_torch is the median "
@@ -306,7 +320,12 @@ def run(
         batch = max(1, min(config.batch, config.max_elements // (n * n)))
         if batch < config.batch:
             notes.append(f"n={n}: batch capped at {batch} (max_elements={config.max_elements})")
-        A = well_conditioned(batch, n, dtype=dtype, device=config.device, seed=config.seed)
+        if region is not None and region[0] == n:
+            g = torch.Generator().manual_seed(config.seed + 1000 * n)
+            A = region[1].sample(batch, generator=g).to(dtype=dtype, device=config.device)
+            notes.append(f"n={n}: inputs sampled from the model's region {region[1]!r}")
+        else:
+            A = well_conditioned(batch, n, dtype=dtype, device=config.device, seed=config.seed)
         approaches = approaches_for(A, config, extra)
         if progress:
             progress(

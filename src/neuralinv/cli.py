@@ -497,6 +497,9 @@ def bench(
     threads: int | None = typer.Option(None, "--threads", help="torch.set_num_threads for the run"),
     json_path: Path | None = typer.Option(None, "--json", help="Write every measurement here (JSON)"),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write a log-log matrices/s vs n plot (PNG)"),
+    model: str | None = typer.Option(
+        None, "--model", help="Also bench the certified learned method of this model (DIR or builtin:NAME) on its region"
+    ),
 ) -> None:
     """Throughput (matrices/s), worst LAPACK ratio and peak memory of every method next to
     torch.linalg.inv and numpy.linalg.inv: same inputs, same process, warm-up excluded."""
@@ -508,6 +511,7 @@ def bench(
         config = BenchConfig(
             sizes=parse_sizes(sizes), batch=batch, dtype=dtype, device=device,
             methods=parse_names(methods), repeats=repeats, max_elements=max_elements, alone=alone,
+            model=model,
         )
         if threads is not None:
             if threads < 1:
