@@ -242,3 +242,27 @@ def check_auto_against_lu(A):
     ref = torch.linalg.inv(A[ok].to(torch.float64))
     err = plain_norm1(auto.inverse[ok].to(torch.float64) - ref) / plain_norm1(ref)
     assert bool((err <= 2 * PASS_RATIO * A.shape[-1] * (1 / auto.rcond[ok]) * eps(A.dtype)).all())
+
+
+@pytest.mark.parametrize("n", (2, 3, 4))
+def test_chunked_paths_cover_large_batches(n):
+    # More than two chunks of 16,384 (the last one partial), with a singular and a
+    # non-finite matrix placed in different chunks.
+    g = torch.Generator().manual_seed(7 + n)
+    A = torch.randn(40_001, n, n, generator=g) / math.sqrt(n)
+    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    A[20_000] = 0
+    A[40_000, 0, 0] = float("nan")
+    sol = ni.invert(A, method="closed_form")
+    counts = sol.counts()
+    assert counts == {"OK": 39_999, "SINGULAR": 1, "NONFINITE": 1}
+    assert int(sol.status[20_000]) == int(ni.Status.SINGULAR)
+    good = sol.status == 0
+    ref = torch.linalg.inv(A[good].double())
+    assert float((sol.inverse[good].double() - ref).abs().max() / ref.abs().max()) < 1e-5
+    X = sol.inverse.clone()
+    X[~good] = torch.linalg.inv(torch.eye(n) * 2)
+    res, rc = certificate(A[good], X[good])
+    ref_res, ref_rc = plain_certificate(A[good], X[good])
+    torch.testing.assert_close(rc, ref_rc)
+    torch.testing.assert_close(res, ref_res, atol=2.0, rtol=0.05)

@@ -17,6 +17,7 @@ PASS_RATIO = 30.0
 #: Up to this size norms and certificates take unrolled / entry-major fast paths (same values
 #: up to summation order; measured in docs/performance.md).
 SMALL_N = 4
+_CHUNK = 16384
 
 
 def eps(dtype: torch.dtype) -> float:
@@ -100,22 +101,27 @@ def _entry_major_norms(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     Laid out as (n, n, B), every entry of the product is a contiguous batch-long vector, so
     ``X A`` is n fused multiply-adds over the batch instead of B tiny matrix products; this
     is several times faster than bmm for n <= 4 on CPU (docs/performance.md). The sums run in
-    the same working precision, in a possibly different order.
+    the same working precision, in a possibly different order. Chunks of ``_CHUNK`` matrices
+    keep the temporaries in cache (3-5x faster than one pass over a large batch).
     """
     n, shape = A.shape[-1], A.shape[:-2]
     B = math.prod(shape)
-    # contiguous() may return a view of the caller's tensor (B = 1): never modify these two.
-    At = A.reshape(B, n, n).permute(1, 2, 0).contiguous()
-    Xt = X.reshape(B, n, n).permute(1, 2, 0).contiguous()
-    E = torch.mul(Xt[:, 0, None, :], At[None, 0])
-    for k in range(1, n):
-        E.addcmul_(Xt[:, k, None, :], At[None, k])
-    E.neg_()
-    E.diagonal(dim1=0, dim2=1).add_(1)
-    num = E.abs_().sum(dim=0).amax(dim=0).reshape(shape)
-    nA = At.abs().sum(dim=0).amax(dim=0).reshape(shape)
-    nX = Xt.abs().sum(dim=0).amax(dim=0).reshape(shape)
-    return num, nA, nX
+    A3, X3 = A.reshape(B, n, n), X.reshape(B, n, n)
+    out = torch.empty((3, B), dtype=A.dtype, device=A.device)
+    for start in range(0, B, _CHUNK):
+        stop = min(B, start + _CHUNK)
+        # contiguous() may return a view of the caller's tensor: never modify these two.
+        At = A3[start:stop].permute(1, 2, 0).contiguous()
+        Xt = X3[start:stop].permute(1, 2, 0).contiguous()
+        E = torch.mul(Xt[:, 0, None, :], At[None, 0])
+        for k in range(1, n):
+            E.addcmul_(Xt[:, k, None, :], At[None, k])
+        E.neg_()
+        E.diagonal(dim1=0, dim2=1).add_(1)
+        torch.amax(E.abs_().sum(dim=0), dim=0, out=out[0, start:stop])
+        torch.amax(At.abs().sum(dim=0), dim=0, out=out[1, start:stop])
+        torch.amax(Xt.abs().sum(dim=0), dim=0, out=out[2, start:stop])
+    return out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape)
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
