@@ -32,7 +32,7 @@ from .errors import InputError
 
 REFERENCES = ("torch.linalg.inv", "numpy.linalg.inv")
 DEFAULT_SIZES = (2, 3, 4, 8, 16, 32, 64, 128)
-DEFAULT_METHODS = ("auto", "closed_form", "lu", "newton_schulz")
+DEFAULT_METHODS = ("auto", "closed_form", "lu")
 #: Methods that need more than a name (a trained model, a base method) are only benchmarked
 #: when passed as objects by a caller.
 NEEDS_ARGUMENTS = ("learned", "block")
