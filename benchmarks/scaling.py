@@ -75,7 +75,7 @@ def main() -> None:
     rows = []
     for n in (3, 16):
         rows += batch_sweep(n, batches if n == 3 else batches[:-1], args.repeats, args.dtype)
-    rows += size_sweep(sizes, 10_000, 1 << 24, args.repeats, args.dtype)
+    rows += size_sweep(sizes, 10_000, 1 << 22, args.repeats, args.dtype)
     info = machine_info("cpu")
     with open(args.out / "scaling.json", "w") as f:
         json.dump({"machine": info, "rows": rows}, f, indent=1)
@@ -84,7 +84,7 @@ def main() -> None:
         figure(sel, "batch", f"{n}x{n} {args.dtype}, {args.threads} threads: time per call vs batch",
                args.out / f"batch_n{n}.png")  # fmt: skip
     sel = [r for r in rows if r["sweep"] == "size"]
-    figure(sel, "n", f"{args.dtype}, batch min(10^4, 2^24/n^2), {args.threads} threads: time per matrix vs n",
+    figure(sel, "n", f"{args.dtype}, batch min(10^4, 2^22/n^2), {args.threads} threads: time per matrix vs n",
            args.out / "size.png")  # fmt: skip
     # The crossover table: which certified approach is fastest at each point.
     for sweep, key in (("batch", "batch"), ("size", "n")):
