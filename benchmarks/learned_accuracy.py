@@ -148,7 +148,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)  # the machine is shared; timings are one core's
     scale = args.scale if args.scale is not None else (0.01 if args.quick else 1.0)
     args.out.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     rows = []
     for region in REGIONS:
         for arch in ARCHS:
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
         "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "torch": torch.__version__, "threads": 1,
         "started_utc": started.isoformat(timespec="seconds"),
-        "total_wall_s": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
+        "total_wall_s": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
     }
     g = torch.Generator().manual_seed(424242)  # the ball rows' test set
     A = REGIONS["ball"]().sample(TEST_SIZE, generator=g)

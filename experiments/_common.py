@@ -47,7 +47,7 @@ def machine() -> dict:
     except OSError:
         pass
     return {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
         "cores_visible": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -44,7 +44,7 @@ def test_methods_that_cannot_run_are_noted():
 
 def test_demo_command_prints_tables():
     proc = subprocess.run(
-        [sys.executable, "-m", "neuralinv", "demo", "--sizes", "3", "--count", "3"],
+        [sys.executable, "-m", "neuralinv", "demo", "--sizes", "3", "--count", "3", "--learned-steps", "200"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,9 +1,9 @@
 import json
 import math
+import tomllib
 
 import numpy as np
 import pytest
-import tomllib
 import torch
 
 from neuralinv import Ball, Box, InputError

@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 
 import neuralinv as ni

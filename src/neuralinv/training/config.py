@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .._validate import int_at_least, one_of, positive
 from ..errors import InputError
