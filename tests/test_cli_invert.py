@@ -75,3 +75,13 @@ def test_bad_inputs_fail_with_one_line(tmp_path):
     # Nothing half-written is left behind by any failure.
     assert not (tmp_path / "o.npy").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.npy", "rect.npy", "sq.npy"]
+
+
+def test_invert_help_names_every_registered_method(tmp_path):
+    from neuralinv.methods import METHODS
+
+    proc = run("invert", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    missing = [name for name in METHODS if name not in text]
+    assert not missing, f"--method help omits {missing}"

@@ -42,7 +42,7 @@ def invert(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Where to write the inverses; format by extension"
     ),
-    method: str = typer.Option("auto", "--method", "-m", help="Method name (see `neuralinv methods`)"),
+    method: str = typer.Option("auto", "--method", "-m", help="auto, lu, cholesky, closed_form, newton_schulz, gradient, block (or learned with --model)"),
     target: Path | None = typer.Option(
         None, "--target", help="Reference inverses (any format): print MAE/MSE/R2 against them"
     ),
