@@ -187,3 +187,19 @@ def test_evaluate_on_deepmatrixinversion_singular_file(tmp_path):
     assert m.count == 10_000 and m.name == "data1_sing_matrix_3x3"
     # Rank-deficient matrices rounded to 4 decimals: most have no usable inverse.
     assert m.no_reference > 5_000 and m.pass_fraction < 0.5
+
+
+def test_rich_table_transposes_when_too_wide_and_keeps_every_number_whole():
+    from rich.console import Console
+
+    from neuralinv.evaluation.report import rich_table
+
+    m, _, _ = evaluate_method("lu", well_conditioned(), name="wc")
+    header, body = rows([m])
+    for width, transposed in ((300, False), (70, True)):
+        console = Console(width=width, record=True)
+        console.print(rich_table([m], width=width))
+        text = console.export_text()
+        assert ("metric" in text) == transposed
+        assert "…" not in text
+        assert all(str(cell) in text for cell in body[0][2:])

@@ -388,7 +388,7 @@ def evaluate(
         )
     except (InputError, OSError) as exc:
         fail(str(exc))
-    console.print(rich_table(res.metrics, title="neuralinv evaluate"))
+    console.print(rich_table(res.metrics, title="neuralinv evaluate", width=console.width))
     console.print(
         f"wrote {res.json_path}, {res.markdown_path} and {len(res.figures)} figures",
         highlight=False, soft_wrap=True,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validate import int_at_least, one_of, positive
+from ._validate import as_tensor, int_at_least, one_of, positive
 from .certify import PASS_RATIO, eps, norm1, residual_ratio
 from .errors import InputError
 from .io import DEFAULT_CHUNK, FORMATS, MatrixWriter, open_matrices, paired_chunks
@@ -149,8 +149,8 @@ def verify_files(
     for a_np, y_np in paired_chunks(src_a, src_y, chunk_size):
         both32 = a_np.dtype == np.float32 and y_np.dtype == np.float32
         dtype = torch.float32 if both32 else torch.float64
-        A = torch.from_numpy(np.asarray(a_np)).to(dtype)
-        Y = torch.from_numpy(np.asarray(y_np)).to(dtype)
+        A = as_tensor(np.asarray(a_np))[0].to(dtype)
+        Y = as_tensor(np.asarray(y_np))[0].to(dtype)
         dev = deviation(A, Y, kind)
         dev = torch.where(torch.isnan(dev), math.inf, dev)
         failing = ~(dev <= tol)

@@ -56,11 +56,22 @@ def rows(metrics: Sequence[Metrics]) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def rich_table(metrics: Sequence[Metrics], title: str | None = None):
+def rich_table(metrics: Sequence[Metrics], title: str | None = None, width: int | None = None):
+    """One row per (dataset, method); transposed (one column each) when that is wider than
+    ``width``, so a narrow terminal shows every number whole instead of cutting them."""
     from rich.table import Table
 
     header, body = rows(metrics)
     table = Table(title=title)
+    cells = [header, *body]
+    natural = sum(max(len(str(r[i])) for r in cells) + 3 for i in range(len(header))) + 1
+    if width is not None and natural > width and body:
+        table.add_column("metric", justify="left")
+        for r in body:
+            table.add_column(f"{r[0]}\n{r[1]}", justify="right")
+        for i, h in enumerate(header[2:], start=2):
+            table.add_row(h, *(str(r[i]) for r in body))
+        return table
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i < 2 else "right")
     for r in body:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from .._validate import as_tensor
 from ..errors import InputError
 from . import plots
 from .metrics import Details, Metrics, compute, evaluate_method
@@ -109,7 +109,7 @@ def evaluate_files(
             progress(f"evaluating {name} ({A.shape[0]} matrices)")
         if learned is not None:
             if raw:
-                At = torch.from_numpy(A)
+                At = as_tensor(A)[0]  # read-only (memory-mapped) data wrap without a warning
                 start = time.perf_counter()
                 X = learned.predict(At.to(learned.dtype))
                 elapsed = time.perf_counter() - start
