@@ -32,17 +32,32 @@ class Partial:
 
     status holds the failures the method detected itself (SINGULAR, NOT_CONVERGED, ...), OK
     elsewhere; method is None when every answer came from the method itself, else a (B,) numpy
-    array of names (fallbacks).
+    array of names (fallbacks). certificate, when a method already computed it, is
+    ``certify.certificate(A, inverse)``, i.e. (residual ratio, rcond) of exactly these answers:
+    ``Method.invert`` then reuses it instead of certifying a second time. Whoever changes
+    ``inverse`` afterwards must update or drop it (``fill_from`` does).
     """
 
     inverse: Tensor
     status: Tensor
     method: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
+    certificate: tuple[Tensor, Tensor] | None = None
 
 
 def ok_status(B: int, device: torch.device) -> Tensor:
     return torch.zeros(B, dtype=torch.int8, device=device)
+
+
+def labels(shape: int | tuple[int, ...], name: str) -> np.ndarray:
+    """An object array of method names, all ``name``.
+
+    Filled by assignment: ``np.full(shape, name, dtype=object)`` took 9 ms for 100,000 labels,
+    more than the whole compiled 3x3 inversion (docs/performance.md).
+    """
+    out = np.empty(shape, dtype=object)
+    out[...] = name
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,13 +73,15 @@ class Method:
         Af = batch.flat
         B, n = Af.shape[0], batch.n
         # One flat check first: the per-matrix reduction over (n, n) is slow for tiny n and
-        # only needed when something is not finite.
-        all_finite = bool(torch.isfinite(Af).all()) if B and n else True
-        if all_finite:
-            finite = torch.ones(B, dtype=torch.bool, device=Af.device)
-        else:
-            finite = torch.isfinite(Af).all(dim=(-2, -1))
+        # only needed when something is not finite. A finite sum proves every entry finite (an
+        # Inf or NaN entry makes any float sum Inf or NaN) at a 25th of isfinite's cost; only
+        # an overflowing sum of finite entries needs the exact check.
+        all_finite = (
+            bool(torch.isfinite(Af.sum())) or bool(torch.isfinite(Af).all()) if B and n else True
+        )
+        finite = None
         if not all_finite:
+            finite = torch.isfinite(Af).all(dim=(-2, -1))
             eye = torch.eye(n, dtype=Af.dtype, device=Af.device)
             Af = torch.where(finite[:, None, None], Af, eye)
         if B == 0 or n == 0:
@@ -82,26 +99,47 @@ class Method:
         raise NotImplementedError
 
 
-def certify(batch, part: Partial, finite: Tensor, name: str) -> Solution:
-    """Residual ratio and rcond for every answer, final status codes, gradient, output types."""
+def certify(batch, part: Partial, finite: Tensor | None, name: str) -> Solution:
+    """Residual ratio and rcond for every answer, final status codes, gradient, output types.
+
+    finite: which input matrices are finite (None: all of them).
+    """
     A = batch.flat
     X = part.inverse
-    status = torch.where(finite, part.status, int(Status.NONFINITE))
-    no_answer = torch.zeros_like(finite)
-    for code in NO_ANSWER:
-        no_answer |= status == int(code)
-    if bool(no_answer.any()):  # a full pass over X, so only when some answer is missing
+    status = part.status
+    if finite is not None:
+        status = torch.where(finite, status, int(Status.NONFINITE))
+    # Usually every status is OK: one reduction then spares the per-code comparisons.
+    flagged = bool(status.any())
+    missing = False
+    if flagged:
+        no_answer = torch.zeros(status.shape, dtype=torch.bool, device=status.device)
+        for code in NO_ANSWER:
+            no_answer |= status == int(code)
+        missing = bool(no_answer.any())
+    if missing:  # a full pass over X, so only when some answer is missing
         X = X.masked_fill(no_answer[:, None, None], float("nan"))
-    with torch.no_grad():
-        res, rc = certificate(A, X)
+    if part.certificate is None:
+        with torch.no_grad():
+            res, rc = certificate(A, X)
+    else:
+        # Already computed on these answers; a NaN answer's certificate is NaN, as certificate()
+        # would compute it from the NaN-filled X.
+        res, rc = part.certificate
+        if missing:
+            res = res.masked_fill(no_answer, float("nan"))
+            rc = rc.masked_fill(no_answer, float("nan"))
     good = trusted(res, rc, A.shape[-1], A.dtype)
-    status = torch.where((status == int(Status.OK)) & ~good, int(Status.ILL_CONDITIONED), status)
-    status = status.to(torch.int8)
+    if flagged:
+        bad = (status == int(Status.OK)) & ~good
+        status = torch.where(bad, int(Status.ILL_CONDITIONED), status).to(torch.int8)
+    else:
+        status = (~good).to(torch.int8) * int(Status.ILL_CONDITIONED)
     X = attach_inverse_grad(batch.tensor, X.reshape(batch.tensor.shape))
     if part.method is None:
-        labels = np.full(batch.batch_shape, name, dtype=object)
+        names = labels(batch.batch_shape, name)
     else:
-        labels = np.asarray(part.method, dtype=object).reshape(batch.batch_shape)
+        names = np.asarray(part.method, dtype=object).reshape(batch.batch_shape)
     stats = dict(part.stats)
     stats.setdefault("method", name)
     return Solution(
@@ -109,7 +147,7 @@ def certify(batch, part: Partial, finite: Tensor, name: str) -> Solution:
         status=batch.to_output(status, matrices=False),
         residual=batch.to_output(res, matrices=False),
         rcond=batch.to_output(rc, matrices=False),
-        method=labels,
+        method=names,
         stats=stats,
     )
 
@@ -128,13 +166,17 @@ def fill_from(A: Tensor, part: Partial, mask: Tensor, method: Method, own_name: 
     inverse[idx] = sub.inverse.to(inverse.dtype)
     status = part.status.clone()
     status[idx] = sub.status
-    labels = (
-        np.full(A.shape[0], own_name, dtype=object) if part.method is None else part.method.copy()
-    )
-    sub_labels = (
-        np.full(idx.numel(), method.name, dtype=object) if sub.method is None else sub.method
-    )
-    labels[idx.cpu().numpy()] = sub_labels
+    names = labels(A.shape[0], own_name) if part.method is None else part.method.copy()
+    names[idx.cpu().numpy()] = method.name if sub.method is None else sub.method
     stats = dict(part.stats)
     stats["fallbacks"] = stats.get("fallbacks", 0) + int(idx.numel())
-    return Partial(inverse, status, labels, stats)
+    cert = None
+    if part.certificate is not None:
+        # Only the replaced rows need a new certificate.
+        same = sub.certificate is not None and sub.inverse.dtype == inverse.dtype
+        with torch.no_grad():
+            sub_cert = sub.certificate if same else certificate(A[idx], inverse[idx])
+        cert = tuple(c.clone() for c in part.certificate)
+        for c, s in zip(cert, sub_cert):
+            c[idx] = s.to(c.dtype)
+    return Partial(inverse, status, names, stats, cert)

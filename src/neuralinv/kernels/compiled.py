@@ -1,0 +1,85 @@
+"""Opt-in compilation of a batch kernel: built once per (kernel, n, dtype, device), never fatal.
+
+Compiling costs seconds (docs/performance.md: about 8-11 s for the first small-n kernel in a
+fresh environment, about 2 s in a later process that finds inductor's on-disk cache), so it is
+only done when a caller asks for it (``compile=True`` on a method). The batch dimension is
+compiled dynamic, so a new batch size does not recompile; a batch of one is padded to two,
+because dynamo specialises sizes 0 and 1. If compilation fails (no C++ compiler, an unsupported
+device, a torch bug) the failure is recorded and the caller runs its eager code instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+#: Inductor otherwise starts a pool of compile worker processes; on a 2-core machine their
+#: start-up competed with the caller's own work for seconds after the first call (measured:
+#: torch.linalg.inv 1.2e6 instead of 1.7e7 3x3 matrices/s right after a compile).
+_OPTIONS = {"compile_threads": 1}
+
+#: Matrices in the warm-up batch that triggers compilation. Inductor sizes its loops by the
+#: first batch it sees: from a batch of 2 it emitted a single-threaded loop (4.8e7 3x3/s), from
+#: 8,192 an OpenMP-parallel one (9.4e7/s on 2 threads). It also decides by the thread count at
+#: compile time (torch.get_num_threads()), which is part of inductor's cache key.
+_WARMUP_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    """A kernel compiled for one (n, dtype, device), or the reason it could not be.
+
+    compiled:  whether ``fn`` is the compiled kernel.
+    reason:    why compilation failed (None if it did not).
+    compile_s: seconds spent building it (once per process).
+    """
+
+    fn: Callable[[Tensor], tuple[Tensor, ...]]
+    compiled: bool
+    reason: str | None
+    compile_s: float
+
+    def __call__(self, A: Tensor) -> tuple[tuple[Tensor, ...] | None, str | None]:
+        """``(outputs, None)``, or ``(None, reason)`` if the compiled kernel failed on A."""
+        if not self.compiled:
+            return None, self.reason
+        A = A.contiguous()
+        pad = A.shape[0] == 1
+        try:
+            with torch.no_grad():
+                out = self.fn(A.expand(2, *A.shape[1:]).contiguous() if pad else A)
+        except Exception as exc:  # a failed recompile must not lose the caller's answer
+            return None, _describe(exc)
+        return (tuple(o[:1] for o in out) if pad else out), None
+
+
+@functools.cache
+def compiled_kernel(
+    kernel: Callable[[Tensor], tuple[Tensor, ...]], n: int, dtype: torch.dtype, device: torch.device
+) -> CompiledKernel:
+    """``kernel`` compiled for (B, n, n) batches of ``dtype`` on ``device`` (any B), warmed up."""
+    start = time.perf_counter()
+    try:
+        # A private code object per key: dynamo keeps compiled variants per code object and stops
+        # compiling one after recompile_limit (8) variants, which n x dtype x device would reach.
+        code = kernel.__code__.replace(co_name=f"{kernel.__name__}_n{n}")
+        copy = types.FunctionType(code, kernel.__globals__, code.co_name, kernel.__defaults__)
+        fn = torch.compile(copy, dynamic=True, options=_OPTIONS)
+        example = torch.eye(n, dtype=dtype, device=device).repeat(_WARMUP_BATCH, 1, 1)
+        with torch.no_grad():
+            fn(example)
+    except Exception as exc:  # no compiler, unsupported device, ...: the caller runs eagerly
+        return CompiledKernel(kernel, False, _describe(exc), time.perf_counter() - start)
+    return CompiledKernel(fn, True, None, time.perf_counter() - start)
+
+
+def _describe(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
