@@ -266,3 +266,63 @@ def test_chunked_paths_cover_large_batches(n):
     ref_res, ref_rc = plain_certificate(A[good], X[good])
     torch.testing.assert_close(rc, ref_rc)
     torch.testing.assert_close(res, ref_res, atol=2.0, rtol=0.05)
+
+
+@pytest.mark.parametrize("n", (3, 8))
+def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
+    import neuralinv.methods.auto as auto_module
+    import neuralinv.methods.base as base_module
+
+    calls: dict[str, list[int]] = {"auto": [], "base": []}
+
+    def recording(where):
+        def wrapped(A, X):
+            calls[where].append(A.shape[0])
+            return certificate(A, X)
+
+        return wrapped
+
+    monkeypatch.setattr(auto_module, "certificate", recording("auto"))
+    monkeypatch.setattr(base_module, "certificate", recording("base"))
+    A = torch.cat([with_cond(30, n, c, seed=n) for c in (10.0, 1e6, 1e9, 1e25)])
+    A = A.to(torch.float32)
+    A[4] = 0
+    A[7, 0, 1] = float("nan")
+    sol = Auto().invert(A)
+    if n <= 4:
+        # closed_form answered, auto certified all 120 once for its fallback test, and only the
+        # rows LU recomputed were certified again.
+        assert calls["auto"] == [120]
+        assert calls["base"] == [sol.stats["fallbacks"]] and sol.stats["fallbacks"] > 0
+    else:  # LU is the primary: one certificate, in Method.invert
+        assert calls == {"auto": [], "base": [120]}
+    # What the Solution reports is exactly the certificate of its answers.
+    X = sol.inverse
+    res, rc = plain_certificate(A, X)
+    torch.testing.assert_close(sol.residual, res, equal_nan=True, atol=2.0, rtol=0.05)
+    torch.testing.assert_close(sol.rcond, rc, equal_nan=True)
+    exact = certificate(A, X)
+    assert torch.equal(sol.residual.nan_to_num(-1.0), exact[0].nan_to_num(-1.0))
+    assert torch.equal(sol.rcond.nan_to_num(-1.0), exact[1].nan_to_num(-1.0))
+    assert sol.status[4] == int(ni.Status.SINGULAR) and sol.status[7] == int(ni.Status.NONFINITE)
+    assert torch.equal(sol.status, LU().invert(A).status)
+
+
+def test_fill_from_recertifies_only_the_replaced_rows():
+    from neuralinv.methods.base import Partial, fill_from, ok_status
+
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(6, 3, 3, generator=g, dtype=torch.float64) + 3 * torch.eye(3)
+    X = torch.linalg.inv(A)
+    X[2] = 0  # a bad answer, replaced by LU below
+    cert = certificate(A, X)
+    part = Partial(X, ok_status(6, A.device), certificate=cert)
+    mask = torch.zeros(6, dtype=torch.bool)
+    mask[2] = True
+    out = fill_from(A, part, mask, LU(), "closed_form")
+    assert out.method.tolist() == ["closed_form"] * 2 + ["lu"] + ["closed_form"] * 3
+    res, rc = out.certificate
+    ref_res, ref_rc = certificate(A, out.inverse)
+    assert torch.equal(res, ref_res) and torch.equal(rc, ref_rc)
+    assert torch.equal(cert[0][mask], torch.full((1,), float("inf"), dtype=torch.float64))
+    assert float(res[2]) < PASS_RATIO  # part's own certificate was not modified in place

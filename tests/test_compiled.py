@@ -1,0 +1,174 @@
+"""The compiled fused path (``compile=True``) computes what the eager paths compute.
+
+One kernel is compiled per (n, dtype, device); compiling costs seconds, so these tests compile
+two: n = 3 float32 and n = 2 float64. Where no C++ compiler exists the tests check the
+documented fallback instead: the eager answer with ``stats["compiled"] = False`` and a reason.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+
+import neuralinv as ni
+from neuralinv.certify import PASS_RATIO, certificate, eps
+from neuralinv.kernels.compiled import CompiledKernel, compiled_kernel
+from neuralinv.kernels.fused_small import inverse_certificate
+from neuralinv.methods import Auto, ClosedForm
+
+HAVE_COMPILER = any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+S, NF, ILL = int(ni.Status.SINGULAR), int(ni.Status.NONFINITE), int(ni.Status.ILL_CONDITIONED)
+
+
+def with_cond(B: int, n: int, cond: float, *, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
+    s = torch.logspace(0, -math.log10(cond), n, dtype=torch.float64)
+    return (U * s) @ V.mT
+
+
+def mixed_batch(n: int, dtype: torch.dtype, B: int) -> torch.Tensor:
+    """Random well-conditioned matrices, then ill-conditioned ones (cond 1e3 .. 1e25), exactly
+    singular ones and non-finite ones, in one batch of B + 56 matrices."""
+    g = torch.Generator().manual_seed(10 * n)
+    A = torch.randn(B, n, n, generator=g, dtype=torch.float64) / math.sqrt(n)
+    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    ill = torch.cat([with_cond(8, n, c, seed=n) for c in (1e3, 1e6, 1e9, 1e12, 1e16, 1e25)])
+    sing = torch.zeros(8, n, n, dtype=torch.float64)
+    sing[1:] = torch.arange(1.0, n * n + 1, dtype=torch.float64).reshape(n, n)  # rank <= 2
+    sing[2:, :, -1] = sing[2:, :, 0]  # and dependent columns
+    A = torch.cat([A, ill, sing]).to(dtype)
+    A[3, 0, 0] = float("nan")
+    A[-9, -1, -1] = float("inf")
+    return A
+
+
+def expect_compiled(sol) -> None:
+    if HAVE_COMPILER:
+        assert sol.stats["compiled"] is True, sol.stats.get("compile_error")
+    else:  # the documented fallback, not a skip
+        assert sol.stats["compiled"] is False and sol.stats["compile_error"]
+
+
+@pytest.mark.parametrize(("n", "dtype"), [(3, torch.float32), (2, torch.float64)])
+def test_compiled_closed_form_equals_eager_paths_and_reference(n, dtype):
+    # 16,384 * 2 + 5 matrices: over the eager path's chunk boundaries, odd-sized.
+    A = mixed_batch(n, dtype, 2 * 16384 + 5)
+    fast = ni.invert(A, method="closed_form", compile=True)
+    eager = ni.invert(A, method="closed_form")
+    expect_compiled(fast)
+    # Same statuses as the eager certified path (and OK, SINGULAR, NONFINITE, ILL all occur).
+    assert torch.equal(fast.status, eager.status)
+    counts = fast.counts()
+    assert counts["SINGULAR"] >= 2 and counts["NONFINITE"] == 2 and counts["ILL_CONDITIONED"] >= 4
+    assert counts["OK"] >= 2 * 16384
+    # The same answers: the same formulas in the same order, rounded once.
+    ok = fast.status == 0
+    assert torch.equal(fast.inverse[ok], eager.inverse[ok])
+    assert torch.isnan(fast.inverse[~ok & (fast.status != ILL)]).all()
+    # The certificate of the fused loop is the certificate of the answers, up to summation order.
+    res, rc = certificate(A[ok], fast.inverse[ok])
+    torch.testing.assert_close(fast.residual[ok], res, atol=2.0, rtol=0.05)
+    torch.testing.assert_close(fast.rcond[ok], rc)
+    assert bool(fast.residual[fast.status == S].isnan().all())
+    # And against the float64 reference.
+    ref = torch.linalg.inv(A[ok].double())
+    cond1 = ref.abs().sum(-2).amax(-1) * A[ok].double().abs().sum(-2).amax(-1)
+    err = (fast.inverse[ok].double() - ref).abs().sum(-2).amax(-1) / ref.abs().sum(-2).amax(-1)
+    assert bool((err <= 2 * PASS_RATIO * n * cond1 * eps(dtype)).all())
+    assert float(fast.residual[ok].max()) < PASS_RATIO
+
+
+@pytest.mark.parametrize(("n", "dtype"), [(3, torch.float32), (2, torch.float64)])
+def test_compiled_kernel_equals_its_eager_twin(n, dtype):
+    A = mixed_batch(n, dtype, 1001)
+    A = torch.where(torch.isfinite(A).all(dim=(-2, -1))[:, None, None], A, torch.eye(n, dtype=dtype))
+    kernel = compiled_kernel(inverse_certificate, n, dtype, A.device)
+    assert kernel.compiled is HAVE_COMPILER, kernel.reason
+    out, reason = kernel(A)
+    if not HAVE_COMPILER:
+        assert out is None and reason
+        return
+    twin = inverse_certificate(A)
+    answered = ~twin[1]
+    assert torch.equal(out[1], twin[1])
+    assert torch.equal(out[0][answered], twin[0][answered])
+    for got, want in zip(out[2:], twin[2:]):
+        torch.testing.assert_close(got[answered], want[answered], rtol=1e-6, atol=0.0)
+
+
+def test_compiled_batch_sizes_do_not_recompile():
+    from torch._dynamo.utils import counters
+
+    A = mixed_batch(3, torch.float32, 40)
+    ni.invert(A[:7], method="closed_form", compile=True)  # built (or taken from the cache)
+    before = counters["stats"]["unique_graphs"]
+    for B in (1, 2, 5, 63, 64):
+        fast = ni.invert(A[:B], method="closed_form", compile=True)
+        expect_compiled(fast)
+        assert torch.equal(fast.status, ni.invert(A[:B], method="closed_form").status)
+    fast = ni.invert(A[:12].reshape(2, 2, 3, 3, 3), method="closed_form", compile=True)
+    assert fast.status.shape == (2, 2, 3)
+    empty = ni.invert(torch.zeros(0, 3, 3), method="closed_form", compile=True)
+    assert empty.inverse.shape == (0, 3, 3) and empty.status.shape == (0,)
+    assert counters["stats"]["unique_graphs"] == before  # batch sizes 1 .. 64: no recompile
+
+
+def test_auto_compile_equals_auto_statuses_labels_and_fallbacks():
+    A = mixed_batch(3, torch.float32, 300)
+    fast, eager = Auto(compile=True).invert(A), Auto().invert(A)
+    expect_compiled(fast)
+    assert torch.equal(fast.status, eager.status)
+    assert (fast.method == eager.method).all()
+    assert fast.stats["fallbacks"] == eager.stats["fallbacks"] > 0
+    ok = fast.status == 0
+    torch.testing.assert_close(fast.inverse[ok], eager.inverse[ok], rtol=0, atol=0)
+    # Certified once: LU's rows carry LU's certificate, the rest the fused one.
+    lu = torch.from_numpy(fast.method == "lu")
+    res, _ = certificate(A[lu & ok], fast.inverse[lu & ok])
+    assert torch.equal(fast.residual[lu & ok], res)
+
+
+def test_compiled_gradient_is_the_inverse_gradient():
+    A = (torch.eye(3) * 2 + 0.1 * torch.arange(9.0).reshape(3, 3)).repeat(4, 1, 1)
+    A.requires_grad_()
+    sol = ni.invert(A, method="closed_form", compile=True)
+    expect_compiled(sol)
+    sol.inverse.square().sum().backward()
+    g = A.grad.clone()
+    A.grad = None
+    torch.linalg.inv(A).square().sum().backward()
+    torch.testing.assert_close(g, A.grad)
+
+
+def test_compile_failure_falls_back_to_the_eager_path(monkeypatch):
+    def broken(A):
+        raise RuntimeError("no kernel today")
+
+    kernel = compiled_kernel(broken, 3, torch.float32, torch.device("cpu"))
+    assert kernel.compiled is False and "no kernel today" in kernel.reason
+    assert kernel(torch.eye(3)[None]) == (None, kernel.reason)
+    # closed_form then answers eagerly and says why.
+    import neuralinv.kernels.compiled as compiled_module
+
+    failing = CompiledKernel(broken, False, "RuntimeError: no C++ compiler", 0.0)
+    monkeypatch.setattr(compiled_module, "compiled_kernel", lambda *args: failing)
+    A = mixed_batch(3, torch.float32, 20)
+    sol = ClosedForm(compile=True).invert(A)
+    assert sol.stats["compiled"] is False
+    assert sol.stats["compile_error"] == "RuntimeError: no C++ compiler"
+    eager = ClosedForm().invert(A)
+    assert torch.equal(sol.status, eager.status)
+    assert torch.equal(sol.residual.nan_to_num(), eager.residual.nan_to_num())
+
+
+def test_compile_option_is_off_by_default_and_resolvable():
+    assert ClosedForm().compile is False and Auto().compile is False
+    sol = ni.invert(torch.eye(2)[None] * 4, method="auto")
+    assert "compiled" not in sol.stats
+    with pytest.raises(ni.InputError, match="compile"):
+        ni.invert(torch.eye(2), method="lu", compile=True)
