@@ -66,6 +66,8 @@ def test_bench_cli_writes_sane_json_and_plot(tmp_path):
         (["--sizes", "2,x"], "--sizes: 'x' is not an integer"),
         (["--methods", "nope"], "unknown method 'nope'"),
         (["--methods", "learned"], "needs a model"),
+        (["--methods", "lu:compile"], "method 'lu' has no compile option"),
+        (["--methods", "auto:fast"], "the only suffix is ':compile'"),
         (
             ["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "tpu"],
             "device",
@@ -109,3 +111,17 @@ def test_bench_learned_model_runs_on_its_region_only():
     assert learned.certified and learned.passing == 1.0 and learned.worst_ratio < 30
     assert sum(learned.statuses.values()) == 300
     assert any("region" in note for note in res.notes)
+
+
+def test_bench_compiled_variant_is_prepared_outside_the_timings():
+    cfg = BenchConfig(sizes=(3, 5), batch=200, methods=("auto:compile",),
+                      references=("torch.linalg.inv",), repeats=1)  # fmt: skip
+    res = run(cfg)
+    rows = {(r.n, r.approach): r for r in res.rows}
+    assert set(rows) == {(n, a) for n in (3, 5)
+                         for a in ("torch.linalg.inv", "auto:compile", "auto:compile:alone")}  # fmt: skip
+    fast = rows[(3, "auto:compile")]
+    assert fast.certified and fast.passing == 1.0 and fast.statuses == {"OK": 200}
+    assert fast.setup_s is not None and fast.setup_s >= 0
+    assert rows[(3, "torch.linalg.inv")].setup_s is None
+    assert rows[(3, "auto:compile:alone")].worst_ratio < 30

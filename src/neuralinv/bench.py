@@ -9,7 +9,10 @@ machine both sides of a ratio then see the same load. GPU timings synchronise th
 Approaches:
   ``torch.linalg.inv``, ``numpy.linalg.inv`` (references, uncertified);
   ``<method>`` (the full certified path, ``Method.invert``: validation, certificate, labels);
-  ``<method>:alone`` (the method's kernel only, ``Method._invert``, no certificate).
+  ``<method>:compile`` (the same with ``compile=True``, for methods that have that option; the
+  compilation is done before the warm-up and reported as ``setup_s``, never timed);
+  ``<method>:alone`` (the method's kernel only, ``Method._invert``, no certificate, except for
+  a fused compiled kernel, whose certificate is part of the kernel).
 """
 
 from __future__ import annotations
@@ -68,7 +71,6 @@ class BenchConfig:
     model: str | None = None
 
     def __post_init__(self):
-        from .methods import METHODS
 
         if not self.sizes:
             raise InputError("sizes must name at least one matrix size")
@@ -78,11 +80,8 @@ class BenchConfig:
         int_at_least("repeats", self.repeats, 1)
         int_at_least("max_elements", self.max_elements, 1)
         one_of("dtype", self.dtype, tuple(DTYPES))
-        for name in self.methods:
-            if name not in METHODS:
-                raise InputError(
-                    f"unknown method {name!r} in methods; valid: {', '.join(sorted(METHODS))}"
-                )
+        for spec in self.methods:
+            name, _ = method_spec(spec)
             if name in NEEDS_ARGUMENTS:
                 raise InputError(
                     f"method {name!r} needs a model or base method and cannot be benchmarked by "
@@ -98,9 +97,31 @@ class BenchConfig:
             raise InputError(f"device {self.device!r} requested but CUDA is not available")
 
 
+def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"auto"`` -> ("auto", {}); ``"auto:compile"`` -> ("auto", {"compile": True})."""
+    from dataclasses import fields
+
+    from .methods import METHODS
+
+    name, _, suffix = spec.partition(":")
+    if name not in METHODS:
+        raise InputError(
+            f"unknown method {name!r} in methods; valid: {', '.join(sorted(METHODS))} "
+            "(optionally NAME:compile)"
+        )
+    if not suffix:
+        return name, {}
+    if suffix != "compile":
+        raise InputError(f"methods: {spec!r}: the only suffix is ':compile' (e.g. auto:compile)")
+    if "compile" not in {f.name for f in fields(METHODS[name])}:
+        raise InputError(f"methods: {spec!r}: method {name!r} has no compile option")
+    return name, {"compile": True}
+
+
 @dataclass
 class Row:
-    """One approach at one size."""
+    """One approach at one size. setup_s: one-off preparation before the warm-up (compilation
+    for ``:compile`` methods), not part of any timing."""
 
     n: int
     batch: int
@@ -114,6 +135,7 @@ class Row:
     statuses: dict[str, int]
     peak_bytes: int | None
     times_s: list[float] = field(default_factory=list)
+    setup_s: float | None = None
 
 
 @dataclass
@@ -222,6 +244,8 @@ class _Approach:
     run: Callable[[], Any]
     # Turns what run() returned into (worst ratio, pass fraction, status counts).
     score: Callable[[Any], tuple[float, float, dict[str, int]]]
+    # Run once before the warm-up and timed separately (compilation).
+    prepare: Callable[[], Any] | None = None
 
 
 def _score_inverse(A: torch.Tensor) -> Callable[[Any], tuple[float, float, dict[str, int]]]:
@@ -276,19 +300,26 @@ def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) 
         out.append(
             _Approach("numpy.linalg.inv", False, lambda: np.linalg.inv(A_np), _score_inverse(A))
         )
-    methods = [(name, resolve(name)) for name in config.methods] + list(extra.items())
-    for label, method in methods:
+    methods = []
+    for spec in config.methods:
+        name, options = method_spec(spec)
+        methods.append((spec, resolve(name, **options)))
+    for label, method in methods + list(extra.items()):
         if not _applicable(method, n):
             continue
-        out.append(_Approach(label, True, lambda m=method: m.invert(A), _score_solution))
+        # A compiled method compiles on its first call: done here, on two matrices (the
+        # batch dimension is dynamic), so that neither the memory peak nor a timing sees it.
+        prepare = (lambda m=method: m.invert(A[:2])) if getattr(method, "compile", False) else None
+        out.append(_Approach(label, True, lambda m=method: m.invert(A), _score_solution, prepare))
         if config.alone:
 
             def alone(m=method):
                 with torch.no_grad():
                     return m._invert(A)
 
-            out.append(_Approach(f"{label}:alone", False, alone, _score_partial(A)))
+            out.append(_Approach(f"{label}:alone", False, alone, _score_partial(A), prepare))
     return out
+
 
 
 def run(
@@ -315,6 +346,8 @@ def run(
         "of per-round ratios (same round, same inputs) against torch.linalg.inv",
         "peak_bytes: CUDA max_memory_allocated growth on GPU; on CPU the sampled growth of the "
         "resident set (indicative: allocator reuse hides memory freed by earlier approaches)",
+        "setup_s: one-off preparation before the warm-up, i.e. compilation for NAME:compile "
+        "(seconds; the first approach of a kernel pays it, later ones find it built)",
     ]
     for n in config.sizes:
         batch = max(1, min(config.batch, config.max_elements // (n * n)))
@@ -331,8 +364,15 @@ def run(
             progress(
                 f"n={n}: batch {batch}, {len(approaches)} approaches, {config.repeats} repeats"
             )
-        scores, peaks = {}, {}
+        scores, peaks, setup = {}, {}, {}
         for ap in approaches:
+            if ap.prepare is not None:
+                t0 = time.perf_counter()
+                ap.prepare()
+                _sync(device)
+                setup[ap.name] = time.perf_counter() - t0
+                if progress and setup[ap.name] > 0.1:
+                    progress(f"n={n}: {ap.name} prepared (compiled) in {setup[ap.name]:.1f} s")
             # Warm-up (not timed), which also gives the answer we score and the memory peak.
             holder: dict[str, Any] = {}
 
@@ -373,6 +413,7 @@ def run(
                     statuses=statuses,
                     peak_bytes=peaks[ap.name],
                     times_s=ts,
+                    setup_s=setup.get(ap.name),
                 )
             )
         del A

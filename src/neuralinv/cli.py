@@ -487,7 +487,8 @@ def bench(
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     methods: str = typer.Option(
-        "auto,closed_form,lu", "--methods", help="Comma-separated registered methods (e.g. add newton_schulz)"
+        "auto,closed_form,lu", "--methods",
+        help="Comma-separated registered methods (e.g. add newton_schulz); NAME:compile benches compile=True (e.g. auto:compile)",
     ),
     repeats: int = typer.Option(5, "--repeats", help="Timed rounds per size (median reported)"),
     max_elements: int = typer.Option(
