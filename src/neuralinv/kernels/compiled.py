@@ -19,10 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-#: Inductor otherwise starts a pool of compile worker processes; on a 2-core machine their
-#: start-up competed with the caller's own work for seconds after the first call (measured:
-#: torch.linalg.inv 1.2e6 instead of 1.7e7 3x3 matrices/s right after a compile).
-_OPTIONS = {"compile_threads": 1}
+#: compile_threads: inductor otherwise starts a pool of compile worker processes; on a 2-core
+#: machine their start-up competed with the caller's own work for seconds after the first call
+#: (measured: torch.linalg.inv 1.2e6 instead of 1.7e7 3x3 matrices/s right after a compile).
+#: cpp.enable_tiling_heuristics: the heuristic refuses to vectorise loops with the strided
+#: (stride n*n) reads of a (B, n, n) batch; vectorised anyway (AVX-512 here) the n = 3 and 4
+#: kernels ran 20-30% faster, n = 2 the same, with bit-identical results (docs/performance.md).
+_OPTIONS = {"compile_threads": 1, "cpp.enable_tiling_heuristics": False}
 
 #: Matrices in the warm-up batch that triggers compilation. Inductor sizes its loops by the
 #: first batch it sees: from a batch of 2 it emitted a single-threaded loop (4.8e7 3x3/s), from
