@@ -1,8 +1,9 @@
 """Opt-in compilation of a batch kernel: built once per (kernel, n, dtype, device), never fatal.
 
-Compiling costs seconds (docs/performance.md: about 8-11 s for the first small-n kernel in a
-fresh environment, about 2 s in a later process that finds inductor's on-disk cache), so it is
-only done when a caller asks for it (``compile=True`` on a method). The batch dimension is
+Compiling costs seconds (docs/performance.md, 2-core CPU: 12-14 s for the first small-n kernel
+in a fresh environment, 3.6 s in a later process that finds inductor's on-disk cache, under 1 s
+for each further kernel then), so it is only done when a caller asks for it (``compile=True`` on
+a method). The batch dimension is
 compiled dynamic, so a new batch size does not recompile; a batch of one is padded to two,
 because dynamo specialises sizes 0 and 1. If compilation fails (no C++ compiler, an unsupported
 device, a torch bug) the failure is recorded and the caller runs its eager code instead.

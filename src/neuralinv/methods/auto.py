@@ -24,7 +24,7 @@ class Auto(Method):
     spd: the caller promises symmetric positive definite input, so Cholesky is used. Matrices
          that break the promise are not wrong: Cholesky reports them and LU answers them.
     compile: n <= 4 uses ``ClosedForm(compile=True)`` (seconds of compilation on first use,
-         then 4-9x faster; see ClosedForm). No effect on other sizes.
+         then 3-7x faster; see ClosedForm). No effect on other sizes.
     The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
     """
 
