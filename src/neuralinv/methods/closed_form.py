@@ -40,9 +40,9 @@ class ClosedForm(Method):
     compile: compute inverse and certificate in one ``torch.compile``d loop
              (:mod:`neuralinv.kernels.fused_small`): 2.7-5.4x faster than the eager path at
              100,000 matrices on a 2-core CPU, but the first call in a process compiles for
-             seconds (docs/performance.md). Same
-             answers and statuses; if compilation fails the eager path runs and
-             ``stats["compiled"]`` is False with ``stats["compile_error"]`` saying why.
+             seconds (docs/performance.md). Same answers and statuses; if compilation fails
+             the eager path runs and ``stats["compiled"]`` is False with
+             ``stats["compile_error"]`` saying why.
     """
 
     compile: bool = False
