@@ -272,8 +272,9 @@ def test_chunked_paths_cover_large_batches(n):
 def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
     import neuralinv.methods.auto as auto_module
     import neuralinv.methods.base as base_module
+    import neuralinv.methods.closed_form as closed_form_module
 
-    calls: dict[str, list[int]] = {"auto": [], "base": []}
+    calls: dict[str, list[int]] = {"auto": [], "base": [], "closed_form": []}
 
     def recording(where):
         def wrapped(A, X):
@@ -284,18 +285,22 @@ def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
 
     monkeypatch.setattr(auto_module, "certificate", recording("auto"))
     monkeypatch.setattr(base_module, "certificate", recording("base"))
+    monkeypatch.setattr(closed_form_module, "certificate", recording("closed_form"))
     A = torch.cat([with_cond(30, n, c, seed=n) for c in (10.0, 1e6, 1e9, 1e25)])
     A = A.to(torch.float32)
     A[4] = 0
     A[7, 0, 1] = float("nan")
     sol = Auto().invert(A)
     if n <= 4:
-        # closed_form answered, auto certified all 120 once for its fallback test, and only the
-        # rows LU recomputed were certified again.
-        assert calls["auto"] == [120]
+        # closed_form certified all 120 once (then only the rows it refined), auto reused
+        # that for its fallback test, and only the rows LU recomputed were certified again.
+        refined = sol.stats["refined"]
+        assert calls["closed_form"][0] == 120 and calls["auto"] == []
+        assert all(k == refined > 0 for k in calls["closed_form"][1:])
+        assert len(calls["closed_form"]) <= 3  # at most two refinement steps
         assert calls["base"] == [sol.stats["fallbacks"]] and sol.stats["fallbacks"] > 0
     else:  # LU is the primary: one certificate, in Method.invert
-        assert calls == {"auto": [], "base": [120]}
+        assert calls == {"auto": [], "base": [120], "closed_form": []}
     # What the Solution reports is exactly the certificate of its answers.
     X = sol.inverse
     res, rc = plain_certificate(A, X)
