@@ -37,7 +37,7 @@ from .._validate import int_at_least
 from ..certify import PASS_RATIO, certificate, trusted
 from ..errors import InputError
 from ..solution import Status
-from .base import Method, Partial, fill_from, ok_status
+from .base import Method, Partial, fill_from, labels, ok_status
 from .newton_schulz import refine
 
 #: Base size when the base method does not fix one (a learned model fixes its own n).
@@ -100,10 +100,10 @@ class Block(Method):
         X, ok, pure = rec.invert(Ap)
         # A learned base answers some leaves by its own fallback: such matrices are labelled
         # "block+lu", so the labels say which answers came from the network alone.
-        labels = np.full(B, self.name, dtype=object)
+        names = labels(B, self.name)
         if self.base.name == "learned":
-            labels[~pure.cpu().numpy()] = f"{self.name}+{self.base.fallback.name}"
-        part = Partial(X[:, :n, :n].contiguous(), ok_status(B, A.device), labels, stats={})
+            names[~pure.cpu().numpy()] = f"{self.name}+{self.base.fallback.name}"
+        part = Partial(X[:, :n, :n].contiguous(), ok_status(B, A.device), names, stats={})
         part = fill_from(A, part, ~ok, self.fallback, self.name)
         part.stats.update(
             {
@@ -183,17 +183,17 @@ class _Recursion:
 
     def _leaf(self, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         part = self.base._invert(A)
-        labels = (
-            np.full(A.shape[0], self.base.name, dtype=object)
+        names = (
+            labels(A.shape[0], self.base.name)
             if part.method is None
             else np.asarray(part.method, dtype=object)
         )
-        for name, count in zip(*np.unique(labels.astype(str), return_counts=True)):
+        for name, count in zip(*np.unique(names.astype(str), return_counts=True)):
             self.leaves[str(name)] = self.leaves.get(str(name), 0) + int(count)
         # OUT_OF_REGION answers are the fallback's certified ones: usable like OK.
         usable = (part.status == int(Status.OK)) | (part.status == int(Status.OUT_OF_REGION))
         X = part.inverse.to(A.dtype)
-        pure = torch.from_numpy(labels.astype(str) == self.base.name).to(A.device)
+        pure = torch.from_numpy(names.astype(str) == self.base.name).to(A.device)
         return X, usable & _passes(A, X), pure
 
     def _certify(self, A: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:

@@ -27,7 +27,7 @@ from .._validate import int_at_least, positive
 from ..certify import PASS_RATIO, certificate, contracts, identity_residual, norm1, trusted
 from ..errors import InputError
 from ..solution import Solution, Status
-from .base import Method, Partial, fill_from, ok_status
+from .base import Method, Partial, fill_from, labels, ok_status
 from .newton_schulz import refine as newton_schulz_refine
 
 
@@ -156,7 +156,7 @@ class Learned(Method):
             mark = (part.status[o] == int(Status.OK)) & passes
             part.status[o[mark]] = int(Status.OUT_OF_REGION)
         if part.method is None:
-            part.method = np.full(B, self.name, dtype=object)
+            part.method = labels(B, self.name)
         part.stats.update(
             {
                 "in_region": int(inside.sum()),
