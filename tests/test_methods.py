@@ -194,7 +194,14 @@ def test_cholesky_symmetry_tolerance():
 
 def test_auto_choices():
     cpu = torch.device("cpu")
-    assert isinstance(Auto().choose(3, 10, cpu), ClosedForm)
+    # The measured CPU crossovers (docs/performance.md): eager closed forms only pay from
+    # 4,096 matrices and only up to 3x3; compiled ones at every batch size up to 4x4.
+    assert isinstance(Auto().choose(3, 10, cpu), LU)
+    assert isinstance(Auto().choose(3, 4096, cpu), ClosedForm)
+    assert isinstance(Auto().choose(1, 10**5, cpu), ClosedForm)
+    assert isinstance(Auto().choose(4, 10**5, cpu), LU)
+    assert Auto(compile=True).choose(4, 10, cpu) == ClosedForm(compile=True)
+    assert isinstance(Auto(compile=True).choose(5, 10**5, cpu), LU)
     assert isinstance(Auto().choose(5, 10, cpu), LU)
     assert isinstance(Auto(spd=True).choose(3, 10, cpu), Cholesky)
     assert isinstance(Auto(spd=True).choose(50, 10, cpu), Cholesky)
@@ -212,7 +219,7 @@ def test_closed_form_refines_answers_whose_certificate_fails():
 
 
 def test_auto_falls_back_to_lu_where_closed_form_fails():
-    A = conditioned((400,), 4, 1e10, seed=8)
+    A = conditioned((4096,), 3, 1e13, seed=8)
     direct = ni.invert(A, method="closed_form")
     assert bool((direct.residual >= PASS_RATIO).any())  # the fallback has work to do
     sol = ni.invert(A, method="auto")

@@ -16,15 +16,21 @@ from .closed_form import ClosedForm
 from .lu import LU
 
 
+#: Eager closed forms beat certified LU from this many matrices, for n up to this size.
+_EAGER_CLOSED_FORM_MIN_BATCH = 4096
+_EAGER_CLOSED_FORM_MAX_N = 3
+
+
 @dataclass(frozen=True)
 class Auto(Method):
-    """Picks a method by size (and ``spd=True``: Cholesky); answers whose certificate fails
-    are recomputed by LU.
+    """Picks a method by size and batch size (and ``spd=True``: Cholesky); answers whose
+    certificate fails are recomputed by LU.
 
     spd: the caller promises symmetric positive definite input, so Cholesky is used. Matrices
          that break the promise are not wrong: Cholesky reports them and LU answers them.
-    compile: n <= 4 uses ``ClosedForm(compile=True)`` (seconds of compilation on first use,
-         then 3-7x faster; see ClosedForm). No effect on other sizes.
+    compile: n <= 4 uses ``ClosedForm(compile=True)`` at every batch size (seconds of
+         compilation on first use, then 3-7x faster; see ClosedForm). No effect on other sizes.
+    Without compile: closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured).
     The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
     """
 
@@ -37,13 +43,18 @@ class Auto(Method):
         """The primary method for a (batch, n, n) input on ``device``."""
         if self.spd:
             return Cholesky()
-        # Crossovers measured by benchmarks/scaling.py (docs/performance.md), CPU, float32:
-        # for n <= 4 the closed forms win from about a thousand matrices up; below that every
-        # certified call is dominated by a fixed ~0.3 ms and LU is ~0.08 ms faster, too small
-        # to justify a batch rule here. For 5 <= n the only pure-torch kernel tried (batched
-        # Gauss-Jordan) lost to LAPACK, so LU. GPU crossovers were not measured.
-        if n <= CLOSED_FORM_MAX_N:
-            return ClosedForm(compile=self.compile)
+        # Crossovers measured on the 2-core CPU (docs/performance.md, "Crossovers and auto"):
+        # once compiled, the fused closed form has a smaller fixed cost per call (~0.2 ms) than
+        # certified LU (~0.3 ms) and is faster at 100,000 matrices for n <= 4. Eagerly, a
+        # certified closed form costs ~0.1-0.25 ms more than LU per call below a few thousand
+        # matrices (n = 3, 4), wins from about 4,096 matrices at n <= 3 (0.5-0.9x LU's time at
+        # 100,000), and at n = 4 loses to LU at every batch size in float32. For 5 <= n the only
+        # pure-torch kernel tried (batched Gauss-Jordan) lost to LAPACK, so LU. GPU crossovers
+        # were not measured.
+        if n <= CLOSED_FORM_MAX_N and self.compile:
+            return ClosedForm(compile=True)
+        if n <= _EAGER_CLOSED_FORM_MAX_N and batch >= _EAGER_CLOSED_FORM_MIN_BATCH:
+            return ClosedForm()
         return LU()
 
     def _invert(self, A: Tensor) -> Partial:
