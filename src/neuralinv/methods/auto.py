@@ -15,7 +15,6 @@ from .closed_form import MAX_N as CLOSED_FORM_MAX_N
 from .closed_form import ClosedForm
 from .lu import LU
 
-
 #: Eager closed forms beat certified LU from this many matrices, for n up to this size.
 _EAGER_CLOSED_FORM_MIN_BATCH = 4096
 _EAGER_CLOSED_FORM_MAX_N = 3
