@@ -289,3 +289,101 @@ def test_demo_section():
     total = 400 + 40 + 40 + 1
     network = sum(g.network for g in section.data[0].groups)
     assert f"{network} of {total} answers came from the network" in " ".join(section.notes)
+
+
+# -- the n > 4 fast path: chunks, certificate from the last Newton-Schulz residual -----------
+BALL16 = ni.Ball.default(16)
+
+
+def _seeds16(count, seed):
+    """In-region 16x16 float32 matrices and seeds that stop at different steps: exact inverses
+    (step 0), the linear approximation (about two steps), a cruder guess, and one seed that
+    does not contract (last row)."""
+    A = BALL16.sample(count, generator=_gen(seed), dtype=torch.float32)
+    X0 = LinearApproximation(BALL16).predict(A)
+    q = count // 4
+    X0[:q] = torch.linalg.inv(A[:q].double()).float()
+    X0[q:2 * q] += 0.02 * torch.randn(q, 16, 16, generator=_gen(seed + 1))
+    X0[-1] = -A[-1].mT
+    return A, X0
+
+
+def test_refine_certified_returns_exactly_the_certificate():
+    from neuralinv.certify import certificate
+    from neuralinv.methods.learned import guess_contracts
+    from neuralinv.methods.newton_schulz import refine, refine_certified
+
+    A, X0 = _seeds16(40, 30)
+    seed = X0.clone()
+    runs = [refine_certified(A, X0, tol=10.0, max_iter=30, screen=guess_contracts, work=w)
+            for w in (None, {})]
+    assert torch.equal(X0, seed)  # the seed is not modified
+    for r in runs:
+        ratio, rc = certificate(A, r.X)
+        # Bit for bit what Method.invert would compute on these answers.
+        assert torch.equal(r.certificate[0], ratio) and torch.equal(r.certificate[1], rc)
+        assert r.converged[:-1].all() and not r.converged[-1] and not r.contracted[-1]
+        assert r.contracted[:-1].all()
+        assert (r.iterations[:10] == 0).all() and int(r.iterations.max()) >= 2
+        assert torch.equal(r.X[:-1], refine(A[:-1], X0[:-1], tol=10.0, max_iter=30)[0])
+    # Reused buffers give the same iterates as fresh tensors.
+    assert torch.equal(runs[0].X, runs[1].X) and torch.equal(runs[0].iterations, runs[1].iterations)
+    # n <= 4 certificates take another summation order: none is returned there.
+    A3 = BALL.sample(5, generator=_gen(31))
+    r3 = refine_certified(A3, LinearApproximation().predict(A3), tol=10.0, max_iter=30)
+    assert r3.certificate is None and r3.converged.all()
+
+
+def test_learned_n16_chunks_and_fallbacks(monkeypatch):
+    from neuralinv.certify import certificate
+    from neuralinv.methods import learned
+
+    inside = BALL16.sample(37, generator=_gen(32), dtype=torch.float32)
+    scaled = 2.0 * BALL16.sample(2, generator=_gen(33), dtype=torch.float32)
+    far = 5 * torch.randn(2, 16, 16, generator=_gen(34))
+    singular = torch.zeros(1, 16, 16)
+    A = torch.cat([inside[:20], far[:1], scaled, singular, inside[20:], far[1:]])
+    method = Learned(model=LinearApproximation(BALL16))
+    one = ni.invert(A, method=method)
+    monkeypatch.setattr(learned, "CHUNK_ELEMENTS", 8 * 256)  # 6 chunks of 8 matrices
+    many = ni.invert(A, method=method)
+    OOR, SING = int(ni.Status.OUT_OF_REGION), int(ni.Status.SINGULAR)
+    expected = [0] * 20 + [OOR] + [0] * 2 + [SING] + [0] * 17 + [OOR]
+    for sol in (one, many):
+        assert sol.status.tolist() == expected
+        assert network_counts(sol) == {"network": 39, "fallback": 3}
+        assert sol.stats["scaled"] == 2 and sol.stats["contracted"] == 39
+        # The reused certificate is the one certify.certificate gives on the final answers.
+        ratio, rc = certificate(A, torch.nan_to_num(sol.inverse))
+        ok = ~torch.isnan(sol.inverse).flatten(1).any(1)
+        assert torch.equal(sol.residual[ok], ratio[ok]) and torch.equal(sol.rcond[ok], rc[ok])
+    assert torch.equal(torch.nan_to_num(one.inverse), torch.nan_to_num(many.inverse))
+    assert torch.equal(one.stats["iterations"], many.stats["iterations"])
+
+
+def test_float32_region_test_agrees_with_contains():
+    from neuralinv.methods.learned import region_contains
+
+    A = BALL16.sample(3000, generator=_gen(35), dtype=torch.float32)
+    # Rows whose largest distance from the center is the radius, or a rounding away from it.
+    D = BALL16.sample(200, generator=_gen(36)) - BALL16.center
+    D = D / D.abs().flatten(1).amax(1)[:, None, None] * BALL16.radius
+    edge = [(BALL16.center + f * D).float() for f in (1 - 1e-7, 1.0, 1 + 1e-7, 1 + 1e-6)]
+    B = torch.cat([A, *edge, 2 * A[:10]])
+    got = region_contains(BALL16, B)
+    assert torch.equal(got, BALL16.contains(B))
+    assert 0 < int(got[3000:3800].sum()) < 800  # the edge rows fall on both sides
+
+
+def test_builtin_ball16():
+    method = Learned(model="builtin:ball16")
+    region = method.model.region
+    assert method.n == 16 and region == ni.Ball.default(16)
+    A = region.sample(300, generator=_gen(37), dtype=torch.float32)
+    sol = ni.invert(A, method=method)
+    assert sol.all_ok and sol.worst_residual < 30
+    assert network_counts(sol) == {"network": 300, "fallback": 0}
+    assert 1 <= sol.stats["max_iterations"] <= 3
+    far = 5 * torch.randn(2, 16, 16, generator=_gen(38))
+    sol = ni.invert(far, method=method)
+    assert (sol.status == int(ni.Status.OUT_OF_REGION)).all() and sol.method.tolist() == ["lu"] * 2

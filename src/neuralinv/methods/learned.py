@@ -24,11 +24,25 @@ import torch
 from torch import Tensor
 
 from .._validate import int_at_least, positive
-from ..certify import PASS_RATIO, certificate, contracts, identity_residual, norm1, trusted
+from ..certify import (
+    PASS_RATIO,
+    SMALL_N,
+    certificate,
+    contracts,
+    identity_residual,
+    norm1,
+    trusted,
+)
 from ..errors import InputError
 from ..solution import Solution, Status
-from .base import Method, Partial, fill_from, labels, ok_status
-from .newton_schulz import refine as newton_schulz_refine
+from .base import Method, Partial, labels, ok_status
+from .newton_schulz import refine_certified
+
+#: Matrices per chunk of the network path: about 2^20 numbers (4 MB in float32), so a chunk's
+#: guess, residuals and iterates stay in cache and their memory is reused, instead of every
+#: temporary of a large batch being freshly page-faulted (a 100,000 x 16 x 16 bmm took 54 ms
+#: into a new tensor and 11 ms into a reused one: docs/performance.md, attempt 26).
+CHUNK_ELEMENTS = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -112,65 +126,121 @@ class Learned(Method):
         if A.shape[-1] != self.n:
             k = A.shape[-1]
             raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {k}x{k}")
-        B, dev = A.shape[0], A.device
-        if self.check_region:
-            inside, s = into_region(self.model.region, A, scale=self.scale)
-        else:
-            inside = torch.ones(B, dtype=torch.bool, device=dev)
-            s = torch.ones(B, dtype=A.dtype, device=dev)
+        B, n, dev = A.shape[0], A.shape[-1], A.device
+        inside = torch.ones(B, dtype=torch.bool, device=dev)
+        s = torch.ones(B, dtype=A.dtype, device=dev)
+        # Every row of X is written: by the network path below or by the fallback.
+        X = torch.empty_like(A)
         iters = torch.zeros(B, dtype=torch.int32, device=dev)
-        X = torch.zeros_like(A)
         use = torch.zeros(B, dtype=torch.bool, device=dev)  # answered by the network
-        idx = inside.nonzero().squeeze(-1)
-        n_contracted = n_refined = 0
-        if idx.numel():
-            Ai, si = A[idx], s[idx][:, None, None]
-            X0 = self.model.predict(Ai * si).to(A.dtype) * si
-            good = guess_contracts(Ai, X0)
-            n_contracted = int(good.sum())
-            if self.refine:
-                c = good.nonzero().squeeze(-1)
-                good = torch.zeros_like(good)
-                if c.numel():
-                    Xr, it, conv = newton_schulz_refine(
-                        Ai[c], X0[c], tol=self.tol, max_iter=self.max_iter
-                    )
-                    X0[c] = Xr
-                    iters[idx[c]] = it
-                    good[c] = conv
-                    n_refined = int(conv.sum())
-            else:
-                good = torch.ones_like(good)
-            X[idx] = X0
-            use[idx] = good
-        part = Partial(X, ok_status(B, dev), stats={})
-        part = fill_from(A, part, ~use, self.fallback, self.name)
+        contracted = torch.zeros(B, dtype=torch.bool, device=dev)
+        # Refinement computes each answer's certificate on the way (n > SMALL_N: exactly as
+        # certify.certificate does; a strided A would round its products differently, so
+        # then Method.invert certifies as usual); fallback rows get theirs below.
+        reuse = self.refine and n > SMALL_N and A.is_contiguous()
+        ratio = torch.empty(B, dtype=A.dtype, device=dev) if reuse else None
+        rc = torch.empty(B, dtype=A.dtype, device=dev) if reuse else None
+        step = max(1, CHUNK_ELEMENTS // max(1, n * n))
+        work: dict = {}  # the chunks' temporaries, reused from chunk to chunk
+        for lo in range(0, B, step):
+            sl = slice(lo, min(B, lo + step))
+            if self.check_region:
+                inside[sl], s[sl] = into_region(
+                    self.model.region, A[sl], scale=self.scale, work=work
+                )
+            self._network(A[sl], inside[sl], s[sl], X[sl], use[sl], contracted[sl], iters[sl],
+                          (ratio[sl], rc[sl]) if reuse else None, work)
+        status = ok_status(B, dev)
+        names = None
+        back = (~use).nonzero().squeeze(-1)
+        if back.numel():
+            # In place, unlike base.fill_from, which clones the whole batch (X is ours).
+            sub = self.fallback._invert(A[back])
+            X[back] = sub.inverse.to(X.dtype)
+            status[back] = sub.status
+            names = labels(B, self.name)
+            names[back.cpu().numpy()] = self.fallback.name if sub.method is None else sub.method
+            if reuse:
+                same = sub.certificate is not None and sub.inverse.dtype == X.dtype
+                sub_ratio, sub_rc = sub.certificate if same else certificate(A[back], X[back])
+                ratio[back], rc[back] = sub_ratio.to(A.dtype), sub_rc.to(A.dtype)
         out = ~inside
         if bool(out.any()):
             # OUT_OF_REGION means "answered by the fallback, and that answer is certified"; a
             # fallback answer that fails keeps the fallback's own status (SINGULAR, or OK that
             # the certificate turns into ILL_CONDITIONED), so inv() raises or warns the right way.
             o = out.nonzero().squeeze(-1)
-            ratio, rc = certificate(A[o], part.inverse[o])
-            passes = trusted(ratio, rc, A.shape[-1], A.dtype)
-            mark = (part.status[o] == int(Status.OK)) & passes
-            part.status[o[mark]] = int(Status.OUT_OF_REGION)
-        if part.method is None:
-            part.method = labels(B, self.name)
-        part.stats.update(
-            {
-                "in_region": int(inside.sum()),
-                "scaled": int((inside & (s != 1)).sum()),
-                "out_of_region": int(out.sum()),
-                "contracted": n_contracted,
-                "refined": n_refined,
-                "network": int(use.sum()),
-                "fallbacks": int((~use).sum()),
-                "iterations": iters,
-                "max_iterations": int(iters.max()) if B else 0,
-            }
-        )
-        return part
+            ro, rco = (ratio[o], rc[o]) if reuse else certificate(A[o], X[o])
+            passes = trusted(ro, rco, n, A.dtype)
+            mark = (status[o] == int(Status.OK)) & passes
+            status[o[mark]] = int(Status.OUT_OF_REGION)
+        stats = {
+            "in_region": int(inside.sum()),
+            "scaled": int((inside & (s != 1)).sum()),
+            "out_of_region": int(out.sum()),
+            "contracted": int(contracted.sum()),
+            "refined": int(use.sum()) if self.refine else 0,
+            "network": int(use.sum()),
+            "fallbacks": int(back.numel()),
+            "iterations": iters,
+            "max_iterations": int(iters.max()) if B else 0,
+        }
+        if names is None:
+            names = labels(B, self.name)
+        return Partial(X, status, names, stats, (ratio, rc) if reuse else None)
+
+    def _network(
+        self,
+        A: Tensor,
+        inside: Tensor,
+        s: Tensor,
+        X: Tensor,
+        use: Tensor,
+        contracted: Tensor,
+        iters: Tensor,
+        cert: tuple[Tensor, Tensor] | None,
+        work: dict,
+    ) -> None:
+        """Guess and refine one chunk's in-region matrices, writing into the chunk's views."""
+        every = bool(inside.all())
+        idx = None if every else inside.nonzero().squeeze(-1)
+        if idx is not None and idx.numel() == 0:
+            return
+        Ai = A if every else A[idx]
+        si = s if every else s[idx]
+        if bool((si != 1).any()):
+            si = si[:, None, None]
+            X0 = self.model.predict(Ai * si).to(A.dtype) * si
+        else:
+            X0 = self.model.predict(Ai).to(A.dtype)
+        if self.refine:
+            r = refine_certified(
+                Ai, X0, tol=self.tol, max_iter=self.max_iter, screen=guess_contracts,
+                out=X if every else None, work=work,
+            )
+            Xi, good, con, it = r.X, r.converged, r.contracted, r.iterations
+        else:
+            Xi, con, it = X0, guess_contracts(Ai, X0), None
+            good = torch.ones_like(con)
+        if every:
+            if Xi is not X:
+                X.copy_(Xi)
+            use.copy_(good)
+            contracted.copy_(con)
+            if it is not None:
+                iters.copy_(it)
+            if cert is not None:
+                cert[0].copy_(r.certificate[0])
+                cert[1].copy_(r.certificate[1])
+            return
+        X[idx] = Xi
+        use[idx] = good
+        contracted[idx] = con
+        if it is not None:
+            iters[idx] = it
+        if cert is not None:
+            cert[0][idx] = r.certificate[0]
+            cert[1][idx] = r.certificate[1]
 
 
 def guess_contracts(A: Tensor, X: Tensor) -> Tensor:
@@ -192,7 +262,9 @@ def guess_contracts(A: Tensor, X: Tensor) -> Tensor:
     return ok
 
 
-def into_region(region: Any, A: Tensor, *, scale: bool = True) -> tuple[Tensor, Tensor]:
+def into_region(
+    region: Any, A: Tensor, *, scale: bool = True, work: dict | None = None
+) -> tuple[Tensor, Tensor]:
     """``(inside, s)``: which matrices the network may answer, and the positive scalar each is
     multiplied by first (1 for matrices already in the region).
 
@@ -200,7 +272,7 @@ def into_region(region: Any, A: Tensor, *, scale: bool = True) -> tuple[Tensor, 
     a scaled input is used only where it really lies in the region.
     """
     B = A.shape[0]
-    inside = region.contains(A).to(A.device)
+    inside = region_contains(region, A, work=work)
     s = torch.ones(B, dtype=A.dtype, device=A.device)
     if not scale:
         return inside, s
@@ -214,6 +286,40 @@ def into_region(region: Any, A: Tensor, *, scale: bool = True) -> tuple[Tensor, 
     s[out[fits]] = cand[fits]
     inside[out[fits]] = True
     return inside, s
+
+
+def region_contains(region: Any, A: Tensor, *, work: dict | None = None) -> Tensor:
+    """``region.contains(A)`` on A's device, for a float32 batch in a Ball decided mostly in float32.
+
+    ``Ball.contains`` compares ``|A_ij - center_ij|`` with the radius in float64, which costs a
+    float64 copy of the batch (at 100,000 16x16 matrices about 5x the float32 test). In float32,
+    ``d = |fl(A - fl(center))|`` is within ``u d + delta`` of the exact distance (u: a few units
+    of float32 rounding, delta: the largest rounding of the center to float32), so a row whose
+    largest d is below the radius by more than that margin is inside, one above it by more is
+    outside, exactly as ``contains`` decides; only rows in that thin band (none, typically) are
+    passed to ``contains`` itself. Other regions and dtypes: ``contains``. ``work``: a dict
+    whose buffer for ``A - center`` is reused across calls (chunks of one batch).
+    """
+    if type(region).__name__ != "Ball" or A.dtype != torch.float32 or A.shape[0] == 0:
+        return region.contains(A).to(A.device)
+    c64 = region.center.to(A.device)
+    c = c64.to(A.dtype)
+    delta = float((c.to(torch.float64) - c64).abs().max())
+    u = 8 * torch.finfo(A.dtype).eps  # generous: subtraction, comparison and threshold roundings
+    r = float(region.radius)
+    if work is None:
+        diff = A - c
+    else:
+        buf = work.get("region")
+        if buf is None or buf.numel() < A.numel() or buf.dtype != A.dtype or buf.device != A.device:
+            buf = work["region"] = torch.empty(A.numel(), dtype=A.dtype, device=A.device)
+        diff = torch.sub(A, c, out=buf[: A.numel()].view(A.shape))
+    d = diff.abs_().flatten(-2).amax(-1)
+    inside = d < (r * (1 - u) - delta) / (1 + u)
+    unsure = (~inside & (d <= (r * (1 + u) + delta) / (1 - u))).nonzero().squeeze(-1)
+    if unsure.numel():
+        inside[unsure] = region.contains(A[unsure]).to(A.device)
+    return inside
 
 
 def candidate_scale(region: Any, A: Tensor) -> Tensor:

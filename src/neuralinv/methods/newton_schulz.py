@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .._validate import int_at_least, one_of, positive
-from ..certify import PASS_RATIO, eps, identity_residual, norm1
+from ..certify import PASS_RATIO, SMALL_N, _ratio, eps, identity_residual, norm1
 from ..errors import InputError
 from ..solution import Status
 from .base import Method, Partial
@@ -69,6 +71,28 @@ class NewtonSchulz(Method):
         return Partial(X, status, stats={"iterations": iters})
 
 
+class Refinement(NamedTuple):
+    """What :func:`refine_certified` returns, one entry per matrix.
+
+    X:            the iterates (a new tensor; the seed is never modified).
+    iterations:   Newton-Schulz steps taken.
+    converged:    the ratio where the matrix stopped passes the certificate (< 30).
+    contracted:   the seed passed the contraction screen (all True without a screen).
+    certificate:  ``(residual ratio, rcond)`` of X, computed exactly as
+                  :func:`neuralinv.certify.certificate` computes them for n > ``SMALL_N`` (the
+                  same ``identity_residual`` and ``norm1`` on the same final, contiguous X;
+                  for a contiguous A), so ``Method.invert`` may reuse it; None for
+                  n <= ``SMALL_N``, whose certificate takes an entry-major path with another
+                  summation order.
+    """
+
+    X: Tensor
+    iterations: Tensor
+    converged: Tensor
+    contracted: Tensor
+    certificate: tuple[Tensor, Tensor] | None
+
+
 def refine(A: Tensor, X: Tensor, *, tol: float, max_iter: int) -> tuple[Tensor, Tensor, Tensor]:
     """Run Newton-Schulz from X on every matrix until its ratio < tol or max_iter steps.
 
@@ -76,33 +100,177 @@ def refine(A: Tensor, X: Tensor, *, tol: float, max_iter: int) -> tuple[Tensor, 
     Matrices whose residual grows (the seed did not contract) are dropped early as unconverged;
     a matrix counts as converged when its ratio passes the certificate (< 30) where it stopped.
     """
+    r = refine_certified(A, X, tol=tol, max_iter=max_iter)
+    return r.X, r.iterations, r.converged
+
+
+def refine_certified(
+    A: Tensor,
+    X: Tensor,
+    *,
+    tol: float,
+    max_iter: int,
+    screen: Callable[[Tensor, Tensor], Tensor] | None = None,
+    out: Tensor | None = None,
+    work: dict | None = None,
+) -> Refinement:
+    """:func:`refine`, also returning each answer's certificate and a contraction screen.
+
+    The residual ``E = I - X A`` that decides whether a matrix stops is the one the next step
+    uses (``X <- X + E X``), and where a matrix stops it is exactly the certificate's
+    numerator: the certificate costs no extra product.
+
+    screen: an optional contraction test ``screen(A, X) -> bool`` for the seeds whose first
+    residual has ``||I - X0 A||_1 >= 1``; seeds with ``||I - X0 A||_1 < 1`` contract already
+    (``I - X0 A`` has the spectral radius of ``I - A X0``, and Newton-Schulz squares it each
+    step). Seeds failing the screen stop at once, unconverged and not contracted.
+    out: where to write the iterates (default: a new tensor; a contiguous one, which must
+    not overlap A or X); the seed is never modified.
+    work: a dict the caller keeps across calls (e.g. over the chunks of a large batch): for
+    n > ``SMALL_N`` the batch-sized temporaries (residual, its absolute value, the iterates)
+    are kept there and reused, so repeated calls do not page-fault fresh memory for each
+    (docs/performance.md, attempt 27). Same operations, same values, as without it.
+
+    While every matrix is still active the batch is used as it is, without index gathers;
+    converged matrices leave the active set, so they stop costing work.
+    """
     B, n = A.shape[0], A.shape[-1]
-    X = X.clone()
-    iters = torch.zeros(B, dtype=torch.int32, device=A.device)
-    converged = torch.zeros(B, dtype=torch.bool, device=A.device)
-    active = torch.arange(B, device=A.device)
-    normA = norm1(A)
+    dev = A.device
     e = eps(A.dtype)
-    prev = torch.full((B,), float("inf"), dtype=A.dtype, device=A.device)
+    iters = torch.zeros(B, dtype=torch.int32, device=dev)
+    converged = torch.zeros(B, dtype=torch.bool, device=dev)
+    contracted = torch.ones(B, dtype=torch.bool, device=dev)
+    num_at = torch.empty(B, dtype=A.dtype, device=dev)  # ||I - X A||_1 where each stopped
+    nX_at = torch.empty(B, dtype=A.dtype, device=dev)
+    # Contiguous iterates and answers: norm1's column sums round differently on other memory
+    # layouts, and the certificate is of the contiguous answer Method.invert receives.
+    X = X.contiguous()
+    if out is None:
+        out = torch.empty(X.shape, dtype=X.dtype, device=X.device)
+    ws = _Workspace(work if work is not None and n > SMALL_N else None, A)
+    normA = ws.norm1(A)
+    if B == 0:
+        cert = (normA, normA) if n > SMALL_N else None
+        return Refinement(out, iters, converged, contracted, cert)
+    active = None  # None: every matrix, no gathers
+    Aa, Xa, nA = A, X, normA
+    prev = None
+    bound = None  # an upper bound on ||X||_1 of the active iterates (None: not yet known)
     for step in range(max_iter + 1):
-        Aa, Xa = A[active], X[active]
-        E = identity_residual(Aa, Xa)
-        num = norm1(E)
-        ratio = num / (n * normA[active] * norm1(Xa) * e)
-        done = ratio < tol
+        E = ws.residual(Aa, Xa)
+        num = ws.norm1(E)
         # Once the residual norm no longer shrinks the iteration has stalled or diverged.
-        stalled = (num >= prev[active]) & (num < 1) if step >= 2 else torch.zeros_like(done)
+        stalled = (num >= prev) & (num < 1) if step >= 2 else None
         diverged = ~torch.isfinite(num) | (num > 1e6)
-        stop = done | stalled | diverged
-        converged[active[stop]] = ratio[stop] < PASS_RATIO
+        other = diverged if stalled is None else stalled | diverged
+        # ||X||_1 enters only the ratio. ||X + E X||_1 <= ||X||_1 (1 + ||E||_1), so from the
+        # previous step's norm a matrix provably cannot reach tol yet when num is above
+        # tol * n * eps * ||A||_1 * (that bound, doubled against rounding): while none can and
+        # none stops otherwise, this step skips the norm of X (not a certificate step).
+        if (
+            bound is not None
+            and step < max_iter
+            and not bool((num < tol * n * e * nA * (2 * bound)).any())
+            and not bool(other.any())
+        ):
+            bound = bound * (1 + num)
+            prev = num
+            Xa = ws.step(Xa, E, step, out if active is None else None)
+            if active is None:
+                iters += 1
+            else:
+                iters[active] += 1
+            continue
+        nX = ws.norm1(Xa)
+        # certify's own ratio (inf for a zero or overflowing denominator), as certificate() has it.
+        ratio = _ratio(num, n * nA * nX * e)
+        done = ratio < tol
+        stop = done | other
+        ok = ratio < PASS_RATIO
+        if step == 0 and screen is not None:
+            first = num < 1
+            if not bool(first.all()):
+                unsure = (~first & ~stop).nonzero().squeeze(-1)
+                passed = first.clone()
+                if unsure.numel():
+                    passed[unsure] = screen(Aa[unsure], Xa[unsure]).to(dev)
+                stop = stop | ~passed
+                ok = ok & passed
+                contracted = passed
         if step == max_iter:
-            converged[active] = ratio < PASS_RATIO
-            break
-        prev[active] = num
-        keep = ~stop
-        if not bool(keep.any()):
-            break
-        active, E, Xa = active[keep], E[keep], Xa[keep]
-        X[active] = Xa + E @ Xa
-        iters[active] += 1
-    return X, iters, converged
+            stop = torch.ones_like(stop)
+        if bool(stop.any()):
+            all_stop = bool(stop.all())
+            if all_stop and active is None:
+                num_at, nX_at, converged = num, nX, ok
+                if Xa is not out:
+                    out.copy_(Xa)
+                break
+            rows = stop.nonzero().squeeze(-1)
+            where = rows if active is None else active[rows]
+            num_at[where], nX_at[where], converged[where] = num[rows], nX[rows], ok[rows]
+            out[where] = Xa[rows]
+            if all_stop:
+                break
+            keep = (~stop).nonzero().squeeze(-1)
+            active = keep if active is None else active[keep]
+            Aa, Xa, E, nA, num, nX = Aa[keep], Xa[keep], E[keep], nA[keep], num[keep], nX[keep]
+        bound = nX * (1 + num)
+        prev = num
+        Xa = ws.step(Xa, E, step, out if active is None else None)  # X + (I - X A) X
+        if active is None:
+            iters += 1
+        else:
+            iters[active] += 1
+    cert = None
+    if n > SMALL_N:
+        cert = (_ratio(num_at, n * normA * nX_at * e), 1.0 / (normA * nX_at))
+    return Refinement(out, iters, converged, contracted, cert)
+
+
+class _Workspace:
+    """refine_certified's batch-sized temporaries, reused from ``work`` when it is given.
+
+    The operations are those of ``certify.identity_residual`` (one baddbmm from the identity)
+    and ``certify.norm1`` (abs, column sums, largest) for n > SMALL_N, written into kept
+    buffers instead of new tensors: the same values, without fresh memory for every product.
+    """
+
+    def __init__(self, work: dict | None, A: Tensor):
+        self.work = work
+        if work is not None:
+            n = A.shape[-1]
+            eye = work.get("eye")
+            if eye is None or eye.dtype != A.dtype or eye.device != A.device or eye.shape[-1] != n:
+                work.clear()
+                work["eye"] = torch.eye(n, dtype=A.dtype, device=A.device)
+
+    def _buf(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        size = math.prod(shape)
+        t = self.work.get(name)
+        if t is None or t.numel() < size:
+            t = self.work[name] = torch.empty(size, dtype=like.dtype, device=like.device)
+        return t[:size].view(shape)
+
+    def residual(self, A: Tensor, X: Tensor) -> Tensor:
+        if self.work is None:
+            return identity_residual(A, X)
+        eye = self.work["eye"].expand_as(A)
+        return torch.baddbmm(eye, X, A, alpha=-1, out=self._buf("E", tuple(A.shape), A))
+
+    def norm1(self, M: Tensor) -> Tensor:
+        if self.work is None:
+            return norm1(M)
+        absM = torch.abs(M, out=self._buf("abs", tuple(M.shape), M))
+        cols = torch.sum(absM, dim=-2, out=self._buf("cols", tuple(M.shape[:-1]), M))
+        return cols.amax(dim=-1)
+
+    def step(self, X: Tensor, E: Tensor, step: int, out: Tensor | None) -> Tensor:
+        """``X + E X``; odd steps over the whole batch go straight into ``out``, so after the
+        usual two steps the answer is already in place (no copy)."""
+        if self.work is None:
+            return torch.baddbmm(X, E, X)
+        if out is not None and step % 2 == 1 and X is not out:
+            return torch.baddbmm(X, E, X, out=out)
+        # Two buffers in turn: the new iterate never overwrites the one it is computed from.
+        return torch.baddbmm(X, E, X, out=self._buf(f"X{step % 2}", tuple(X.shape), X))
