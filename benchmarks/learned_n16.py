@@ -5,7 +5,8 @@ sampled from its region in float32: torch.linalg.inv, certified ``lu``, certifie
 (``ni.invert(A, method=model)``) and the learned path's pieces over the same chunks the method
 uses (region test, ``model.predict``, Newton-Schulz with its certificate). All approaches run
 back to back in rotating order for ``--repeats`` rounds after one warm-up; times are medians and
-``x torch.inv`` is the median of per-round ratios (as ``neuralinv bench`` does). Also checks
+``x torch.inv`` is the median of per-round ratios (as ``neuralinv bench`` does); the
+``compile=True`` variant is compiled in its warm-up call, which is not timed. Also checks
 that the certificate the learned method reports is bit for bit ``certify.certificate`` of its
 answers.
 
@@ -59,14 +60,19 @@ def measure(model_name: str, batch: int, repeats: int) -> list[dict]:
     model = ni.LearnedInverse.load(model_name)
     A = model.region.sample(batch, generator=torch.Generator().manual_seed(7), dtype=torch.float32)
     method = model.as_method()
+    compiled = model.as_method(compile=True)
     fns = {
         "torch.linalg.inv": lambda: torch.linalg.inv(A),
         "lu (certified)": lambda: ni.invert(A, method="lu"),
         "learned (certified)": lambda: ni.invert(A, method=method),
+        "learned compile=True (certified)": lambda: ni.invert(A, method=compiled),
         **pieces(model, A),
     }
-    for fn in fns.values():
+    setup = {}
+    for k, fn in fns.items():  # warm-up, not timed; the compiled guess compiles here
+        t = time.perf_counter()
         fn()
+        setup[k] = time.perf_counter() - t
     times: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
     for r in range(repeats):
@@ -86,7 +92,8 @@ def measure(model_name: str, batch: int, repeats: int) -> list[dict]:
     rows.append({"model": model_name, "n": model.n, "approach": "learned outcome",
                  "counts": sol.counts(), "methods": sol.method_counts(),
                  "max_iterations": sol.stats["max_iterations"],
-                 "worst_ratio": float(sol.residual.max()), "certificate_bitwise": exact})
+                 "worst_ratio": float(sol.residual.max()), "certificate_bitwise": exact,
+                 "compile_s": setup["learned compile=True (certified)"]})
     return rows
 
 
@@ -113,7 +120,8 @@ def main() -> None:
     for r in outcomes:
         print(f"\n{r['model']}: statuses {r['counts']}, answered by {r['methods']}, "
               f"Newton-Schulz steps <= {r['max_iterations']}, worst ratio {r['worst_ratio']:.3f}, "
-              f"reported certificate == certify.certificate bit for bit: {r['certificate_bitwise']}")
+              f"reported certificate == certify.certificate bit for bit: {r['certificate_bitwise']}; "
+              f"first compile=True call (compilation) {r['compile_s']:.1f} s, not timed")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -387,3 +387,18 @@ def test_builtin_ball16():
     far = 5 * torch.randn(2, 16, 16, generator=_gen(38))
     sol = ni.invert(far, method=method)
     assert (sol.status == int(ni.Status.OUT_OF_REGION)).all() and sol.method.tolist() == ["lu"] * 2
+
+
+def test_compiled_guess_gives_the_same_certified_answers():
+    eager = Learned(model="builtin:ball16")
+    compiled = Learned(model=eager.model, compile=True)
+    A = eager.model.region.sample(300, generator=_gen(39), dtype=torch.float32)
+    a, b = ni.invert(A, method=compiled), ni.invert(A, method=eager)
+    assert a.stats["compiled"] and not b.stats["compiled"]
+    assert a.all_ok and a.status.tolist() == b.status.tolist()
+    assert network_counts(a) == {"network": 300, "fallback": 0}
+    assert torch.allclose(a.inverse, b.inverse, rtol=1e-5, atol=1e-6)
+    # The compiled members compute the eager guess (up to rounding).
+    assert torch.allclose(compiled._predict(A), eager.model.predict(A), rtol=1e-5, atol=1e-6)
+    # A batch of one is not compiled again (dynamo would specialise it): predict answers it.
+    assert torch.equal(compiled._predict(A[:1]), eager.model.predict(A[:1]))

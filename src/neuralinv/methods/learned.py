@@ -66,6 +66,13 @@ class Learned(Method):
                   ``s`` (``(s A)^-1 = A^-1 / s``, so ``A^-1 = s * net(s A)``), as
                   DeepMatrixInversion scales its inputs into the training range. Used only where
                   ``s A`` lies in the region; inputs already inside are left alone.
+    compile:      compute the guess with the model's member networks compiled by
+                  ``torch.compile`` (inductor, dynamic batch): opt-in, because the first call
+                  in a process compiles for seconds (6-12 s for ``builtin:ball16`` here). It
+                  fuses the eager elementwise passes of the forward pass (docs/performance.md,
+                  attempt 37); the guess may differ from ``model.predict`` in the last bits,
+                  the refinement and certificate are the same. A model without ``members``, a
+                  batch of one, another device or a failed compilation use ``model.predict``.
     """
 
     model: Any = None
@@ -75,6 +82,7 @@ class Learned(Method):
     fallback: Any = "lu"
     check_region: bool = True
     scale: bool = True
+    compile: bool = False
 
     name = "learned"
 
@@ -107,6 +115,8 @@ class Learned(Method):
         if isinstance(fallback, Learned):
             raise InputError("fallback must be an exact method such as 'lu', not a learned one")
         object.__setattr__(self, "fallback", fallback)
+        guess = _CompiledGuess(model) if self.compile and hasattr(model, "members") else None
+        object.__setattr__(self, "_compiled", guess)
 
     @property
     def n(self) -> int:
@@ -184,10 +194,18 @@ class Learned(Method):
             "fallbacks": int(back.numel()),
             "iterations": iters,
             "max_iterations": int(iters.max()) if B else 0,
+            "compiled": self._compiled is not None and self._compiled.failed is None,
         }
         if names is None:
             names = labels(B, self.name)
         return Partial(X, status, names, stats, (ratio, rc) if reuse else None)
+
+    def _predict(self, A: Tensor) -> Tensor:
+        if self._compiled is not None:
+            X = self._compiled(A)
+            if X is not None:
+                return X
+        return self.model.predict(A)
 
     def _network(
         self,
@@ -210,9 +228,9 @@ class Learned(Method):
         si = s if every else s[idx]
         if bool((si != 1).any()):
             si = si[:, None, None]
-            X0 = self.model.predict(Ai * si).to(A.dtype) * si
+            X0 = self._predict(Ai * si).to(A.dtype) * si
         else:
-            X0 = self.model.predict(Ai).to(A.dtype)
+            X0 = self._predict(Ai).to(A.dtype)
         if self.refine:
             r = refine_certified(
                 Ai, X0, tol=self.tol, max_iter=self.max_iter, screen=guess_contracts,
@@ -241,6 +259,40 @@ class Learned(Method):
         if cert is not None:
             cert[0][idx] = r.certificate[0]
             cert[1][idx] = r.certificate[1]
+
+
+class _CompiledGuess:
+    """``model.predict`` with each member network compiled (see ``Learned.compile``).
+
+    Same arithmetic as ``LearnedInverse.predict`` (members in the model's dtype, their mean),
+    each member run through ``torch.compile`` with the options of ``kernels.compiled``. The
+    first failure is kept in ``failed`` and the eager ``predict`` answers from then on.
+    """
+
+    def __init__(self, model: Any):
+        from ..kernels.compiled import _OPTIONS
+
+        self.model = model
+        self.fns = [torch.compile(m, dynamic=True, options=_OPTIONS) for m in model.members]
+        self.failed: str | None = None
+
+    def __call__(self, A: Tensor) -> Tensor | None:
+        """The guess, or None where the eager ``predict`` should answer instead."""
+        members = self.model.members
+        device = next(members[0].parameters()).device
+        # Dynamo specialises batch sizes 0 and 1: a batch of one would recompile.
+        if self.failed is not None or A.shape[0] < 2 or A.device != device:
+            return None
+        try:
+            flat = A.detach().contiguous().to(self.model.dtype)
+            total = None
+            for fn in self.fns:
+                y = fn(flat)
+                total = y if total is None else total + y
+            return (total / len(self.fns)).to(A.dtype)
+        except Exception as exc:  # no compiler, unsupported op, ...: the eager guess answers
+            self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            return None
 
 
 def guess_contracts(A: Tensor, X: Tensor) -> Tensor:
