@@ -23,6 +23,7 @@ from ..certify import certificate
 from ..errors import InputError
 from ..solution import Solution, Status
 from .base import Method, Partial
+from .newton_schulz import refine
 
 #: Largest size with a closed form here (the 4x4 formula is 2x2 minors; 5x5 would not pay).
 MAX_N = 4
@@ -87,13 +88,9 @@ def _refine_failed(A: Tensor, part: Partial) -> Partial:
         return part
     idx = todo.nonzero().squeeze(1)
     part.stats["refined"] = int(idx.numel())
-    Ai, Xi = A[idx], part.inverse[idx]
-    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
-    for _ in range(_REFINE_STEPS):
-        Xi = Xi + torch.baddbmm(eye, Xi, Ai, alpha=-1) @ Xi
-        r, c = certificate(Ai, Xi)
-        if bool((r < _REFINE_ABOVE).all()):
-            break
+    Ai = A[idx]
+    Xi, _, _ = refine(Ai, part.inverse[idx], tol=_REFINE_ABOVE, max_iter=_REFINE_STEPS)
+    r, c = certificate(Ai, Xi)
     # Keep a step only where it helped (a singular-looking matrix can get worse).
     better = r < ratio[idx]
     keep = idx[better]
