@@ -59,7 +59,7 @@ class CompiledKernel:
             with torch.no_grad():
                 out = self.fn(A.expand(2, *A.shape[1:]).contiguous() if pad else A)
         except Exception as exc:  # a failed recompile must not lose the caller's answer
-            return None, _describe(exc)
+            return None, describe(exc)
         return (tuple(o[:1] for o in out) if pad else out), None
 
 
@@ -79,11 +79,12 @@ def compiled_kernel(
         with torch.no_grad():
             fn(example)
     except Exception as exc:  # no compiler, unsupported device, ...: the caller runs eagerly
-        return CompiledKernel(kernel, False, _describe(exc), time.perf_counter() - start)
+        return CompiledKernel(kernel, False, describe(exc), time.perf_counter() - start)
     return CompiledKernel(fn, True, None, time.perf_counter() - start)
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
+    """The first line of an exception, with its type, at most 300 characters."""
     text = f"{type(exc).__name__}: {exc}".strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:300]

@@ -74,4 +74,4 @@ class Auto(Method):
             part.certificate = certificate(A, part.inverse)
         ratio, rc = part.certificate
         failed = (part.status != int(Status.OK)) | ~trusted(ratio, rc, A.shape[-1], A.dtype)
-        return fill_from(A, part, failed, LU(), method.name)
+        return fill_from(A, part, failed, LU(), method.name, in_place=True)  # part is ours

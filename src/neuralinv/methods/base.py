@@ -152,21 +152,27 @@ def certify(batch, part: Partial, finite: Tensor | None, name: str) -> Solution:
     )
 
 
-def fill_from(A: Tensor, part: Partial, mask: Tensor, method: Method, own_name: str) -> Partial:
+def fill_from(
+    A: Tensor, part: Partial, mask: Tensor, method: Method, own_name: str, *, in_place: bool = False
+) -> Partial:
     """Replace the answers of ``part`` where ``mask`` holds by ``method``'s answers.
 
     Used for certified fallbacks: ``method`` runs only on the masked matrices, and the returned
-    Partial records which answers came from it.
+    Partial records which answers came from it. ``part`` is left as it was unless ``in_place``,
+    which writes into its tensors (for a caller that owns them: no copy of the whole batch).
     """
     idx = mask.nonzero().squeeze(-1)
     if idx.numel() == 0:
         return part
     sub = method._invert(A[idx])
-    inverse = part.inverse.clone()
+    inverse = part.inverse if in_place else part.inverse.clone()
     inverse[idx] = sub.inverse.to(inverse.dtype)
-    status = part.status.clone()
+    status = part.status if in_place else part.status.clone()
     status[idx] = sub.status
-    names = labels(A.shape[0], own_name) if part.method is None else part.method.copy()
+    if part.method is None:
+        names = labels(A.shape[0], own_name)
+    else:
+        names = part.method if in_place else part.method.copy()
     names[idx.cpu().numpy()] = method.name if sub.method is None else sub.method
     stats = dict(part.stats)
     stats["fallbacks"] = stats.get("fallbacks", 0) + int(idx.numel())
@@ -176,7 +182,7 @@ def fill_from(A: Tensor, part: Partial, mask: Tensor, method: Method, own_name: 
         same = sub.certificate is not None and sub.inverse.dtype == inverse.dtype
         with torch.no_grad():
             sub_cert = sub.certificate if same else certificate(A[idx], inverse[idx])
-        cert = tuple(c.clone() for c in part.certificate)
+        cert = part.certificate if in_place else tuple(c.clone() for c in part.certificate)
         for c, s in zip(cert, sub_cert):
             c[idx] = s.to(c.dtype)
     return Partial(inverse, status, names, stats, cert)

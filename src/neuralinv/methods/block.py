@@ -104,7 +104,7 @@ class Block(Method):
         if self.base.name == "learned":
             names[~pure.cpu().numpy()] = f"{self.name}+{self.base.fallback.name}"
         part = Partial(X[:, :n, :n].contiguous(), ok_status(B, A.device), names, stats={})
-        part = fill_from(A, part, ~ok, self.fallback, self.name)
+        part = fill_from(A, part, ~ok, self.fallback, self.name, in_place=True)  # X is ours
         part.stats.update(
             {
                 "base": self.base.name,

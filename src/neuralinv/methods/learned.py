@@ -34,8 +34,10 @@ from ..certify import (
     trusted,
 )
 from ..errors import InputError
+from ..kernels.compiled import _OPTIONS, describe
+from ..regions import Ball
 from ..solution import Solution, Status
-from .base import Method, Partial, labels, ok_status
+from .base import Method, Partial, fill_from, labels, ok_status
 from .newton_schulz import refine_certified
 
 #: Matrices per chunk of the network path: about 2^20 numbers (4 MB in float32), so a chunk's
@@ -160,20 +162,10 @@ class Learned(Method):
                 )
             self._network(A[sl], inside[sl], s[sl], X[sl], use[sl], contracted[sl], iters[sl],
                           (ratio[sl], rc[sl]) if reuse else None, work)
-        status = ok_status(B, dev)
-        names = None
-        back = (~use).nonzero().squeeze(-1)
-        if back.numel():
-            # In place, unlike base.fill_from, which clones the whole batch (X is ours).
-            sub = self.fallback._invert(A[back])
-            X[back] = sub.inverse.to(X.dtype)
-            status[back] = sub.status
-            names = labels(B, self.name)
-            names[back.cpu().numpy()] = self.fallback.name if sub.method is None else sub.method
-            if reuse:
-                same = sub.certificate is not None and sub.inverse.dtype == X.dtype
-                sub_ratio, sub_rc = sub.certificate if same else certificate(A[back], X[back])
-                ratio[back], rc[back] = sub_ratio.to(A.dtype), sub_rc.to(A.dtype)
+        # X, the statuses and the certificate are ours: the fallback writes into them.
+        part = Partial(X, ok_status(B, dev), None, {}, (ratio, rc) if reuse else None)
+        part = fill_from(A, part, ~use, self.fallback, self.name, in_place=True)
+        status = part.status
         out = ~inside
         if bool(out.any()):
             # OUT_OF_REGION means "answered by the fallback, and that answer is certified"; a
@@ -191,14 +183,13 @@ class Learned(Method):
             "contracted": int(contracted.sum()),
             "refined": int(use.sum()) if self.refine else 0,
             "network": int(use.sum()),
-            "fallbacks": int(back.numel()),
+            "fallbacks": int((~use).sum()),
             "iterations": iters,
             "max_iterations": int(iters.max()) if B else 0,
             "compiled": self._compiled is not None and self._compiled.failed is None,
         }
-        if names is None:
-            names = labels(B, self.name)
-        return Partial(X, status, names, stats, (ratio, rc) if reuse else None)
+        names = labels(B, self.name) if part.method is None else part.method
+        return Partial(X, status, names, stats, part.certificate)
 
     def _predict(self, A: Tensor) -> Tensor:
         if self._compiled is not None:
@@ -270,8 +261,6 @@ class _CompiledGuess:
     """
 
     def __init__(self, model: Any):
-        from ..kernels.compiled import _OPTIONS
-
         self.model = model
         self.fns = [torch.compile(m, dynamic=True, options=_OPTIONS) for m in model.members]
         self.failed: str | None = None
@@ -291,7 +280,7 @@ class _CompiledGuess:
                 total = y if total is None else total + y
             return (total / len(self.fns)).to(A.dtype)
         except Exception as exc:  # no compiler, unsupported op, ...: the eager guess answers
-            self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            self.failed = describe(exc)
             return None
 
 
@@ -352,7 +341,7 @@ def region_contains(region: Any, A: Tensor, *, work: dict | None = None) -> Tens
     passed to ``contains`` itself. Other regions and dtypes: ``contains``. ``work``: a dict
     whose buffer for ``A - center`` is reused across calls (chunks of one batch).
     """
-    if type(region).__name__ != "Ball" or A.dtype != torch.float32 or A.shape[0] == 0:
+    if not isinstance(region, Ball) or A.dtype != torch.float32 or A.shape[0] == 0:
         return region.contains(A).to(A.device)
     c64 = region.center.to(A.device)
     c = c64.to(A.dtype)
