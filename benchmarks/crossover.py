@@ -10,24 +10,14 @@ closed form is faster).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from compiled_batch import median_ms  # the sibling script's timer (benchmarks/ is on sys.path)
 
 from neuralinv.bench import DTYPES, well_conditioned
 from neuralinv.methods import LU, ClosedForm
 
 BATCHES = (16, 128, 1024, 4096, 16_384, 100_000)
-
-
-def median_time(fn, A: torch.Tensor, repeats: int) -> float:
-    fn(A)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(A)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -40,9 +30,9 @@ def main() -> None:
     for n in (2, 3, 4):
         for batch in BATCHES:
             A = well_conditioned(batch, n, dtype=DTYPES[args.dtype], device="cpu", seed=0)
-            lu = median_time(LU().invert, A, args.repeats)
-            cf = median_time(ClosedForm().invert, A, args.repeats)
-            print(f"n={n} batch={batch:>7}  lu {lu * 1e3:8.3f} ms  closed_form {cf * 1e3:8.3f} ms"
+            lu = median_ms(LU().invert, A, args.repeats)
+            cf = median_ms(ClosedForm().invert, A, args.repeats)
+            print(f"n={n} batch={batch:>7}  lu {lu:8.3f} ms  closed_form {cf:8.3f} ms"
                   f"  closed_form/lu {cf / lu:5.2f}")
 
 
