@@ -71,7 +71,6 @@ class BenchConfig:
     model: str | None = None
 
     def __post_init__(self):
-
         if not self.sizes:
             raise InputError("sizes must name at least one matrix size")
         for n in self.sizes:
@@ -319,7 +318,6 @@ def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) 
 
             out.append(_Approach(f"{label}:alone", False, alone, _score_partial(A), prepare))
     return out
-
 
 
 def run(
