@@ -55,7 +55,8 @@ class BenchConfig:
     repeats:      timed rounds per size (after one warm-up round); the median is reported.
     model:        a trained model (directory or ``builtin:NAME``): adds the certified
                   ``learned`` method, and at the model's size every approach gets matrices
-                  sampled from the model's region (in-region input) instead.
+                  sampled from the model's region (in-region input) instead. With a model,
+                  ``methods`` may name ``learned`` and ``learned:compile`` to choose which.
     """
 
     sizes: tuple[int, ...] = DEFAULT_SIZES
@@ -81,10 +82,11 @@ class BenchConfig:
         one_of("dtype", self.dtype, tuple(DTYPES))
         for spec in self.methods:
             name, _ = method_spec(spec)
-            if name in NEEDS_ARGUMENTS:
+            if name in NEEDS_ARGUMENTS and not (name == "learned" and self.model is not None):
                 raise InputError(
                     f"method {name!r} needs a model or base method and cannot be benchmarked by "
-                    "name; pass it as an object to neuralinv.bench.run(extra=...)"
+                    "name alone; give learned a model (--model), or pass the method as an object "
+                    "to neuralinv.bench.run(extra=...)"
                 )
         for ref in self.references:
             one_of("reference", ref, REFERENCES)
@@ -302,7 +304,8 @@ def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) 
     methods = []
     for spec in config.methods:
         name, options = method_spec(spec)
-        methods.append((spec, resolve(name, **options)))
+        if name not in NEEDS_ARGUMENTS:  # those come built, in extra
+            methods.append((spec, resolve(name, **options)))
     for label, method in methods + list(extra.items()):
         if not _applicable(method, n):
             continue
@@ -336,7 +339,10 @@ def run(
         from .methods.learned import Learned
 
         learned = Learned(model=config.model)
-        extra["learned"] = learned
+        specs = [(spec, opts) for spec in config.methods
+                 for name, opts in [method_spec(spec)] if name == "learned"]
+        for spec, opts in specs or [("learned", {})]:
+            extra[spec] = Learned(model=learned.model, **opts) if opts else learned
         region = (learned.model.n, learned.model.region)
     rows: list[Row] = []
     notes = [

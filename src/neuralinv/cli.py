@@ -488,7 +488,7 @@ def bench(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     methods: str = typer.Option(
         "auto,closed_form,lu", "--methods",
-        help="Comma-separated registered methods (e.g. add newton_schulz); NAME:compile benches compile=True (e.g. auto:compile)",
+        help="Comma-separated registered methods (e.g. add newton_schulz); NAME:compile benches compile=True (e.g. auto:compile); with --model also learned, learned:compile",
     ),
     repeats: int = typer.Option(5, "--repeats", help="Timed rounds per size (median reported)"),
     max_elements: int = typer.Option(
@@ -499,7 +499,7 @@ def bench(
     json_path: Path | None = typer.Option(None, "--json", help="Write every measurement here (JSON)"),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write a log-log matrices/s vs n plot (PNG)"),
     model: str | None = typer.Option(
-        None, "--model", help="Also bench the certified learned method of this model (DIR or builtin:NAME) on its region"
+        None, "--model", help="Also bench the certified learned method of this model (DIR or builtin:NAME) on its region (--methods learned:compile for its compiled path)"
     ),
 ) -> None:
     """Throughput (matrices/s), worst LAPACK ratio and peak memory of every method next to

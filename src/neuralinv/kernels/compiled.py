@@ -42,12 +42,14 @@ class CompiledKernel:
     compiled:  whether ``fn`` is the compiled kernel.
     reason:    why compilation failed (None if it did not).
     compile_s: seconds spent building it (once per process).
+    args:      fixed tensor arguments passed after the batch on every call (weights).
     """
 
-    fn: Callable[[Tensor], tuple[Tensor, ...]]
+    fn: Callable[..., tuple[Tensor, ...]]
     compiled: bool
     reason: str | None
     compile_s: float
+    args: tuple[Tensor, ...] = ()
 
     def __call__(self, A: Tensor) -> tuple[tuple[Tensor, ...] | None, str | None]:
         """``(outputs, None)``, or ``(None, reason)`` if the compiled kernel failed on A."""
@@ -57,7 +59,7 @@ class CompiledKernel:
         pad = A.shape[0] == 1
         try:
             with torch.no_grad():
-                out = self.fn(A.expand(2, *A.shape[1:]).contiguous() if pad else A)
+                out = self.fn(A.expand(2, *A.shape[1:]).contiguous() if pad else A, *self.args)
         except Exception as exc:  # a failed recompile must not lose the caller's answer
             return None, describe(exc)
         return (tuple(o[:1] for o in out) if pad else out), None
@@ -68,19 +70,36 @@ def compiled_kernel(
     kernel: Callable[[Tensor], tuple[Tensor, ...]], n: int, dtype: torch.dtype, device: torch.device
 ) -> CompiledKernel:
     """``kernel`` compiled for (B, n, n) batches of ``dtype`` on ``device`` (any B), warmed up."""
+    example = torch.eye(n, dtype=dtype, device=device).repeat(_WARMUP_BATCH, 1, 1)
+    return compile_kernel(kernel, example, name=f"{kernel.__name__}_n{n}")
+
+
+def compile_kernel(
+    kernel: Callable[..., tuple[Tensor, ...]],
+    example: Tensor,
+    *args: Tensor,
+    name: str,
+    options: dict | None = None,
+) -> CompiledKernel:
+    """``kernel(A, *args)`` compiled with a dynamic batch, warmed up on ``example`` (a batch of
+    about ``_WARMUP_BATCH`` matrices of the dtype and device it will see). Not cached: the caller
+    keeps the result (``compiled_kernel`` caches per key; a learned model keeps its own).
+    ``options``: inductor options added to ``_OPTIONS``."""
     start = time.perf_counter()
     try:
-        # A private code object per key: dynamo keeps compiled variants per code object and stops
-        # compiling one after recompile_limit (8) variants, which n x dtype x device would reach.
-        code = kernel.__code__.replace(co_name=f"{kernel.__name__}_n{n}")
-        copy = types.FunctionType(code, kernel.__globals__, code.co_name, kernel.__defaults__)
-        fn = torch.compile(copy, dynamic=True, options=_OPTIONS)
-        example = torch.eye(n, dtype=dtype, device=device).repeat(_WARMUP_BATCH, 1, 1)
+        # A private code object per kernel: dynamo keeps compiled variants per code object and
+        # stops compiling one after recompile_limit (8) variants, which n x dtype x device (or
+        # several models' kernels made by one factory) would reach.
+        code = kernel.__code__.replace(co_name=name)
+        copy = types.FunctionType(
+            code, kernel.__globals__, name, kernel.__defaults__, kernel.__closure__
+        )
+        fn = torch.compile(copy, dynamic=True, options={**_OPTIONS, **(options or {})})
         with torch.no_grad():
-            fn(example)
+            fn(example, *args)
     except Exception as exc:  # no compiler, unsupported device, ...: the caller runs eagerly
-        return CompiledKernel(kernel, False, describe(exc), time.perf_counter() - start)
-    return CompiledKernel(fn, True, None, time.perf_counter() - start)
+        return CompiledKernel(kernel, False, describe(exc), time.perf_counter() - start, args)
+    return CompiledKernel(fn, True, None, time.perf_counter() - start, args)
 
 
 def describe(exc: Exception) -> str:

@@ -34,6 +34,20 @@ def inverse_certificate(A: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     cof, det = FORMULAS[n]([v.to(work) for v in a])
     r = 1.0 / det
     x = [(c * r).to(A.dtype) for c in cof]
+    _, num, norm_a, norm_x = residual_norms(x, a, n)
+    eps = torch.finfo(A.dtype).eps
+    ratio = _ratio(num, n * norm_a * norm_x * eps)
+    X = torch.stack(x, dim=-1).reshape(B, n, n)
+    return X, det == 0, ratio, 1.0 / (norm_a * norm_x)
+
+
+def residual_norms(x: list[Tensor], a: list[Tensor], n: int) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
+    """``(E, ||E||_1, ||A||_1, ||X||_1)`` with ``E = I - X A``, from row-major entry lists.
+
+    ``E`` comes back row-major too. Sums run in the order of ``certify._entry_major_norms``:
+    each product entry over i in order, then the column sums over rows, then the largest.
+    """
+    E: list[Tensor | None] = [None] * (n * n)
     num = norm_a = norm_x = None
     for j in range(n):
         col_e = col_a = col_x = None
@@ -42,7 +56,8 @@ def inverse_certificate(A: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
             s = x[k * n] * a[j]
             for i in range(1, n):
                 s = s + x[k * n + i] * a[i * n + j]
-            e = (1.0 - s if k == j else -s).abs()
+            E[k * n + j] = 1.0 - s if k == j else -s
+            e = E[k * n + j].abs()
             ak, xk = a[k * n + j].abs(), x[k * n + j].abs()
             col_e = e if col_e is None else col_e + e
             col_a = ak if col_a is None else col_a + ak
@@ -50,7 +65,4 @@ def inverse_certificate(A: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         num = col_e if num is None else torch.maximum(num, col_e)
         norm_a = col_a if norm_a is None else torch.maximum(norm_a, col_a)
         norm_x = col_x if norm_x is None else torch.maximum(norm_x, col_x)
-    eps = torch.finfo(A.dtype).eps
-    ratio = _ratio(num, n * norm_a * norm_x * eps)
-    X = torch.stack(x, dim=-1).reshape(B, n, n)
-    return X, det == 0, ratio, 1.0 / (norm_a * norm_x)
+    return E, num, norm_a, norm_x

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from ..certify import (
     trusted,
 )
 from ..errors import InputError
+from ..kernels import learned_small
 from ..kernels.compiled import _OPTIONS, describe
 from ..regions import Ball
 from ..solution import Solution, Status
@@ -45,6 +46,12 @@ from .newton_schulz import refine_certified
 #: temporary of a large batch being freshly page-faulted (a 100,000 x 16 x 16 bmm took 54 ms
 #: into a new tensor and 11 ms into a reused one: docs/performance.md, attempt 26).
 CHUNK_ELEMENTS = 1 << 19
+
+#: Newton-Schulz steps inside the fused kernel (``compile=True``, n <= 4 ``correction``
+#: models). On the 3x3 default ball a width-8 g leaves 98.7% of matrices done after 2 steps
+#: and the rest after 3; with 2 steps in the kernel (1.7 ms per 100,000) the eager path for
+#: that 1.3% cost more than a third step for all (2.7 ms; docs/performance.md, attempt 38).
+FUSED_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -68,13 +75,19 @@ class Learned(Method):
                   ``s`` (``(s A)^-1 = A^-1 / s``, so ``A^-1 = s * net(s A)``), as
                   DeepMatrixInversion scales its inputs into the training range. Used only where
                   ``s A`` lies in the region; inputs already inside are left alone.
-    compile:      compute the guess with the model's member networks compiled by
-                  ``torch.compile`` (inductor, dynamic batch): opt-in, because the first call
-                  in a process compiles for seconds (6-12 s for ``builtin:ball16`` here). It
-                  fuses the eager elementwise passes of the forward pass (docs/performance.md,
-                  attempt 37); the guess may differ from ``model.predict`` in the last bits,
-                  the refinement and certificate are the same. A model without ``members``, a
-                  batch of one, another device or a failed compilation use ``model.predict``.
+    compile:      opt-in compiled paths (``torch.compile``, inductor), because the first call in
+                  a process compiles for seconds to half a minute. For a model of ``correction``
+                  members with a small g on an n <= 4 ball (``builtin:ball3-fast``), with
+                  ``refine`` and ``check_region``, the whole path -- region test, guess,
+                  Newton-Schulz (up to 3 steps), certificate -- is one fused kernel
+                  (:mod:`neuralinv.kernels.learned_small`; 2x torch.linalg.inv on 100,000 3x3
+                  matrices here, docs/performance.md, attempt 38); matrices it cannot settle
+                  (near the ball's surface, outside it, slower to converge) take the eager path.
+                  Other models get their member networks compiled for the guess (attempt 37).
+                  Answers may differ from the eager ones in the last bits; statuses follow the
+                  same rules. Batches in another dtype or on another device than the model's, a
+                  batch of one (guess only) or a failed compilation use the eager code, and
+                  ``stats["compile_error"]`` says why.
     """
 
     model: Any = None
@@ -119,6 +132,10 @@ class Learned(Method):
         object.__setattr__(self, "fallback", fallback)
         guess = _CompiledGuess(model) if self.compile and hasattr(model, "members") else None
         object.__setattr__(self, "_compiled", guess)
+        fused = None
+        if self.compile and self.refine and self.check_region:
+            fused = _FusedPath.for_model(model, steps=min(self.max_iter, FUSED_STEPS), tol=self.tol)
+        object.__setattr__(self, "_fused", fused)
 
     @property
     def n(self) -> int:
@@ -139,31 +156,11 @@ class Learned(Method):
             k = A.shape[-1]
             raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {k}x{k}")
         B, n, dev = A.shape[0], A.shape[-1], A.device
-        inside = torch.ones(B, dtype=torch.bool, device=dev)
-        s = torch.ones(B, dtype=A.dtype, device=dev)
-        # Every row of X is written: by the network path below or by the fallback.
-        X = torch.empty_like(A)
-        iters = torch.zeros(B, dtype=torch.int32, device=dev)
-        use = torch.zeros(B, dtype=torch.bool, device=dev)  # answered by the network
-        contracted = torch.zeros(B, dtype=torch.bool, device=dev)
-        # Refinement computes each answer's certificate on the way (n > SMALL_N: exactly as
-        # certify.certificate does; a strided A would round its products differently, so
-        # then Method.invert certifies as usual); fallback rows get theirs below.
-        reuse = self.refine and n > SMALL_N and A.is_contiguous()
-        ratio = torch.empty(B, dtype=A.dtype, device=dev) if reuse else None
-        rc = torch.empty(B, dtype=A.dtype, device=dev) if reuse else None
-        step = max(1, CHUNK_ELEMENTS // max(1, n * n))
-        work: dict = {}  # the chunks' temporaries, reused from chunk to chunk
-        for lo in range(0, B, step):
-            sl = slice(lo, min(B, lo + step))
-            if self.check_region:
-                inside[sl], s[sl] = into_region(
-                    self.model.region, A[sl], scale=self.scale, work=work
-                )
-            self._network(A[sl], inside[sl], s[sl], X[sl], use[sl], contracted[sl], iters[sl],
-                          (ratio[sl], rc[sl]) if reuse else None, work)
+        got = self._fused_rows(A) if self._fused is not None else None
+        rows, fused = got if got is not None else (self._rows(A, compiled_guess=True), None)
+        X, inside, s, use, contracted, iters, cert = rows
         # X, the statuses and the certificate are ours: the fallback writes into them.
-        part = Partial(X, ok_status(B, dev), None, {}, (ratio, rc) if reuse else None)
+        part = Partial(X, ok_status(B, dev), None, {}, cert)
         part = fill_from(A, part, ~use, self.fallback, self.name, in_place=True)
         status = part.status
         out = ~inside
@@ -172,7 +169,7 @@ class Learned(Method):
             # fallback answer that fails keeps the fallback's own status (SINGULAR, or OK that
             # the certificate turns into ILL_CONDITIONED), so inv() raises or warns the right way.
             o = out.nonzero().squeeze(-1)
-            ro, rco = (ratio[o], rc[o]) if reuse else certificate(A[o], X[o])
+            ro, rco = (cert[0][o], cert[1][o]) if cert is not None else certificate(A[o], X[o])
             passes = trusted(ro, rco, n, A.dtype)
             mark = (status[o] == int(Status.OK)) & passes
             status[o[mark]] = int(Status.OUT_OF_REGION)
@@ -186,13 +183,64 @@ class Learned(Method):
             "fallbacks": int((~use).sum()),
             "iterations": iters,
             "max_iterations": int(iters.max()) if B else 0,
-            "compiled": self._compiled is not None and self._compiled.failed is None,
+            "compiled": fused is not None
+            or (self._compiled is not None and self._compiled.failed is None),
+            "fused": fused or 0,
         }
+        failed = [f.failed for f in (self._fused, self._compiled) if f is not None and f.failed]
+        if failed:
+            stats["compile_error"] = failed[0]
         names = labels(B, self.name) if part.method is None else part.method
         return Partial(X, status, names, stats, part.certificate)
 
-    def _predict(self, A: Tensor) -> Tensor:
-        if self._compiled is not None:
+    def _rows(self, A: Tensor, *, compiled_guess: bool) -> _Rows:
+        """Region test, guess and refinement of every matrix, chunk by chunk (the eager path)."""
+        B, n, dev = A.shape[0], A.shape[-1], A.device
+        inside = torch.ones(B, dtype=torch.bool, device=dev)
+        s = torch.ones(B, dtype=A.dtype, device=dev)
+        # Every row of X is written: by the network path below or by the fallback.
+        X = torch.empty_like(A)
+        iters = torch.zeros(B, dtype=torch.int32, device=dev)
+        use = torch.zeros(B, dtype=torch.bool, device=dev)  # answered by the network
+        contracted = torch.zeros(B, dtype=torch.bool, device=dev)
+        # Refinement computes each answer's certificate on the way (n > SMALL_N: exactly as
+        # certify.certificate does; a strided A would round its products differently, so
+        # then Method.invert certifies as usual); fallback rows get theirs in _invert.
+        reuse = self.refine and n > SMALL_N and A.is_contiguous()
+        ratio = torch.empty(B, dtype=A.dtype, device=dev) if reuse else None
+        rc = torch.empty(B, dtype=A.dtype, device=dev) if reuse else None
+        step = max(1, CHUNK_ELEMENTS // max(1, n * n))
+        work: dict = {}  # the chunks' temporaries, reused from chunk to chunk
+        for lo in range(0, B, step):
+            sl = slice(lo, min(B, lo + step))
+            if self.check_region:
+                inside[sl], s[sl] = into_region(
+                    self.model.region, A[sl], scale=self.scale, work=work
+                )
+            self._network(A[sl], inside[sl], s[sl], X[sl], use[sl], contracted[sl], iters[sl],
+                          (ratio[sl], rc[sl]) if reuse else None, work, compiled_guess)
+        return _Rows(X, inside, s, use, contracted, iters, (ratio, rc) if reuse else None)
+
+    def _fused_rows(self, A: Tensor) -> tuple[_Rows, int] | None:
+        """The fused kernel's rows (``compile=True``, see kernels.learned_small), the rows it did
+        not accept completed by the eager path, and how many it accepted; None where the kernel
+        cannot run on A."""
+        out = self._fused(A)
+        if out is None:
+            return None
+        X, accepted, ratio, rc, iters = out
+        inside, use, contracted = accepted.clone(), accepted.clone(), accepted.clone()
+        s = torch.ones(A.shape[0], dtype=A.dtype, device=A.device)
+        rest = (~accepted).nonzero().squeeze(-1)
+        if rest.numel():
+            sub = self._rows(A[rest], compiled_guess=False)
+            for full, part in zip((X, inside, s, use, contracted, iters), sub[:6]):
+                full[rest] = part
+            ratio[rest], rc[rest] = sub.cert if sub.cert is not None else certificate(A[rest], sub.X)
+        return _Rows(X, inside, s, use, contracted, iters, (ratio, rc)), int(accepted.sum())
+
+    def _predict(self, A: Tensor, compiled_guess: bool = True) -> Tensor:
+        if self._compiled is not None and compiled_guess:
             X = self._compiled(A)
             if X is not None:
                 return X
@@ -209,6 +257,7 @@ class Learned(Method):
         iters: Tensor,
         cert: tuple[Tensor, Tensor] | None,
         work: dict,
+        compiled_guess: bool,
     ) -> None:
         """Guess and refine one chunk's in-region matrices, writing into the chunk's views."""
         every = bool(inside.all())
@@ -219,9 +268,9 @@ class Learned(Method):
         si = s if every else s[idx]
         if bool((si != 1).any()):
             si = si[:, None, None]
-            X0 = self._predict(Ai * si).to(A.dtype) * si
+            X0 = self._predict(Ai * si, compiled_guess).to(A.dtype) * si
         else:
-            X0 = self._predict(Ai).to(A.dtype)
+            X0 = self._predict(Ai, compiled_guess).to(A.dtype)
         if self.refine:
             r = refine_certified(
                 Ai, X0, tol=self.tol, max_iter=self.max_iter, screen=guess_contracts,
@@ -250,6 +299,45 @@ class Learned(Method):
         if cert is not None:
             cert[0][idx] = r.certificate[0]
             cert[1][idx] = r.certificate[1]
+
+
+class _Rows(NamedTuple):
+    """Per-matrix outcome of the network path: answers and what decided them."""
+
+    X: Tensor
+    inside: Tensor
+    s: Tensor
+    use: Tensor
+    contracted: Tensor
+    iters: Tensor
+    cert: tuple[Tensor, Tensor] | None
+
+
+class _FusedPath:
+    """The whole learned path of a small ``correction`` model as one compiled kernel
+    (:mod:`neuralinv.kernels.learned_small`), for batches in the model's dtype and on its
+    device; compiled on first use (once per process and model). The first failure is kept in
+    ``failed`` and the eager path answers from then on."""
+
+    def __init__(self, model: Any, plan: Any, weights: Any):
+        self.dtype, self.plan, self.weights = model.dtype, plan, weights
+        self.failed: str | None = None
+
+    @classmethod
+    def for_model(cls, model: Any, *, steps: int, tol: float) -> _FusedPath | None:
+        if not hasattr(model, "members") or not hasattr(model, "dtype"):
+            return None
+        got = learned_small.plan(model, model.region, model.dtype, steps=steps, tol=tol)
+        return None if isinstance(got, str) else cls(model, *got)
+
+    def __call__(self, A: Tensor) -> tuple[Tensor, ...] | None:
+        device = self.weights.tensors[0].device
+        if self.failed is not None or A.dtype != self.dtype or A.device != device:
+            return None
+        out, reason = learned_small.compiled(self.plan, self.weights)(A)
+        if out is None:
+            self.failed = reason
+        return out
 
 
 class _CompiledGuess:

@@ -1,0 +1,217 @@
+"""Certified learned inversion of n <= 4 matrices in one compiled loop (``Learned(compile=True)``).
+
+For a model whose members are all ``correction`` networks (the linear approximation
+``C - C D C`` around a Ball's center plus a small MLP ``g``), this writes the whole learned
+path of one matrix entry by entry over (B,) vectors, as :mod:`.fused_small` does for the closed
+form: the float32 region test, every member's guess and their mean, up to ``steps``
+Newton-Schulz steps with the stopping rule of
+:func:`neuralinv.methods.newton_schulz.refine_certified`, and the certificate of the iterate
+where each matrix stops. Compiled by inductor it is one loop that reads each matrix once and
+writes its answer and certificate once; run eagerly (the CPU twin of a GPU build) it gives the
+same answers, thousands of small passes slower.
+
+A matrix is *accepted* only where the eager path would have answered it the same way from the
+network: strictly inside the ball (float32 distance below the radius by more than its rounding
+margin, as ``methods.learned.region_contains`` decides without a float64 look), first residual
+``||I - X0 A||_1 < 1`` (contracting), and ratio ``< tol`` reached within ``steps`` steps before
+any stall or divergence. Everything else -- rows near the ball's surface, outside it (scaling,
+fallback), slow or failing refinement -- is left to the eager path, which decides exactly as
+before. Accepted answers differ from the eager ones only by the summation order of the guess
+and of the products (last bits); their statuses follow from the same certificate rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..certify import _ratio
+from .compiled import _WARMUP_BATCH, CompiledKernel, compile_kernel
+from .fused_small import residual_norms
+
+#: Inductor options for this kernel: its default caps a fused loop at 64 operations, which
+#: split the 3-step 3x3 kernel into three loops passing 36 batch-long temporaries through
+#: memory (3.7 ms per 100,000); one loop with the cap raised: 2.7 ms (docs/performance.md,
+#: attempt 38).
+OPTIONS = {"max_fusion_size": 4096}
+
+#: Largest number of g weights (all members together) the kernel unrolls: every weight is
+#: one multiply-add per matrix and a few lines of generated code, so a wide ensemble (such as
+#: ``builtin:ball3``'s 3 x 6,633) would compile for minutes and run slower than its matmuls.
+MAX_UNROLLED_WEIGHTS = 1024
+
+_ACTIVATIONS: dict[type[nn.Module], Callable[[Tensor], Tensor]] = {
+    nn.ReLU: torch.relu,
+    nn.SiLU: torch.nn.functional.silu,
+    nn.GELU: torch.nn.functional.gelu,
+    nn.Tanh: torch.tanh,
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the kernel unrolls for one model: sizes, activation, stopping rule, region bound.
+
+    layers: (out, in) of g's linear layers (the same for every member).
+    inside_below: a float32 max-distance to the ball's center strictly below this is inside
+                  for certain (float64 ``Ball.contains`` would agree).
+    """
+
+    n: int
+    members: int
+    layers: tuple[tuple[int, int], ...]
+    activation: str
+    steps: int
+    tol: float
+    inside_below: float
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The kernel's tensor arguments (region center, then each member's buffers and g's layers),
+    compared and hashed by a digest of their values, so equal models share one compiled kernel."""
+
+    digest: str
+    tensors: tuple[Tensor, ...] = field(compare=False, repr=False)
+
+
+def plan(model: Any, region: Any, dtype: torch.dtype, *, steps: int, tol: float) -> tuple[Plan, Weights] | str:
+    """The kernel's plan and its tensor arguments for ``model``, or why it cannot be fused."""
+    from ..models.correction import Correction
+    from ..regions import Ball
+
+    if not isinstance(region, Ball):
+        return "the model's region is not a Ball"
+    members = getattr(model, "members", None)
+    if not members or not all(isinstance(m, Correction) for m in members):
+        return "fused only for models whose members are all 'correction' networks"
+    n = int(model.n)
+    if n > 4:
+        return f"fused only for n <= 4, this model is {n}x{n}"
+    shapes, acts = [], set()
+    for m in members:
+        mods = list(m.g.net)
+        linears = [x for x in mods if isinstance(x, nn.Linear)]
+        acts |= {type(x) for x in mods if not isinstance(x, nn.Linear)}
+        shapes.append(tuple((lin.out_features, lin.in_features) for lin in linears))
+    if len(set(shapes)) != 1 or len(acts) > 1 or not acts <= set(_ACTIVATIONS):
+        return "members differ in shape or use an activation the kernel does not unroll"
+    weights = sum(o * i for o, i in shapes[0]) * len(members)
+    if weights > MAX_UNROLLED_WEIGHTS:
+        return f"g has {weights} weights in all, more than the kernel unrolls ({MAX_UNROLLED_WEIGHTS})"
+    activation = acts.pop().__name__ if acts else "none"
+    c64 = region.center.to(torch.float64)
+    c = c64.to(dtype)
+    # The margin of methods.learned.region_contains: d = |fl(A - fl(c))| is within u d + delta
+    # of the exact distance; strictly below this bound the exact test says inside.
+    delta = float((c.to(torch.float64) - c64).abs().max())
+    u = 8 * torch.finfo(dtype).eps
+    r = float(region.radius)
+    args: list[Tensor] = [c.flatten()]
+    for m in members:
+        args += [m.center.to(dtype).flatten(), m.center_inverse.to(dtype).flatten(),
+                 m.in_scale.to(dtype), m.out_scale.to(dtype)]
+        for lin in (x for x in m.g.net if isinstance(x, nn.Linear)):
+            args += [lin.weight.detach().to(dtype), lin.bias.detach().to(dtype)]
+    p = Plan(n, len(members), shapes[0], activation, steps, float(tol), (r * (1 - u) - delta) / (1 + u))
+    tensors = tuple(a.contiguous() for a in args)
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(f"{t.dtype}{t.device}{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().numpy().tobytes())
+    return p, Weights(h.hexdigest(), tensors)
+
+
+@functools.cache
+def compiled(p: Plan, weights: Weights) -> CompiledKernel:
+    """The kernel for ``p`` compiled once per process and per model (the same weights share it:
+    a method rebuilt from the same model for every call does not compile again)."""
+    n = p.n
+    example = weights.tensors[0].reshape(n, n).repeat(_WARMUP_BATCH, 1, 1)  # the region center
+    return compile_kernel(
+        make_kernel(p), example, *weights.tensors,
+        name=f"learned_small_n{n}_{weights.digest[:16]}", options=OPTIONS,
+    )
+
+
+def make_kernel(p: Plan) -> Callable[..., tuple[Tensor, ...]]:
+    """``kernel(A, *args) -> (X, accepted, ratio, rcond, iterations)`` for a contiguous
+    (B, n, n) batch; ``args`` from :func:`plan`. Rows not accepted hold meaningless values."""
+    act = _ACTIVATIONS[getattr(nn, p.activation)] if p.activation != "none" else None
+    n, nn_ = p.n, p.n * p.n
+
+    def learned_small(A: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
+        B = A.shape[0]
+        e = torch.finfo(A.dtype).eps
+        a = [A[:, i, j] for i in range(n) for j in range(n)]
+        region_c, rest = args[0], args[1:]
+        dist = None
+        for k in range(nn_):
+            dk = (a[k] - region_c[k]).abs()
+            dist = dk if dist is None else torch.maximum(dist, dk)
+        inside = dist < p.inside_below
+        total = None
+        per = 4 + 2 * len(p.layers)
+        for m in range(p.members):
+            cen, cinv, s_in, s_out = rest[m * per: m * per + 4]
+            lin = rest[m * per + 4: (m + 1) * per]
+            d = [a[k] - cen[k] for k in range(nn_)]
+            # Correction.linear: C - (C D) C, in that order.
+            cd = [sum_of([cinv[i * n + k] * d[k * n + j] for k in range(n)])
+                  for i in range(n) for j in range(n)]
+            x = [cinv[i * n + j] - sum_of([cd[i * n + k] * cinv[k * n + j] for k in range(n)])
+                 for i in range(n) for j in range(n)]
+            h = [v / s_in for v in d]
+            for li, (out, inp) in enumerate(p.layers):
+                W, b = lin[2 * li], lin[2 * li + 1]
+                h = [b[o] + sum_of([W[o, i] * h[i] for i in range(inp)]) for o in range(out)]
+                if act is not None and li < len(p.layers) - 1:
+                    h = [act(v) for v in h]
+            x = [xk + s_out * hk for xk, hk in zip(x, h)]
+            total = x if total is None else [t + xk for t, xk in zip(total, x)]
+        x = total if p.members == 1 else [t / p.members for t in total]
+        # Newton-Schulz with refine_certified's rule: stop at the first step whose ratio is below
+        # tol; a stall (step >= 2, residual not shrinking, below 1) or a divergence stops first.
+        # A stopped matrix keeps its iterate (so its last residual and ratio are those of the
+        # answer): no history of iterates, which inductor would have to keep in buffers.
+        accepted = torch.zeros(B, dtype=torch.bool, device=A.device)
+        stopped = accepted
+        iters = torch.zeros(B, dtype=torch.int32, device=A.device)
+        prev = contracted = ratio = rc = None
+        for step in range(p.steps + 1):
+            E, num, norm_a, norm_x = residual_norms(x, a, n)
+            ratio = _ratio(num, n * norm_a * norm_x * e)
+            rc = 1.0 / (norm_a * norm_x)
+            if step == 0:
+                contracted = num < 1
+            other = ~torch.isfinite(num) | (num > 1e6)
+            if step >= 2:
+                other = other | ((num >= prev) & (num < 1))
+            accepted = accepted | ((ratio < p.tol) & ~stopped)
+            stopped = stopped | accepted | other
+            if step < p.steps:
+                # X + E X where still running
+                x = [torch.where(stopped, x[i * n + j],
+                                 x[i * n + j] + sum_of([E[i * n + k] * x[k * n + j] for k in range(n)]))
+                     for i in range(n) for j in range(n)]
+                iters = torch.where(stopped, iters, iters + 1)
+            prev = num
+        accepted = accepted & inside & contracted
+        X = torch.stack(x, dim=-1).reshape(B, n, n)
+        return X, accepted, ratio, rc, iters
+
+    return learned_small
+
+
+def sum_of(terms: list[Tensor]) -> Tensor:
+    """Left-to-right sum (a fixed order, so compiled and eager round alike)."""
+    s = terms[0]
+    for t in terms[1:]:
+        s = s + t
+    return s

@@ -1,0 +1,161 @@
+"""The fused learned kernel (``Learned(compile=True)`` on a small n <= 4 ``correction`` model)
+answers as the eager learned path does: same statuses, labels and iteration counts, inverses
+equal up to rounding, a certificate that is the certificate of its answers.
+
+Compiling the 3x3 kernel takes tens of seconds on a 2-core machine, so one method object is
+compiled per module and shared. Without a C++ compiler the documented fallback is checked
+instead (eager answers, ``stats["compile_error"]``), not skipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import neuralinv as ni
+from neuralinv.certify import certificate, trusted
+from neuralinv.kernels import learned_small
+from neuralinv.kernels.compiled import CompiledKernel
+from neuralinv.methods.learned import FUSED_STEPS, Learned
+from neuralinv.methods.newton_schulz import refine_certified
+
+HAVE_COMPILER = any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+FAST = "builtin:ball3-fast"
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def methods():
+    eager = Learned(model=FAST)
+    return eager, Learned(model=eager.model, compile=True)
+
+
+def mixed_batch(region, seed: int) -> torch.Tensor:
+    """In-region samples, rows on the ball's surface (both sides, in float32), rows a scalar
+    brings into the ball, far ones, a singular one, a non-finite one: float32."""
+    g = _gen(seed)
+    inside = region.sample(3000, generator=g, dtype=torch.float32)
+    D = torch.rand(20, 3, 3, generator=g, dtype=torch.float64) * 2 - 1
+    D = D / D.abs().flatten(1).amax(1)[:, None, None] * region.radius
+    surface = [(region.center + f * D).float() for f in (1 - 1e-7, 1.0, 1 + 1e-7, 1 + 1e-6)]
+    far = 5 * torch.randn(10, 3, 3, generator=g)
+    singular = torch.zeros(2, 3, 3)
+    singular[1] = torch.arange(1.0, 10.0).reshape(3, 3)
+    A = torch.cat([inside, *surface, 2 * inside[:20], far, singular])
+    A[5, 1, 1] = float("nan")
+    return A
+
+
+def test_fused_answers_as_the_eager_path(methods):
+    eager, fused = methods
+    A = mixed_batch(eager.model.region, 1)
+    a, b = ni.invert(A, method=fused), ni.invert(A, method=eager)
+    if HAVE_COMPILER:
+        assert a.stats["compiled"] is True, a.stats.get("compile_error")
+        assert 2900 < a.stats["fused"] <= 3000  # the in-region samples, settled in the kernel
+    else:
+        assert a.stats["compiled"] is False and a.stats["compile_error"]
+    assert a.status.tolist() == b.status.tolist()
+    assert a.method.tolist() == b.method.tolist()
+    assert torch.equal(a.stats["iterations"], b.stats["iterations"])
+    for key in ("in_region", "scaled", "out_of_region", "contracted", "network", "fallbacks"):
+        assert a.stats[key] == b.stats[key], key
+    assert a.counts()["OUT_OF_REGION"] > 0 and a.counts()["SINGULAR"] == 2
+    ok = a.status == int(ni.Status.OK)
+    assert torch.allclose(a.inverse[ok], b.inverse[ok], rtol=1e-5, atol=1e-6)
+    # The reported certificate is the certificate of the answers: the same definition, summed
+    # in the kernel's order (rounding-level differences of a rounding-level ratio).
+    ratio, rc = certificate(A[ok], a.inverse[ok])
+    assert torch.allclose(a.residual[ok], ratio, atol=1.0)
+    assert torch.allclose(a.rcond[ok], rc, rtol=1e-5)
+    assert bool(trusted(a.residual[ok], a.rcond[ok], 3, torch.float32).all())
+    assert float(a.residual[ok].max()) < 10  # tol
+
+
+def test_kernel_compiled_equals_its_eager_twin_and_refine_certified(methods):
+    eager, fused = methods
+    model = eager.model
+    A = model.region.sample(2000, generator=_gen(2), dtype=torch.float32)
+    plan, weights = learned_small.plan(model, model.region, torch.float32, steps=FUSED_STEPS,
+                                       tol=10.0)
+    twin = learned_small.make_kernel(plan)(A, *weights.tensors)  # the CPU twin of a GPU build
+    X, accepted, ratio, rc, iters = twin
+    assert bool(accepted.all())  # every in-region sample settles within 3 steps
+    # Eager twin = the eager learned path: guess, refine_certified's stopping rule and count.
+    r = refine_certified(A, model.predict(A), tol=10.0, max_iter=30)
+    assert torch.equal(iters, r.iterations)
+    assert torch.allclose(X, r.X, rtol=1e-5, atol=1e-6)
+    cert = certificate(A, X)
+    assert torch.allclose(ratio, cert[0], atol=1.0) and torch.allclose(rc, cert[1], rtol=1e-5)
+    kernel = learned_small.compiled(plan, weights)
+    out, reason = kernel(A)
+    if not HAVE_COMPILER:
+        assert out is None and reason
+        return
+    assert reason is None
+    assert torch.equal(out[1], accepted) and torch.equal(out[4], iters)
+    assert torch.allclose(out[0], X, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(out[2], ratio, atol=0.5)
+    # One kernel per model: the same weights, loaded again, find it compiled.
+    again = Learned(model=FAST, compile=True)
+    assert learned_small.compiled(again._fused.plan, again._fused.weights) is kernel
+
+
+def test_kernel_leaves_what_it_cannot_settle_to_the_eager_path(methods):
+    eager, _ = methods
+    model = eager.model
+    region = model.region
+    plan, weights = learned_small.plan(model, region, torch.float32, steps=1, tol=10.0)
+    kernel = learned_small.make_kernel(plan)
+    A = region.sample(200, generator=_gen(3), dtype=torch.float32)
+    # One step is too few for most in-region matrices (they need 2-3): not accepted.
+    X, accepted, *_ = kernel(A, *weights.tensors)
+    assert int(accepted.sum()) < 100
+    # Surface rows (inside or not, in float64) and outside rows are never accepted.
+    plan3 = learned_small.plan(model, region, torch.float32, steps=3, tol=10.0)[0]
+    D = torch.ones(3, 3, dtype=torch.float64) * region.radius
+    edge = torch.stack([(region.center + f * D).float() for f in (1 - 1e-7, 1.0, 1.5)])
+    _, accepted, *_ = learned_small.make_kernel(plan3)(edge, *weights.tensors)
+    assert not bool(accepted.any())
+
+
+def test_models_the_kernel_does_not_unroll():
+    big = ni.LearnedInverse.load("builtin:ball3")  # 3 members x 6,633 parameters
+    why = learned_small.plan(big, big.region, torch.float32, steps=3, tol=10.0)
+    assert isinstance(why, str) and "weights" in why
+    n16 = ni.LearnedInverse.load("builtin:ball16")
+    why = learned_small.plan(n16, n16.region, torch.float32, steps=3, tol=10.0)
+    assert isinstance(why, str) and "n <= 4" in why
+    assert Learned(model=big, compile=True)._fused is None
+    assert Learned(model=FAST, compile=True, check_region=False)._fused is None
+    assert Learned(model=FAST, compile=True, refine=False)._fused is None
+
+
+def test_failed_compilation_gives_the_eager_answers(methods, monkeypatch):
+    eager, _ = methods
+    method = Learned(model=eager.model, compile=True)
+    failing = CompiledKernel(lambda *a: None, False, "RuntimeError: no C++ compiler", 0.0)
+    monkeypatch.setattr(learned_small, "compiled", lambda plan, weights: failing)
+    monkeypatch.setattr(method._compiled, "failed", "RuntimeError: no C++ compiler")
+    A = eager.model.region.sample(50, generator=_gen(4), dtype=torch.float32)
+    a, b = ni.invert(A, method=method), ni.invert(A, method=eager)
+    assert a.stats["compiled"] is False and a.stats["fused"] == 0
+    assert a.stats["compile_error"] == "RuntimeError: no C++ compiler"
+    assert torch.equal(a.inverse, b.inverse) and a.status.tolist() == b.status.tolist()
+
+
+def test_other_dtypes_and_a_batch_of_one(methods):
+    eager, fused = methods
+    A = eager.model.region.sample(40, generator=_gen(5), dtype=torch.float64)
+    a = ni.invert(A, method=fused)  # float64 input, float32 model: the eager path
+    assert a.all_ok and a.stats["fused"] == 0
+    one = ni.invert(A[:1].float(), method=fused)  # padded to two inside the compiled kernel
+    assert one.all_ok and one.method.tolist() == ["learned"]
+    if HAVE_COMPILER:
+        assert one.stats["fused"] == 1
+    assert torch.allclose(one.inverse, torch.linalg.inv(A[:1]).float(), rtol=1e-5, atol=1e-6)
