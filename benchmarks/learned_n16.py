@@ -1,6 +1,6 @@
 """Certified learned inference against torch.linalg.inv on in-region inputs (issue 7, part 3).
 
-For each model (default: ``builtin:ball16`` and ``builtin:ball3``), on ``--batch`` matrices
+For each model (default: ``builtin:ball16``, ``builtin:ball3-fast`` and ``builtin:ball3``), on ``--batch`` matrices
 sampled from its region in float32: torch.linalg.inv, certified ``lu``, certified ``learned``
 (``ni.invert(A, method=model)``) and the learned path's pieces over the same chunks the method
 uses (region test, ``model.predict``, Newton-Schulz with its certificate). All approaches run
@@ -99,7 +99,7 @@ def measure(model_name: str, batch: int, repeats: int) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", nargs="+", default=["builtin:ball16", "builtin:ball3"])
+    p.add_argument("--model", nargs="+", default=["builtin:ball16", "builtin:ball3-fast", "builtin:ball3"])
     p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)

@@ -125,3 +125,17 @@ def test_bench_compiled_variant_is_prepared_outside_the_timings():
     assert fast.setup_s is not None and fast.setup_s >= 0
     assert rows[(3, "torch.linalg.inv")].setup_s is None
     assert rows[(3, "auto:compile:alone")].worst_ratio < 30
+
+
+def test_bench_learned_and_its_compiled_path_by_name_with_a_model():
+    cfg = BenchConfig(sizes=(3,), batch=500, methods=("learned", "learned:compile"),
+                      references=("torch.linalg.inv",), repeats=1, alone=False,
+                      model="builtin:ball3-fast")  # fmt: skip
+    res = run(cfg)
+    rows = {r.approach: r for r in res.rows}
+    assert set(rows) == {"torch.linalg.inv", "learned", "learned:compile"}
+    for name in ("learned", "learned:compile"):
+        assert rows[name].certified and rows[name].passing == 1.0 and rows[name].worst_ratio < 30
+    assert rows["learned:compile"].setup_s is not None and rows["learned"].setup_s is None
+    with pytest.raises(InputError, match="needs a model"):
+        BenchConfig(methods=("learned:compile",))
