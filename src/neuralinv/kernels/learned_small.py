@@ -11,8 +11,7 @@ writes its answer and certificate once; run eagerly (the CPU twin of a GPU build
 same answers, thousands of small passes slower.
 
 A matrix is *accepted* only where the eager path would have answered it the same way from the
-network: strictly inside the ball (float32 distance below the radius by more than its rounding
-margin, as ``methods.learned.region_contains`` decides without a float64 look), first residual
+network: inside the ball (decided in float64 exactly as ``Ball.contains`` decides), first residual
 ``||I - X0 A||_1 < 1`` (contracting), and ratio ``< tol`` reached within ``steps`` steps before
 any stall or divergence. Everything else -- rows near the ball's surface, outside it (scaling,
 fallback), slow or failing refinement -- is left to the eager path, which decides exactly as
@@ -59,8 +58,7 @@ class Plan:
     """What the kernel unrolls for one model: sizes, activation, stopping rule, region bound.
 
     layers: (out, in) of g's linear layers (the same for every member).
-    inside_below: a float32 max-distance to the ball's center strictly below this is inside
-                  for certain (float64 ``Ball.contains`` would agree).
+    radius: the ball's radius (its center is the first tensor argument, in float64).
     """
 
     n: int
@@ -69,7 +67,7 @@ class Plan:
     activation: str
     steps: int
     tol: float
-    inside_below: float
+    radius: float
 
 
 @dataclass(frozen=True)
@@ -106,20 +104,13 @@ def plan(model: Any, region: Any, dtype: torch.dtype, *, steps: int, tol: float)
     if weights > MAX_UNROLLED_WEIGHTS:
         return f"g has {weights} weights in all, more than the kernel unrolls ({MAX_UNROLLED_WEIGHTS})"
     activation = acts.pop().__name__ if acts else "none"
-    c64 = region.center.to(torch.float64)
-    c = c64.to(dtype)
-    # The margin of methods.learned.region_contains: d = |fl(A - fl(c))| is within u d + delta
-    # of the exact distance; strictly below this bound the exact test says inside.
-    delta = float((c.to(torch.float64) - c64).abs().max())
-    u = 8 * torch.finfo(dtype).eps
-    r = float(region.radius)
-    args: list[Tensor] = [c.flatten()]
+    args: list[Tensor] = [region.center.to(torch.float64).flatten()]
     for m in members:
         args += [m.center.to(dtype).flatten(), m.center_inverse.to(dtype).flatten(),
                  m.in_scale.to(dtype), m.out_scale.to(dtype)]
         for lin in (x for x in m.g.net if isinstance(x, nn.Linear)):
             args += [lin.weight.detach().to(dtype), lin.bias.detach().to(dtype)]
-    p = Plan(n, len(members), shapes[0], activation, steps, float(tol), (r * (1 - u) - delta) / (1 + u))
+    p = Plan(n, len(members), shapes[0], activation, steps, float(tol), float(region.radius))
     tensors = tuple(a.contiguous() for a in args)
     h = hashlib.sha256()
     for t in tensors:
@@ -133,7 +124,8 @@ def compiled(p: Plan, weights: Weights) -> CompiledKernel:
     """The kernel for ``p`` compiled once per process and per model (the same weights share it:
     a method rebuilt from the same model for every call does not compile again)."""
     n = p.n
-    example = weights.tensors[0].reshape(n, n).repeat(_WARMUP_BATCH, 1, 1)  # the region center
+    center = weights.tensors[0].reshape(n, n).to(weights.tensors[1].dtype)
+    example = center.repeat(_WARMUP_BATCH, 1, 1)
     return compile_kernel(
         make_kernel(p), example, *weights.tensors,
         name=f"learned_small_n{n}_{weights.digest[:16]}", options=OPTIONS,
@@ -152,10 +144,10 @@ def make_kernel(p: Plan) -> Callable[..., tuple[Tensor, ...]]:
         a = [A[:, i, j] for i in range(n) for j in range(n)]
         region_c, rest = args[0], args[1:]
         dist = None
-        for k in range(nn_):
-            dk = (a[k] - region_c[k]).abs()
+        for k in range(nn_):  # Ball.contains: float64 differences, their largest, <= radius
+            dk = (a[k].to(torch.float64) - region_c[k]).abs()
             dist = dk if dist is None else torch.maximum(dist, dk)
-        inside = dist < p.inside_below
+        inside = dist <= p.radius
         total = None
         per = 4 + 2 * len(p.layers)
         for m in range(p.members):

@@ -173,14 +173,15 @@ class Learned(Method):
             passes = trusted(ro, rco, n, A.dtype)
             mark = (status[o] == int(Status.OK)) & passes
             status[o[mark]] = int(Status.OUT_OF_REGION)
+        in_region, network = int(inside.sum()), int(use.sum())
         stats = {
-            "in_region": int(inside.sum()),
-            "scaled": int((inside & (s != 1)).sum()),
-            "out_of_region": int(out.sum()),
+            "in_region": in_region,
+            "scaled": int((inside & (s != 1)).sum()) if in_region else 0,
+            "out_of_region": B - in_region,
             "contracted": int(contracted.sum()),
-            "refined": int(use.sum()) if self.refine else 0,
-            "network": int(use.sum()),
-            "fallbacks": int((~use).sum()),
+            "refined": network if self.refine else 0,
+            "network": network,
+            "fallbacks": B - network,
             "iterations": iters,
             "max_iterations": int(iters.max()) if B else 0,
             "compiled": fused is not None
@@ -236,7 +237,11 @@ class Learned(Method):
             sub = self._rows(A[rest], compiled_guess=False)
             for full, part in zip((X, inside, s, use, contracted, iters), sub[:6]):
                 full[rest] = part
-            ratio[rest], rc[rest] = sub.cert if sub.cert is not None else certificate(A[rest], sub.X)
+            if sub.cert is not None:
+                ratio[rest], rc[rest] = sub.cert
+            elif bool(sub.use.any()):  # fallback rows get theirs from fill_from
+                mine = rest[sub.use]
+                ratio[mine], rc[mine] = certificate(A[mine], X[mine])
         return _Rows(X, inside, s, use, contracted, iters, (ratio, rc)), int(accepted.sum())
 
     def _predict(self, A: Tensor, compiled_guess: bool = True) -> Tensor:
