@@ -164,3 +164,31 @@ def test_other_dtypes_and_a_batch_of_one(methods):
     if HAVE_COMPILER:
         assert one.stats["fused"] == 1
     assert torch.allclose(one.inverse, torch.linalg.inv(A[:1]).float(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_kernel_twin_on_an_ensemble_with_another_activation(activation):
+    # Two hand-made members (g 9-5-5-9, random weights): the kernel's mean of members and its
+    # activation are those of LearnedInverse.predict.
+    from neuralinv.models import Correction
+
+    base = ni.LearnedInverse.load(FAST)
+    region = base.region
+    torch.manual_seed(7)
+    members = []
+    for _ in range(2):
+        m = Correction(region.center, region.radius, depth=3, width=5, activation=activation)
+        with torch.no_grad():
+            for p in m.g.parameters():
+                p.normal_(0, 0.05)
+            m.out_scale.fill_(0.003)
+        members.append(m.float().eval())
+    model = ni.LearnedInverse(base.config, members)
+    A = region.sample(500, generator=_gen(8), dtype=torch.float32)
+    plan, weights = learned_small.plan(model, region, torch.float32, steps=3, tol=10.0)
+    assert plan.members == 2 and plan.layers == ((5, 9), (5, 5), (9, 5))
+    X, accepted, ratio, rc, iters = learned_small.make_kernel(plan)(A, *weights.tensors)
+    r = refine_certified(A, model.predict(A), tol=10.0, max_iter=3)
+    assert torch.equal(accepted, r.converged & (r.iterations <= 3))
+    assert torch.equal(iters[accepted], r.iterations[accepted])
+    assert torch.allclose(X[accepted], r.X[accepted], rtol=1e-5, atol=1e-6)
