@@ -3,7 +3,7 @@
 For a model whose members are all ``correction`` networks (the linear approximation
 ``C - C D C`` around a Ball's center plus a small MLP ``g``), this writes the whole learned
 path of one matrix entry by entry over (B,) vectors, as :mod:`.fused_small` does for the closed
-form: the float32 region test, every member's guess and their mean, up to ``steps``
+form: the region test, every member's guess and their mean, up to ``steps``
 Newton-Schulz steps with the stopping rule of
 :func:`neuralinv.methods.newton_schulz.refine_certified`, and the certificate of the iterate
 where each matrix stops. Compiled by inductor it is one loop that reads each matrix once and
@@ -13,9 +13,9 @@ same answers, thousands of small passes slower.
 A matrix is *accepted* only where the eager path would have answered it the same way from the
 network: inside the ball (decided in float64 exactly as ``Ball.contains`` decides), first residual
 ``||I - X0 A||_1 < 1`` (contracting), and ratio ``< tol`` reached within ``steps`` steps before
-any stall or divergence. Everything else -- rows near the ball's surface, outside it (scaling,
-fallback), slow or failing refinement -- is left to the eager path, which decides exactly as
-before. Accepted answers differ from the eager ones only by the summation order of the guess
+any stall or divergence. Everything else -- rows outside the ball (scaling, fallback), guesses
+that do not contract, slow or failing refinement -- is left to the eager path, which decides
+exactly as before. Accepted answers differ from the eager ones only by the summation order of the guess
 and of the products (last bits); their statuses follow from the same certificate rules.
 """
 

@@ -80,9 +80,10 @@ class Learned(Method):
                   members with a small g on an n <= 4 ball (``builtin:ball3-fast``), with
                   ``refine`` and ``check_region``, the whole path -- region test, guess,
                   Newton-Schulz (up to 3 steps), certificate -- is one fused kernel
-                  (:mod:`neuralinv.kernels.learned_small`; 2x torch.linalg.inv on 100,000 3x3
-                  matrices here, docs/performance.md, attempt 38); matrices it cannot settle
-                  (near the ball's surface, outside it, slower to converge) take the eager path.
+                  (:mod:`neuralinv.kernels.learned_small`; 1.1-1.7x torch.linalg.inv on
+                  100,000 3x3 matrices here, docs/performance.md, attempt 38); matrices it cannot
+                  settle (outside the ball, a guess that does not contract, more steps needed)
+                  take the eager path.
                   Other models get their member networks compiled for the guess (attempt 37).
                   Answers may differ from the eager ones in the last bits; statuses follow the
                   same rules. Batches in another dtype or on another device than the model's, a
