@@ -1,6 +1,7 @@
 """`neuralinv invert --model DIR` and `--method block --base DIR`, run as real subprocesses."""
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -102,3 +103,30 @@ def test_demo_trains_and_reports_who_answered(tmp_path):
     assert "OOR 1000" in out
     bad = run("demo", "--learned-steps", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and "--learned-steps" in bad.stderr
+
+
+def test_invert_compile_runs_the_fused_learned_kernel(tmp_path):
+    # float32 in-region matrices (the model's dtype) and one singular matrix: the fused kernel
+    # settles the first, the eager path sends the other to LU. Compiling takes seconds to half a
+    # minute on a cold inductor cache, hence the longer timeout.
+    region = ni.Ball.default(3)
+    A = torch.cat([region.sample(300, generator=torch.Generator().manual_seed(4)),
+                   torch.zeros(1, 3, 3, dtype=torch.float64)]).float().numpy()  # fmt: skip
+    np.save(tmp_path / "A.npy", A)
+    r = subprocess.run(
+        [sys.executable, "-m", "neuralinv", "invert", "A.npy", "-o", "X.npy",
+         "--model", "builtin:ball3-fast", "--compile"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "status: OK 300, SINGULAR 1" in r.stdout, r.stdout
+    assert "network answers after refinement: 300 of 301" in r.stdout
+    if shutil.which("g++") or shutil.which("c++"):
+        assert "compiled path: 301 of 301 matrices, 300 settled inside the fused kernel" in r.stdout
+    else:  # the documented fallback: eager answers, and the reason
+        assert "not compiled (" in r.stdout
+    X = np.load(tmp_path / "X.npy")
+    np.testing.assert_allclose(X[:300], np.linalg.inv(A[:300].astype(np.float64)), rtol=2e-5, atol=2e-5)
+    r = run("invert", "A.npy", "-o", "Y.npy", "--method", "lu", "--compile", cwd=tmp_path)
+    assert r.returncode == 2 and "--compile goes with --method auto, closed_form, learned" in r.stderr
+    assert not (tmp_path / "Y.npy").exists()

@@ -61,12 +61,19 @@ def invert(
     plot: Path | None = typer.Option(
         None, "--plot", help="Write a PNG of the certificates (ratio vs sigma_min, worst A X - I)"
     ),
+    compile_: bool = typer.Option(
+        False, "--compile",
+        help="Opt-in compiled kernels (auto, closed_form; learned: the fused path of small models "
+        "such as builtin:ball3-fast): seconds to compile once, faster on large files",
+    ),
 ) -> None:
     """Invert every matrix in a file, chunk by chunk, and certify each answer."""
     from .streaming import invert_file
 
     try:
         method, options = _learned_options(method, model, base, base_size)
+        if compile_:
+            options["compile"] = _compile_option(method)
         with progress_callback("inverting") as on_progress:
             res = invert_file(
                 input, output, method=method, target=target, chunk_size=chunk_size,
@@ -77,6 +84,13 @@ def invert(
     console.print(stream_summary_line(res), highlight=False, soft_wrap=True)
     if method in ("learned", "block"):
         console.print(_learned_line(method, options, res), highlight=False, soft_wrap=True)
+    if compile_:
+        line = f"compiled path: {res.compiled} of {res.count} matrices"
+        if method == "learned":
+            line += f", {res.fused} settled inside the fused kernel"
+        if res.compile_error:
+            line += f"; not compiled ({res.compile_error}): the eager path answered the rest"
+        console.print(line, highlight=False, soft_wrap=True)
     if res.metrics is not None:
         m = res.metrics
         skipped = f" ({m.skipped} with non-finite inverses left out)" if m.skipped else ""
@@ -94,6 +108,18 @@ def invert(
             console.print(f"figure: {certificate_plot(input, output, plot)}", highlight=False)
         except (InputError, OSError) as exc:
             fail(str(exc))
+
+
+def _compile_option(method: str) -> bool:
+    """``compile=True`` for ``invert --compile``, or an InputError naming the methods that have it."""
+    from dataclasses import fields
+
+    from .methods import METHODS
+
+    having = sorted(k for k, cls in METHODS.items() if "compile" in {f.name for f in fields(cls)})
+    if method in METHODS and method not in having:
+        raise InputError(f"--compile goes with --method {', '.join(having)}, not {method!r}")
+    return True
 
 
 def _learned_options(method: str, model: str | None, base: str | None, base_size: int | None):

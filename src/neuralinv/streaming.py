@@ -86,6 +86,9 @@ class StreamResult:
     worst_residual: float = float("nan")  # largest finite dget03 ratio
     first_not_ok: int | None = None  # index of the first matrix whose status is not OK
     metrics: TargetMetrics | None = None
+    compiled: int = 0  # matrices in chunks a compiled kernel answered (compile=True)
+    fused: int = 0  # of those, settled inside the fused learned kernel
+    compile_error: str | None = None  # why a compiled kernel could not be used, if it could not
 
     @property
     def all_ok(self) -> bool:
@@ -123,7 +126,8 @@ def invert_file(
     moments = _ErrorMoments() if target is not None else None
     worst = -math.inf
     first_not_ok = None
-    done = nchunks = 0
+    done = nchunks = compiled = fused = 0
+    compile_error = None
     n = None
     with MatrixWriter(output, shape=src.shape) as out:
         for A, T in chunks:
@@ -139,6 +143,10 @@ def invert_file(
                     first_not_ok = done + int(bad[0])
             if moments is not None:
                 moments.add(np.asarray(sol.inverse), T)
+            if sol.stats.get("compiled"):
+                compiled += A.shape[0]
+            fused += int(sol.stats.get("fused", 0))
+            compile_error = compile_error or sol.stats.get("compile_error")
             n = A.shape[-1]
             done += A.shape[0]
             nchunks += 1
@@ -153,4 +161,7 @@ def invert_file(
         worst_residual=worst if worst > -math.inf else float("nan"),
         first_not_ok=first_not_ok,
         metrics=None if moments is None else moments.result(),
+        compiled=compiled,
+        fused=fused,
+        compile_error=compile_error,
     )
