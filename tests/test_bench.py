@@ -139,3 +139,19 @@ def test_bench_learned_and_its_compiled_path_by_name_with_a_model():
     assert rows["learned:compile"].setup_s is not None and rows["learned"].setup_s is None
     with pytest.raises(InputError, match="needs a model"):
         BenchConfig(methods=("learned:compile",))
+
+
+def test_an_approach_that_fails_is_left_out_with_a_note():
+    from neuralinv.methods import Method
+
+    class Broken(Method):
+        name = "broken"
+
+        def _invert(self, A):
+            raise RuntimeError("kaput (as torch's batched CPU LU at n >= 192 under 2 threads)")
+
+    cfg = BenchConfig(sizes=(3,), batch=100, methods=("lu",), references=("torch.linalg.inv",),
+                      repeats=1, alone=False)  # fmt: skip
+    res = run(cfg, extra={"broken": Broken()})
+    assert {r.approach for r in res.rows} == {"torch.linalg.inv", "lu"}
+    assert any("broken failed and is left out: RuntimeError: kaput" in note for note in res.notes)

@@ -27,6 +27,7 @@ from .._validate import as_tensor
 from ..certify import PASS_RATIO, eps, residual_ratio
 from ..certify import sigma_min as _sigma_min
 from ..errors import InputError
+from ..methods.lu import inverse_ex
 from ..solution import Solution
 
 
@@ -90,7 +91,7 @@ def reference_inverse(A: Tensor) -> tuple[Tensor, Tensor]:
     """float64 LU inverses of A and a mask of the matrices where that inverse is trustworthy
     (``sigma_min / sigma_max > n eps``: beyond that, even float64 has no correct digit)."""
     A64 = A.to(torch.float64)
-    X, info = torch.linalg.inv_ex(A64)
+    X, info = inverse_ex(A64)
     n = A.shape[-1]
     s = torch.linalg.svdvals(A64)
     ok = (info == 0) & (s[..., -1] > n * eps(torch.float64) * s[..., 0]) & torch.isfinite(X).all(

@@ -10,6 +10,47 @@ from torch import Tensor
 from ..solution import Status
 from .base import Method, Partial
 
+#: From this size on, a CPU batch is inverted one matrix at a time when torch runs more than
+#: one thread. torch 2.13's batched CPU LU (getrf over a batch with 2 threads) wrote invalid
+#: pivots for every matrix of batches of 4 or more at n >= 192, float32 and float64 alike
+#: (not at n = 128, nor with one thread): torch.linalg.inv_ex then raised
+#: "RuntimeError: Pivots given to lu_solve must all be greater or equal to 1" after MKL had
+#: printed "Parameter 6 was incorrect on entry to SLASWP" once per matrix. One matrix per call
+#: (MKL threads inside it) was correct at every size tried and measured faster than the batched
+#: call on one thread (n = 192: 137 vs 186 ms for 128 matrices; n = 512: 69 vs 119 ms for 8),
+#: and as fast as the batched call on two threads at n = 160 (164 vs 142 ms for 256), which
+#: still worked there (docs/performance.md, attempt 40).
+PER_MATRIX_FROM = 160
+
+
+def inverse_ex(A: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.linalg.inv_ex`` of a (..., n, n) batch, around torch's batched CPU LU failure.
+
+    Same LAPACK calls and results; CPU batches of n >= ``PER_MATRIX_FROM`` under several threads
+    go one matrix at a time, and a batched call that fails with that failure's pivot error is
+    redone one matrix at a time.
+    """
+    n = A.shape[-1]
+    many = A.ndim > 2 and A.numel() > n * n
+    if A.device.type == "cpu" and many and n >= PER_MATRIX_FROM and torch.get_num_threads() > 1:
+        return _one_at_a_time(A)
+    try:
+        return torch.linalg.inv_ex(A)
+    except RuntimeError as exc:
+        if "Pivots given to lu_solve" not in str(exc):
+            raise
+        return _one_at_a_time(A)
+
+
+def _one_at_a_time(A: Tensor) -> tuple[Tensor, Tensor]:
+    n = A.shape[-1]
+    flat = A.reshape(-1, n, n)
+    X = torch.empty_like(flat)
+    info = torch.empty(flat.shape[0], dtype=torch.int32, device=A.device)
+    for i in range(flat.shape[0]):
+        X[i], info[i] = torch.linalg.inv_ex(flat[i])
+    return X.reshape(A.shape), info.reshape(A.shape[:-2])
+
 
 @dataclass(frozen=True)
 class LU(Method):
@@ -22,6 +63,6 @@ class LU(Method):
     name = "lu"
 
     def _invert(self, A: Tensor) -> Partial:
-        X, info = torch.linalg.inv_ex(A)
+        X, info = inverse_ex(A)
         status = torch.where(info > 0, int(Status.SINGULAR), int(Status.OK)).to(torch.int8)
         return Partial(X, status)
