@@ -1,8 +1,9 @@
 """LU around torch 2.13's batched CPU LU failure (methods.lu.inverse_ex).
 
-With several threads, torch's batched getrf wrote invalid pivots for n >= 192 (measured here),
-so that torch.linalg.inv_ex raised; neuralinv inverts such batches one matrix at a time, and
-redoes any batch that fails that way.
+With several threads, torch's batched CPU LU calls MKL getrf concurrently
+(pytorch/pytorch#142815): here a batch hung at n = 150 and from n = 152 came back wrong or
+raised. neuralinv inverts such batches one matrix at a time, and redoes any batch that fails
+with the pivot error.
 """
 
 from __future__ import annotations

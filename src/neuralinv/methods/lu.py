@@ -11,16 +11,18 @@ from ..solution import Status
 from .base import Method, Partial
 
 #: From this size on, a CPU batch is inverted one matrix at a time when torch runs more than
-#: one thread. torch 2.13's batched CPU LU (getrf over a batch with 2 threads) wrote invalid
-#: pivots for every matrix of batches of 4 or more at n >= 192, float32 and float64 alike
-#: (not at n = 128, nor with one thread): torch.linalg.inv_ex then raised
-#: "RuntimeError: Pivots given to lu_solve must all be greater or equal to 1" after MKL had
-#: printed "Parameter 6 was incorrect on entry to SLASWP" once per matrix. One matrix per call
-#: (MKL threads inside it) was correct at every size tried and measured faster than the batched
-#: call on one thread (n = 192: 137 vs 186 ms for 128 matrices; n = 512: 69 vs 119 ms for 8),
-#: and as fast as the batched call on two threads at n = 160 (164 vs 142 ms for 256), which
-#: still worked there (docs/performance.md, attempt 40).
-PER_MATRIX_FROM = 160
+#: one thread. torch 2.13's batched CPU LU runs LAPACK getrf on several matrices at once from
+#: n > ~14 (pytorch/pytorch#142815, and the open fix #181570: MKL's getrf is not safe to call
+#: concurrently there). Measured here with 2 threads, float32, 8-64 matrices per batch: correct
+#: up to n = 149 in every run; at n = 150 torch.linalg.inv_ex never returned (a hang); from
+#: n = 152 every inverse was silently wrong (dget03 ratio ~1e3), or it raised "RuntimeError:
+#: Pivots given to lu_solve must all be greater or equal to 1" after MKL printed "Parameter 6
+#: was incorrect on entry to SLASWP" once per matrix. One matrix per call (MKL threads inside
+#: it) was correct at every size tried, and faster than the batched call on one thread (n = 192:
+#: 137 vs 186 ms for 128 matrices; n = 512: 69 vs 119 ms for 8), but 1.5x slower than the
+#: batched call at n = 128 (303 vs 199 ms for 512), where that call was always correct; the
+#: threshold keeps a margin below the first failure on this CPU (docs/performance.md, attempt 40).
+PER_MATRIX_FROM = 129
 
 
 def inverse_ex(A: Tensor) -> tuple[Tensor, Tensor]:
