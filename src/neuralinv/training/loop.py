@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..certify import contracts
 from ..errors import InputError
+from ..methods.lu import inverse_ex
 from ..models import build_model
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -66,7 +67,7 @@ def fixed_sample(config: TrainConfig, seed: int, size: int, device) -> tuple[Ten
     """A reproducible float64 sample of the region and its float64 inverses."""
     g = _generator(config.seed * 7919 + seed, torch.device("cpu"))
     A = config.region.sample(size, generator=g, dtype=torch.float64)
-    return A.to(device), torch.linalg.inv(A).to(device)
+    return A.to(device), inverse_ex(A)[0].to(device)
 
 
 def validation_sample(config: TrainConfig, device=None) -> tuple[Tensor, Tensor]:
@@ -297,7 +298,7 @@ class _Run:
         net.train()
         for step in range(resume_step + 1, config.steps + 1):
             A = config.region.sample(config.batch_size, generator=gen, device=device, dtype=torch.float64)
-            X_true = torch.linalg.inv(A).to(dtype) if config.loss != "identity" else None
+            X_true = inverse_ex(A)[0].to(dtype) if config.loss != "identity" else None
             A = A.to(dtype)
             loss = loss_fn(config, A, net(A), X_true, scale)
             opt.zero_grad(set_to_none=True)
