@@ -101,9 +101,7 @@ class BenchConfig:
 
 def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"auto"`` -> ("auto", {}); ``"auto:compile"`` -> ("auto", {"compile": True})."""
-    from dataclasses import fields
-
-    from .methods import METHODS
+    from .methods import METHODS, with_option
 
     name, _, suffix = spec.partition(":")
     if name not in METHODS:
@@ -115,7 +113,7 @@ def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
         return name, {}
     if suffix != "compile":
         raise InputError(f"methods: {spec!r}: the only suffix is ':compile' (e.g. auto:compile)")
-    if "compile" not in {f.name for f in fields(METHODS[name])}:
+    if name not in with_option("compile"):
         raise InputError(f"methods: {spec!r}: method {name!r} has no compile option")
     return name, {"compile": True}
 
@@ -387,7 +385,7 @@ def run(
 
             try:
                 peaks[ap.name] = _peak_memory(first, device)
-            except RuntimeError as exc:  # e.g. torch's own batched CPU LU at n >= 192, 2 threads
+            except RuntimeError as exc:  # e.g. torch's own batched CPU LU, n >= ~150, 2 threads
                 notes.append(f"n={n}: {ap.name} failed and is left out: {describe(exc)}")
                 if progress:
                     progress(notes[-1])

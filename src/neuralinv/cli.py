@@ -112,11 +112,9 @@ def invert(
 
 def _compile_option(method: str) -> bool:
     """``compile=True`` for ``invert --compile``, or an InputError naming the methods that have it."""
-    from dataclasses import fields
+    from .methods import METHODS, with_option
 
-    from .methods import METHODS
-
-    having = sorted(k for k, cls in METHODS.items() if "compile" in {f.name for f in fields(cls)})
+    having = with_option("compile")
     if method in METHODS and method not in having:
         raise InputError(f"--compile goes with --method {', '.join(having)}, not {method!r}")
     return True

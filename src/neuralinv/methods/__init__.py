@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from ..errors import InputError
@@ -19,6 +20,11 @@ METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (Auto, LU, Cholesky, ClosedForm, NewtonSchulz, Gradient, Learned, Block)
 }
+
+
+def with_option(option: str) -> list[str]:
+    """The registered method names whose dataclass has the field ``option`` (e.g. "compile")."""
+    return sorted(name for name, cls in METHODS.items() if option in {f.name for f in fields(cls)})
 
 
 def resolve(method: Any = "auto", **options: Any) -> Method:
@@ -48,4 +54,4 @@ def resolve(method: Any = "auto", **options: Any) -> Method:
     )
 
 
-__all__ = ["METHODS", "Method", "Partial", "resolve"] + [c.__name__ for c in METHODS.values()]
+__all__ = ["METHODS", "Method", "Partial", "resolve", "with_option"] + [c.__name__ for c in METHODS.values()]
