@@ -59,6 +59,7 @@ class Plan:
 
     layers: (out, in) of g's linear layers (the same for every member).
     radius: the ball's radius (its center is the first tensor argument, in float64).
+    dtype:  the batches it runs on (the model's dtype; its weights are in it).
     """
 
     n: int
@@ -68,6 +69,7 @@ class Plan:
     steps: int
     tol: float
     radius: float
+    dtype: torch.dtype
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def plan(model: Any, region: Any, dtype: torch.dtype, *, steps: int, tol: float)
                  m.in_scale.to(dtype), m.out_scale.to(dtype)]
         for lin in (x for x in m.g.net if isinstance(x, nn.Linear)):
             args += [lin.weight.detach().to(dtype), lin.bias.detach().to(dtype)]
-    p = Plan(n, len(members), shapes[0], activation, steps, float(tol), float(region.radius))
+    p = Plan(n, len(members), shapes[0], activation, steps, float(tol), float(region.radius),
+             dtype)
     tensors = tuple(a.contiguous() for a in args)
     h = hashlib.sha256()
     for t in tensors:
@@ -124,7 +127,7 @@ def compiled(p: Plan, weights: Weights) -> CompiledKernel:
     """The kernel for ``p`` compiled once per process and per model (the same weights share it:
     a method rebuilt from the same model for every call does not compile again)."""
     n = p.n
-    center = weights.tensors[0].reshape(n, n).to(weights.tensors[1].dtype)
+    center = weights.tensors[0].reshape(n, n).to(p.dtype)
     example = center.repeat(_WARMUP_BATCH, 1, 1)
     return compile_kernel(
         make_kernel(p), example, *weights.tensors,

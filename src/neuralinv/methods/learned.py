@@ -238,9 +238,9 @@ class Learned(Method):
             sub = self._rows(A[rest], compiled_guess=False)
             for full, part in zip((X, inside, s, use, contracted, iters), sub[:6]):
                 full[rest] = part
-            if sub.cert is not None:
-                ratio[rest], rc[rest] = sub.cert
-            elif bool(sub.use.any()):  # fallback rows get theirs from fill_from
+            # n <= 4 here, so _rows leaves certificates to the caller: the network's rows get
+            # theirs now, fallback rows theirs from fill_from.
+            if bool(sub.use.any()):
                 mine = rest[sub.use]
                 ratio[mine], rc[mine] = certificate(A[mine], X[mine])
         return _Rows(X, inside, s, use, contracted, iters, (ratio, rc)), int(accepted.sum())
@@ -325,8 +325,8 @@ class _FusedPath:
     device; compiled on first use (once per process and model). The first failure is kept in
     ``failed`` and the eager path answers from then on."""
 
-    def __init__(self, model: Any, plan: Any, weights: Any):
-        self.dtype, self.plan, self.weights = model.dtype, plan, weights
+    def __init__(self, plan: Any, weights: Any):
+        self.plan, self.weights = plan, weights
         self.failed: str | None = None
 
     @classmethod
@@ -334,11 +334,11 @@ class _FusedPath:
         if not hasattr(model, "members") or not hasattr(model, "dtype"):
             return None
         got = learned_small.plan(model, model.region, model.dtype, steps=steps, tol=tol)
-        return None if isinstance(got, str) else cls(model, *got)
+        return None if isinstance(got, str) else cls(*got)
 
     def __call__(self, A: Tensor) -> tuple[Tensor, ...] | None:
         device = self.weights.tensors[0].device
-        if self.failed is not None or A.dtype != self.dtype or A.device != device:
+        if self.failed is not None or A.dtype != self.plan.dtype or A.device != device:
             return None
         out, reason = learned_small.compiled(self.plan, self.weights)(A)
         if out is None:
