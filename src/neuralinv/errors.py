@@ -3,23 +3,43 @@
 Input problems are found before any work starts and raise :class:`InputError` (a ValueError).
 Numerical failures are *reported* by :func:`neuralinv.invert` in ``Solution.status`` and only
 *raised* by :func:`neuralinv.inv`, as an :class:`InversionError` naming every failing batch element.
+
+So that code written against numpy or torch keeps working, every :class:`InversionError` is
+also a ``numpy.linalg.LinAlgError`` (a ValueError) and a ``torch.linalg.LinAlgError`` (a
+RuntimeError): ``except np.linalg.LinAlgError`` catches ``neuralinv.inv(singular)`` as it
+catches ``np.linalg.inv(singular)``. Both bases are plain Exception subclasses without instance
+layout of their own, so one class can derive from both (and from ArithmeticError, the original
+base, kept for callers that catch it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+import torch
+
 
 class InputError(ValueError):
     """A bad argument: wrong shape, dtype, option value, file contents. Says which and why."""
 
 
-class InversionError(ArithmeticError):
-    """Some matrices of a batch could not be inverted; ``indices`` names them (batch indices)."""
+class InversionError(ArithmeticError, np.linalg.LinAlgError, torch.linalg.LinAlgError):
+    """Some matrices of a batch could not be inverted; ``indices`` names them (batch indices).
+
+    Also a ``numpy.linalg.LinAlgError`` and a ``torch.linalg.LinAlgError`` (hence a ValueError
+    and a RuntimeError), the errors numpy and torch raise for singular input and for
+    factorisations that do not converge.
+    """
 
     def __init__(self, message: str, indices: Sequence[tuple[int, ...]] = ()):
         super().__init__(message)
         self.indices = [tuple(i) for i in indices]
+
+    def __reduce__(self):
+        # Keep the indices through pickling (multiprocessing, torch.distributed): the default
+        # rebuilds the exception from ``args`` alone, which hold only the message.
+        return (type(self), (str(self), self.indices))
 
 
 class SingularMatrixError(InversionError):
@@ -27,7 +47,11 @@ class SingularMatrixError(InversionError):
 
 
 class NotConvergedError(InversionError):
-    """An iterative method stopped at ``max_iter`` before its certificate held."""
+    """An iterative method stopped at ``max_iter`` before its certificate held.
+
+    A LinAlgError like the others: numpy raises ``LinAlgError("SVD did not converge")`` and
+    torch ``torch.linalg.LinAlgError`` for factorisations that do not converge.
+    """
 
 
 class NotPositiveDefiniteError(InversionError):
