@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,15 @@ from torch import Tensor
 from .errors import InputError
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+#: Largest stopping or symmetry ratio (in units of n*eps) a tolerance option may take: 1/eps of
+#: float32 (2**23). A float32 answer whose dget03 ratio is that large has no correct digit, and a
+#: symmetry test that loose calls every float32 matrix symmetric.
+MAX_RATIO = 2.0**23
+
+#: Seeds are integers in [0, MAX_SEED]. torch's generators take up to 2**64 - 1; the bound leaves
+#: room for the per-size offsets some callers add (``seed + 1000 * n``).
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -45,10 +55,21 @@ class Batch:
 def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
     """Accept a torch tensor, numpy array or nested sequence; say which it was."""
     if isinstance(A, Tensor):
+        _check_tensor(A, name)
         return A, False
+    if isinstance(A, np.ma.MaskedArray):
+        raise InputError(
+            f"{name} is a numpy masked array; its masked entries would be inverted as they are: "
+            f"pass {name}.filled(value) or {name}.data"
+        )
     if isinstance(A, np.ndarray):
         if A.dtype == object or A.dtype.kind not in "biuf":
             raise InputError(f"{name} must hold real numbers, got a numpy array of dtype {A.dtype}")
+        if A.dtype.kind == "f" and A.dtype.itemsize > 8:
+            raise InputError(
+                f"{name} has dtype {A.dtype} (extended precision), which torch cannot hold; "
+                f"neuralinv computes in float32/float64: pass {name}.astype(numpy.float64)"
+            )
         # torch cannot wrap foreign byte order or negative strides: those (only) get copied.
         if not A.dtype.isnative:
             A = A.astype(A.dtype.newbyteorder("="))
@@ -62,10 +83,28 @@ def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
     if isinstance(A, (list, tuple)):
         try:
             arr = np.asarray(A, dtype=np.float64)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise InputError(f"{name} is not a rectangular array of numbers: {exc}") from None
         return torch.from_numpy(arr), True
     raise InputError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(A).__name__}")
+
+
+def _check_tensor(A: Tensor, name: str) -> None:
+    """Refuse tensors without ordinary dense storage: there is nothing to invert in a meta
+    tensor, and sparse, quantized and nested tensors would fail deep inside torch."""
+    if A.is_nested:
+        raise InputError(f"{name} is a nested tensor; pass a dense (..., n, n) tensor")
+    if A.layout != torch.strided:
+        raise InputError(
+            f"{name} is a sparse tensor (layout {A.layout}); neuralinv inverts dense matrices: "
+            f"pass {name}.to_dense()"
+        )
+    if A.is_quantized:
+        raise InputError(f"{name} is a quantized tensor ({A.dtype}); pass {name}.dequantize()")
+    if A.is_meta:
+        raise InputError(
+            f"{name} is a meta tensor (shape {tuple(A.shape)}, no data); pass a tensor with values"
+        )
 
 
 def compute_dtype(dtype: torch.dtype, name: str = "A") -> torch.dtype:
@@ -101,22 +140,110 @@ def square_batch(A: Any, name: str = "A") -> Batch:
     return Batch(tensor, flat, batch_shape, n, out_dtype, numpy_in)
 
 
-def positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """A finite number > 0 (or >= 0)."""
+def positive(
+    name: str, value: float, *, allow_zero: bool = False, at_most: float | None = None, why: str = ""
+) -> float:
+    """A finite number > 0 (or >= 0), and <= ``at_most`` when given (``why`` says why)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise InputError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, RuntimeError):
         raise InputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise InputError(f"{name} must be a finite number {bound}, got {value!r}")
+    if at_most is not None and v > at_most:
+        low = "[0" if allow_zero else "(0"
+        raise InputError(f"{name} must be in {low}, {at_most:g}]{why}, got {value!r}")
     return v
+
+
+def ratio_tolerance(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """A tolerance in units of n*eps: in (0, MAX_RATIO] (or [0, MAX_RATIO])."""
+    return positive(
+        name, value, allow_zero=allow_zero, at_most=MAX_RATIO,
+        why=" (units of n*eps; 2**23 = 1/eps of float32: a float32 answer that far off has no "
+        "correct digit)",
+    )
 
 
 def int_at_least(name: str, value: int, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def flag(name: str, value: bool) -> bool:
+    """True or False (numpy bools too); anything else, e.g. the string "no", is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def random_seed(name: str, value: int) -> int:
+    """A random seed: an integer in [0, MAX_SEED]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_SEED:
+        raise InputError(f"{name} must be an integer in [0, 2**63 - 1], got {value!r}")
+    return int(value)
+
+
+def check_flags(obj: Any) -> None:
+    """Every dataclass field of ``obj`` annotated ``bool`` holds True or False."""
+    from dataclasses import fields
+
+    for f in fields(obj):
+        if f.type in ("bool", bool):
+            flag(f.name, getattr(obj, f.name))
+
+
+def available_memory() -> int | None:
+    """Bytes this process can allocate now without swapping: /proc/meminfo's MemAvailable,
+    capped by a cgroup v2 memory limit; the physical memory where /proc is missing; None if
+    neither can be read."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                used = int(fh.read().strip())
+            avail = min(avail, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:.3g} GiB"
+
+
+def fits_in_memory(what: str, needed: int, available: int | None = None) -> None:
+    """Refuse (InputError) work that needs more bytes than :func:`available_memory` reports.
+
+    The rule is deliberately simple: ``needed`` (the caller's lower bound on the arrays it
+    allocates at once) > available bytes is refused before anything is allocated or written.
+    """
+    if available is None:
+        available = available_memory()
+    if available is not None and needed > available:
+        raise InputError(
+            f"{what} needs at least {_gib(needed)} ({needed:,} bytes) of memory, but this machine "
+            f"has {_gib(available)} ({available:,} bytes) available"
+        )
 
 
 def one_of(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:

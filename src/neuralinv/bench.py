@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validate import int_at_least, one_of
+from ._validate import int_at_least, one_of, random_seed
 from .certify import PASS_RATIO, residual_ratio
 from .errors import InputError
 from .kernels.compiled import describe
@@ -80,6 +80,7 @@ class BenchConfig:
         int_at_least("batch", self.batch, 1)
         int_at_least("repeats", self.repeats, 1)
         int_at_least("max_elements", self.max_elements, 1)
+        random_seed("seed", self.seed)
         one_of("dtype", self.dtype, tuple(DTYPES))
         for spec in self.methods:
             name, _ = method_spec(spec)

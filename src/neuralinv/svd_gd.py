@@ -129,7 +129,7 @@ def svd_gd(
     lr = v.positive("lr", lr)
     ortho_weight = v.positive("ortho_weight", ortho_weight)
     final = v.positive("final_lr_fraction", final_lr_fraction)
-    seed = v.int_at_least("seed", seed, 0)
+    seed = v.random_seed("seed", seed)
     if not bool(torch.isfinite(At).all()):
         bad = (~torch.isfinite(At)).flatten(-2).any(-1).nonzero().tolist()
         raise v.InputError(f"A has NaN or Inf entries at batch indices {bad[:20]}")

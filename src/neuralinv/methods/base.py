@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .._autograd import attach_inverse_grad
-from .._validate import square_batch
+from .._validate import check_flags, square_batch
 from ..certify import certificate, trusted
 from ..solution import Solution, Status
 
@@ -65,6 +65,10 @@ class Method:
     """Base of all methods. Subclasses are frozen dataclasses whose fields are their options."""
 
     name: ClassVar[str] = "method"
+
+    def __post_init__(self):
+        # Subclasses with a __post_init__ of their own call this first.
+        check_flags(self)
 
     def invert(self, A: Any) -> Solution:
         """Invert a batch (..., n, n) and certify every answer."""

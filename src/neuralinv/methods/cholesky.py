@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._validate import positive
+from .._validate import ratio_tolerance
 from ..certify import eps, norm1
 from ..solution import Status
 from .base import Method, Partial
@@ -31,7 +31,7 @@ class Cholesky(Method):
     name = "cholesky"
 
     def __post_init__(self):
-        positive("symmetry_tol", self.symmetry_tol, allow_zero=True)
+        ratio_tolerance("symmetry_tol", self.symmetry_tol, allow_zero=True)
 
     def symmetric(self, A: Tensor) -> Tensor:
         """(B,) mask of the matrices that are symmetric within ``symmetry_tol``."""

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validate import int_at_least, one_of, positive
+from .._validate import int_at_least, one_of, positive, random_seed, ratio_tolerance
 from ..certify import PASS_RATIO, norm1, residual_ratio
 from ..errors import InputError
 from ..solution import Status
@@ -89,8 +89,8 @@ class Gradient(Method):
         int_at_least("steps", self.steps, 1)
         one_of("loss", self.loss, ("left", "right", "both"))
         one_of("init", self.init, ("transpose", "zeros", "random"))
-        int_at_least("seed", self.seed, 0)
-        positive("tol", self.tol)
+        random_seed("seed", self.seed)
+        ratio_tolerance("tol", self.tol)
         if self.options is not None and not isinstance(self.options, Mapping):
             raise InputError(f"options must be a dict of optimizer arguments, got {self.options!r}")
         kwargs = dict(self._defaults(cls))

@@ -103,6 +103,7 @@ class Learned(Method):
     name = "learned"
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the bool options
         model = self.model
         if model is None:
             raise InputError(

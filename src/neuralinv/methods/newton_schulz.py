@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .._validate import int_at_least, one_of, positive
+from .._validate import int_at_least, one_of, ratio_tolerance
 from ..certify import PASS_RATIO, SMALL_N, _ratio, eps, identity_residual, norm1
 from ..errors import InputError
 from ..solution import Status
@@ -45,10 +45,15 @@ class NewtonSchulz(Method):
     name = "newton_schulz"
 
     def __post_init__(self):
-        positive("tol", self.tol)
+        ratio_tolerance("tol", self.tol)
         int_at_least("max_iter", self.max_iter, 1)
         if isinstance(self.seed, str):
             one_of("seed", self.seed, ("transpose", "identity"))
+        elif not (hasattr(self.seed, "shape") or isinstance(self.seed, (list, tuple))):
+            raise InputError(
+                "seed must be 'transpose', 'identity' or an array of (n, n) matrices, "
+                f"got {self.seed!r}"
+            )
 
     def initial(self, A: Tensor) -> Tensor:
         if isinstance(self.seed, str):

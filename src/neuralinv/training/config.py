@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._validate import int_at_least, one_of, positive
+from .._validate import int_at_least, one_of, positive, random_seed
 from ..errors import InputError
 from ..models import ACTIVATIONS, MODELS
 from ..regions import Ball, Box, region_from_description
@@ -114,7 +114,7 @@ class TrainConfig:
         int_at_least("ensemble", self.ensemble, 1)
         int_at_least("val_size", self.val_size, 1)
         int_at_least("val_every", self.val_every, 1)
-        int_at_least("seed", self.seed, 0)
+        random_seed("seed", self.seed)
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise InputError(f"device must be 'cpu' or 'cuda[:k]', got {self.device!r}")
         one_of("dtype", self.dtype, DTYPES)
