@@ -27,6 +27,26 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def check_memory(what: str, arrays: str, copies: int, count: int, n: int, itemsize: int,
+                 device: str = "cpu") -> None:
+    """Refuse (InputError) a run whose arrays cannot be allocated, before anything is written.
+
+    The rule: ``copies`` arrays of ``count`` n x n matrices of ``itemsize`` bytes each are held
+    at once (a lower bound on what the run allocates); more bytes than the machine has available
+    (MemAvailable, capped by a cgroup limit; on CUDA the device's free memory) are refused.
+    """
+    from ._validate import fits_in_memory
+
+    available = None
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            available = torch.cuda.mem_get_info(torch.device(device))[0]
+    needed = copies * count * n * n * itemsize
+    fits_in_memory(f"{what} ({copies} arrays: {arrays}, of {count:,} {n}x{n} matrices)", needed, available)
+
+
 def summary_line(sol) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in sol.counts().items())
     methods = ", ".join(f"{k} {v}" for k, v in sol.method_counts().items())
@@ -214,9 +234,18 @@ def generate(
     fmt: str = typer.Option("mx", "--format", help="mx (DeepMatrixInversion text), npy or npz"),
 ) -> None:
     """Write a DeepMatrixInversion-style dataset: matrices and their (pseudo-)inverses."""
+    from ._validate import int_at_least, random_seed
     from .datasets import generate as run
+    from .io import DEFAULT_CHUNK
 
     try:
+        int_at_least("SIZE", size, 1)
+        int_at_least("COUNT", count, 1)
+        random_seed("--seed", seed)
+        check_memory(
+            f"generate {size} {count}", "float64 matrices, inverses, certificate residuals", 3,
+            min(count, DEFAULT_CHUNK), size, 8,
+        )
         with progress_callback("generating") as on_progress:
             res = run(
                 output, size, count, low=low, high=high, min_abs_det=min_abs_det,
@@ -487,6 +516,17 @@ def demo(
         fail(f"--sizes and --count must be >= 1, got --sizes {sizes} --count {count}")
     if learned_steps < 0:
         fail(f"--learned-steps must be >= 0, got {learned_steps}")
+    from ._validate import random_seed
+
+    try:
+        random_seed("--seed", seed)
+        for n in size_list:
+            check_memory(
+                f"demo --sizes {n} --count {count}",
+                "float64 random, SPD, ill-conditioned and singular matrices, inverses", 5, count, n, 8,
+            )
+    except InputError as exc:
+        fail(str(exc))
     config = DemoConfig(sizes=size_list, count=count, seed=seed, learned_steps=learned_steps)
     with err_console.status("running the demo", spinner="dots"):
         sections = run_demo(config)
@@ -530,7 +570,16 @@ def bench(
     torch.linalg.inv and numpy.linalg.inv: same inputs, same process, warm-up excluded."""
     import torch
 
-    from .bench import BenchConfig, parse_names, parse_sizes, plot, rich_table, run, write_json
+    from .bench import (
+        DTYPES,
+        BenchConfig,
+        parse_names,
+        parse_sizes,
+        plot,
+        rich_table,
+        run,
+        write_json,
+    )
 
     try:
         config = BenchConfig(
@@ -538,6 +587,12 @@ def bench(
             methods=parse_names(methods), repeats=repeats, max_elements=max_elements, alone=alone,
             model=model,
         )
+        for n in config.sizes:  # the batch bench.run uses for size n: capped by max_elements
+            check_memory(
+                f"bench --sizes {n}", f"{dtype} matrices, inverses, certificate residuals", 3,
+                max(1, min(config.batch, config.max_elements // (n * n))), n,
+                DTYPES[config.dtype].itemsize, config.device,
+            )
         if threads is not None:
             if threads < 1:
                 raise InputError(f"--threads must be an integer >= 1, got {threads}")
