@@ -36,11 +36,6 @@ class InversionError(ArithmeticError, np.linalg.LinAlgError, torch.linalg.LinAlg
         super().__init__(message)
         self.indices = [tuple(i) for i in indices]
 
-    def __reduce__(self):
-        # Keep the indices through pickling (multiprocessing, torch.distributed): the default
-        # rebuilds the exception from ``args`` alone, which hold only the message.
-        return (type(self), (str(self), self.indices))
-
 
 class SingularMatrixError(InversionError):
     """At least one matrix is exactly singular (or has non-finite entries)."""
