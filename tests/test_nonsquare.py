@@ -389,14 +389,17 @@ def test_pinv_nonfinite_element_is_nan_not_zeros_and_others_unchanged():
         assert torch.isnan(P[[1, 3]]).all(), kw
         good = [0, 2, 4]
         if "ridge" in kw:
-            ref = torch.linalg.solve(A[good].mT @ A[good] + 0.5 * torch.eye(3, dtype=F64), A[good].mT)
+            ref = torch.linalg.solve(
+                A[good].mT @ A[good] + 0.5 * torch.eye(3, dtype=F64), A[good].mT
+            )
         else:
             ref = torch.linalg.pinv(A[good], **kw)
         torch.testing.assert_close(P[good], ref, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(
-    "kw", [{}, {"method": "svd"}, {"method": "qr"}, {"rcond": 1e-8}, {"ridge": 0.1}],
+    "kw",
+    [{}, {"method": "svd"}, {"method": "qr"}, {"rcond": 1e-8}, {"ridge": 0.1}],
     ids=["auto", "svd", "qr", "rcond", "ridge"],
 )
 def test_lstsq_nonfinite_elements_get_nan_and_status_others_solved(kw):
@@ -409,9 +412,11 @@ def test_lstsq_nonfinite_elements_get_nan_and_status_others_solved(kw):
     res = ni.lstsq(A, B, **kw)
     bad, good = [1, 4], [0, 2, 3, 5]
     assert torch.isnan(res.solution[bad]).all()
-    assert res.status.tolist() == [0, 5, 0, 0, 5, 0] == [
-        int(ni.Status.NONFINITE) if i in bad else int(ni.Status.OK) for i in range(6)
-    ]
+    assert (
+        res.status.tolist()
+        == [0, 5, 0, 0, 5, 0]
+        == [int(ni.Status.NONFINITE) if i in bad else int(ni.Status.OK) for i in range(6)]
+    )
     assert res.rank[bad].tolist() == [-1, -1] and (res.rank[good] >= 2).all()
     assert list(res.method[bad]) == ["none", "none"]
     assert not res.ok[bad].any() and res.ok[good].all() and not res.all_ok
@@ -472,9 +477,7 @@ def test_project_nonfinite_samples_get_nan_rows(kw):
 # ------------------------------------------------------------------------------- scale audit
 
 
-@pytest.mark.parametrize(
-    "dtype, scales", [(F64, (1e300, 1e-300)), (torch.float32, (1e30, 1e-30))]
-)
+@pytest.mark.parametrize("dtype, scales", [(F64, (1e300, 1e-300)), (torch.float32, (1e30, 1e-30))])
 def test_pinv_and_lstsq_are_scale_invariant(dtype, scales):
     rt = 1e-9 if dtype == F64 else 2e-4
     for A in (randn(3, 6, 4, seed=120), randn(3, 3, 5, seed=121), low_rank(3, 6, 4, 2, seed=122)):
@@ -488,7 +491,8 @@ def test_pinv_and_lstsq_are_scale_invariant(dtype, scales):
             for cb in (1.0, c):
                 X = ni.lstsq(c * A, cb * B)
                 assert list(X.method) == list(X0.method) and X.rank.tolist() == X0.rank.tolist()
-                assert X.all_ok, (c, cb, X.residual)  # the certificate neither overflows nor underflows
+                # the certificate neither overflows nor underflows
+                assert X.all_ok, (c, cb, X.residual)
                 torch.testing.assert_close(
                     X.solution * (c / cb), X0.solution, rtol=rt, atol=rt * X0.solution.abs().max()
                 )
@@ -521,7 +525,9 @@ def test_project_is_scale_invariant_and_ridge_does_not_overflow():
             ref = ni.project(f, w, **kw)
             for c in scales:
                 torch.testing.assert_close(ni.project(f, c * w, **kw), ref, rtol=0, atol=tol)
-                torch.testing.assert_close(ni.project(f, c * w[0], **kw), ni.project(f, w[0], **kw), rtol=0, atol=tol)
+                torch.testing.assert_close(
+                    ni.project(f, c * w[0], **kw), ni.project(f, w[0], **kw), rtol=0, atol=tol
+                )
     # ridge: absolute, in the units of W W^T: project(F, cW, ridge=c^2 lam) = project(F, W, lam)
     ref = ni.project(F, W, ridge=0.3)
     for c in (1e150, 1e-150):

@@ -217,7 +217,11 @@ def _lstsq_values(A: Tensor, B: Tensor, route: Tensor | None, rtol: float):
         X = A.new_zeros(batch + (n, k))
         if route is None:
             route = torch.zeros(count, dtype=torch.int8, device=A.device)
-        return X, rank.zero_().reshape(batch) if min(m, n) == 0 else rank.reshape(batch), route.reshape(batch)
+        return (
+            X,
+            rank.zero_().reshape(batch) if min(m, n) == 0 else rank.reshape(batch),
+            route.reshape(batch),
+        )
     Af = A.reshape(count, m, n)
     Bf = B.reshape(count, m, k)
     static = _static(A, B, route)
