@@ -532,3 +532,10 @@ def test_project_is_scale_invariant_and_ridge_does_not_overflow():
     ref = ni.project(F, W, ridge=0.3)
     for c in (1e150, 1e-150):
         torch.testing.assert_close(ni.project(F, c * W, ridge=c * c * 0.3), ref, rtol=0, atol=1e-12)
+
+
+def test_project_ridge_on_rank_deficient_basis_with_tiny_ridge():
+    # the Gram/Cholesky solve raised a LinAlgError here (W W^T + 1e-20 I is singular in floats)
+    W = torch.tensor([[1.0, 2, 0, 0], [2.0, 4, 0, 0]], dtype=F64)
+    out = ni.project(torch.ones(1, 4, dtype=F64), W, ridge=1e-20)
+    torch.testing.assert_close(out, torch.tensor([[0.6, 1.2, 0, 0]], dtype=F64))
