@@ -370,3 +370,172 @@ def test_cuda_matches_cpu():
     Wg = W.cuda().requires_grad_()
     ni.project(F.cuda(), Wg, rtol=1e-6).sum().backward()
     assert torch.isfinite(Wg.grad).all()
+
+
+# ---------------------------------------------------------------------- NaN / Inf batch elements
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_pinv_nonfinite_element_is_nan_not_zeros_and_others_unchanged():
+    # the example: torch.linalg.pinv (and ni.pinv before) returned all zeros here
+    P = ni.pinv([[INF, 1, 2], [1, 2, 3]])
+    assert isinstance(P, np.ndarray) and P.shape == (3, 2) and np.isnan(P).all()
+    A = randn(5, 4, 3, seed=100)
+    A[1, 2, 0] = NAN  # torch.linalg.pinv raises a LinAlgError for the whole batch
+    A[3, 0, 1] = -INF
+    for kw in ({}, {"rtol": 1e-6}, {"atol": 1e-3}, {"ridge": 0.5}):
+        P = ni.pinv(A, **kw)
+        assert torch.isnan(P[[1, 3]]).all(), kw
+        good = [0, 2, 4]
+        if "ridge" in kw:
+            ref = torch.linalg.solve(
+                A[good].mT @ A[good] + 0.5 * torch.eye(3, dtype=F64), A[good].mT
+            )
+        else:
+            ref = torch.linalg.pinv(A[good], **kw)
+        torch.testing.assert_close(P[good], ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"method": "svd"}, {"method": "qr"}, {"rcond": 1e-8}, {"ridge": 0.1}],
+    ids=["auto", "svd", "qr", "rcond", "ridge"],
+)
+def test_lstsq_nonfinite_elements_get_nan_and_status_others_solved(kw):
+    A, B = randn(6, 7, 4, seed=101), randn(6, 7, 2, seed=102)
+    A[1, 0, 0] = NAN
+    B[4, 3, 1] = INF
+    A[2] = low_rank(1, 7, 4, 2, seed=103)[0]  # a rank-deficient neighbour on the svd route
+    if kw.get("method") == "qr":
+        A[2] = randn(7, 4, seed=104)
+    res = ni.lstsq(A, B, **kw)
+    bad, good = [1, 4], [0, 2, 3, 5]
+    assert torch.isnan(res.solution[bad]).all()
+    assert (
+        res.status.tolist()
+        == [0, 5, 0, 0, 5, 0]
+        == [int(ni.Status.NONFINITE) if i in bad else int(ni.Status.OK) for i in range(6)]
+    )
+    assert res.rank[bad].tolist() == [-1, -1] and (res.rank[good] >= 2).all()
+    assert list(res.method[bad]) == ["none", "none"]
+    assert not res.ok[bad].any() and res.ok[good].all() and not res.all_ok
+    if "ridge" in kw:
+        ref = torch.linalg.solve(
+            A[good].mT @ A[good] + 0.1 * torch.eye(4, dtype=F64), A[good].mT @ B[good]
+        )
+    else:
+        ref = torch.linalg.pinv(A[good]) @ B[good]
+    torch.testing.assert_close(res.solution[good], ref, rtol=1e-9, atol=1e-11)
+
+
+def test_lstsq_status_numpy_and_failed_certificate():
+    A = np.random.default_rng(105).standard_normal((3, 6, 3))
+    A[0, 0, 0] = np.nan
+    res = ni.lstsq(A, np.ones((6, 1)))
+    assert isinstance(res.status, np.ndarray) and res.status.tolist() == [5, 0, 0]
+    assert np.isnan(res.solution[0]).all() and np.isfinite(res.solution[1:]).all()
+    # a truncation that discards a singular value that matters: computed, certificate fails
+    U = torch.linalg.qr(randn(7, 3, seed=106))[0]
+    M = U @ torch.diag(torch.tensor([1.0, 0.5, 1e-4], dtype=F64))
+    cut = ni.lstsq(M, randn(7, 1, seed=107), rcond=1e-2)
+    assert cut.status.item() == int(ni.Status.ILL_CONDITIONED)
+
+
+def test_lstsq_nonfinite_element_does_not_touch_other_gradients():
+    A, B = randn(4, 6, 3, seed=108), randn(4, 6, 2, seed=109)
+    Abad = A.clone()
+    Abad[2, 1, 1] = NAN
+    grads = []
+    for M in (A, Abad):
+        Ag = M.clone().requires_grad_()
+        X = ni.lstsq(Ag, B).solution
+        X[[0, 1, 3]].square().sum().backward()
+        grads.append(Ag.grad)
+    torch.testing.assert_close(grads[1][[0, 1, 3]], grads[0][[0, 1, 3]], rtol=1e-12, atol=1e-14)
+    assert torch.isnan(grads[1][2]).all()  # the NaN element's gradient is NaN, never a number
+
+
+@pytest.mark.parametrize("kw", [{}, {"rtol": 1e-6}, {"ridge": 0.1}], ids=["qr", "svd", "ridge"])
+def test_project_nonfinite_samples_get_nan_rows(kw):
+    F, W = randn(6, 5, seed=110), randn(6, 2, 5, seed=111)
+    F[1, 2] = INF
+    W[4, 1, 0] = NAN
+    for complement in (False, True):
+        out = ni.project(F, W, complement=complement, **kw)
+        assert torch.isnan(out[[1, 4]]).all()
+        good = [0, 2, 3, 5]
+        ref = ni.project(F[good], W[good], complement=complement, **kw)
+        assert torch.equal(out[good], ref)  # the others: the same bits as without the bad ones
+    # a shared basis with a NaN: every sample is NaN; with Inf in the basis, not zeros
+    assert torch.isnan(ni.project(F, W[4], **kw)).all()
+    Winf = W[0].clone()
+    Winf[0, 0] = INF
+    assert torch.isnan(ni.project(F[0], Winf, **kw)).all()
+
+
+# ------------------------------------------------------------------------------- scale audit
+
+
+@pytest.mark.parametrize("dtype, scales", [(F64, (1e300, 1e-300)), (torch.float32, (1e30, 1e-30))])
+def test_pinv_and_lstsq_are_scale_invariant(dtype, scales):
+    rt = 1e-9 if dtype == F64 else 2e-4
+    for A in (randn(3, 6, 4, seed=120), randn(3, 3, 5, seed=121), low_rank(3, 6, 4, 2, seed=122)):
+        A = A.to(dtype)
+        B = randn(3, A.shape[-2], 2, seed=123).to(dtype)
+        P0 = ni.pinv(A)
+        X0 = ni.lstsq(A, B)
+        assert X0.all_ok
+        for c in scales:
+            torch.testing.assert_close(ni.pinv(c * A) * c, P0, rtol=rt, atol=rt * P0.abs().max())
+            for cb in (1.0, c):
+                X = ni.lstsq(c * A, cb * B)
+                assert list(X.method) == list(X0.method) and X.rank.tolist() == X0.rank.tolist()
+                # the certificate neither overflows nor underflows
+                assert X.all_ok, (c, cb, X.residual)
+                torch.testing.assert_close(
+                    X.solution * (c / cb), X0.solution, rtol=rt, atol=rt * X0.solution.abs().max()
+                )
+
+
+def test_pinv_atol_and_ridge_scale_with_the_data():
+    A = low_rank(2, 6, 4, 2, seed=124) + 1e-7 * randn(2, 6, 4, seed=125)
+    for c in (1e150, 1e-150):
+        torch.testing.assert_close(ni.pinv(c * A, atol=c * 1e-3) * c, ni.pinv(A, atol=1e-3))
+        # ridge is absolute (units of A^T A): pinv(cA, ridge=c^2 lam) = pinv(A, ridge=lam) / c
+        torch.testing.assert_close(
+            ni.pinv(c * A, ridge=c * c * 0.1) * c, ni.pinv(A, ridge=0.1), rtol=1e-9, atol=1e-12
+        )
+        B = randn(2, 6, 1, seed=126)
+        r = ni.lstsq(c * A, B, ridge=c * c * 0.1)
+        assert r.all_ok
+        torch.testing.assert_close(r.solution * c, ni.lstsq(A, B, ridge=0.1).solution)
+
+
+def test_project_is_scale_invariant_and_ridge_does_not_overflow():
+    # the example: the Gram matrix overflowed and the answer was 0
+    out = ni.project(torch.ones((1, 4)), [[1e300, 0, 0, 0], [0, 1e300, 0, 0]], ridge=1.0)
+    torch.testing.assert_close(out, torch.tensor([[1.0, 1, 0, 0]]), rtol=0, atol=1e-7)
+    F, W = randn(20, 6, seed=127), randn(20, 3, 6, seed=128)
+    W[3, 2] = W[3, 0] + W[3, 1]  # a rank-deficient sample (svd route)
+    for dtype, scales in ((F64, (1e300, 1e-300)), (torch.float32, (1e30, 1e-30))):
+        tol = 1e-12 if dtype == F64 else 2e-5
+        f, w = F.to(dtype), W.to(dtype)
+        for kw in ({}, {"rtol": 1e-6}):
+            ref = ni.project(f, w, **kw)
+            for c in scales:
+                torch.testing.assert_close(ni.project(f, c * w, **kw), ref, rtol=0, atol=tol)
+                torch.testing.assert_close(
+                    ni.project(f, c * w[0], **kw), ni.project(f, w[0], **kw), rtol=0, atol=tol
+                )
+    # ridge: absolute, in the units of W W^T: project(F, cW, ridge=c^2 lam) = project(F, W, lam)
+    ref = ni.project(F, W, ridge=0.3)
+    for c in (1e150, 1e-150):
+        torch.testing.assert_close(ni.project(F, c * W, ridge=c * c * 0.3), ref, rtol=0, atol=1e-12)
+
+
+def test_project_ridge_on_rank_deficient_basis_with_tiny_ridge():
+    # the Gram/Cholesky solve raised a LinAlgError here (W W^T + 1e-20 I is singular in floats)
+    W = torch.tensor([[1.0, 2, 0, 0], [2.0, 4, 0, 0]], dtype=F64)
+    out = ni.project(torch.ones(1, 4, dtype=F64), W, ridge=1e-20)
+    torch.testing.assert_close(out, torch.tensor([[0.6, 1.2, 0, 0]], dtype=F64))

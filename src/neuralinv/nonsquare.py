@@ -2,14 +2,8 @@
 
 Three routes, chosen per batch element:
 
-* ``qr``: Householder QR of A (or of A^T for wide A). Backward stable, and its gradient is
-  autograd's QR backward, which is well defined while R is nonsingular.
-* ``svd``: truncated SVD with the cutoff ``max(atol, rtol * sigma_1)``. Its gradient is the
-  analytic fixed-rank formula of Golub & Pereyra (the one torch.linalg.pinv uses), NOT autograd
-  through the SVD: the SVD's backward has ``1 / (sigma_i^2 - sigma_j^2)`` terms that are infinite
-  for repeated singular values (every rank-deficient matrix has repeated zeros), although the
-  pseudo-inverse itself is smooth there. The formula only involves the truncated pinv, which is
-  bounded by ``1 / cutoff``, so gradients stay finite.
+* ``qr``: Householder QR of A (or of A^T for wide A). Backward stable.
+* ``svd``: truncated SVD with the cutoff ``max(atol, rtol * sigma_1)``.
 * ``ridge``: Tikhonov, solved as the QR of the stacked ``[A; sqrt(ridge) I]``, whose smallest
   singular value is at least ``sqrt(ridge)``: finite gradients for any A, no cutoff needed.
 
@@ -18,6 +12,19 @@ Three routes, chosen per batch element:
 for rank deficiency (exact rank deficiency always shows up as a tiny ``r_ii``, but a moderate
 ``r_ii`` does not prove good conditioning); the certificate, not the screen, says whether an
 answer is a least-squares solution.
+
+Every batch element is scaled by a power of two before it is factorised (exact), so answers do
+not depend on the scale of the data, and elements with NaN/Inf entries get NaN answers without
+disturbing the others (torch.linalg raises a LinAlgError for the whole batch).
+
+Derivatives (qr and svd routes): the analytic fixed-rank formula of Golub & Pereyra (the one
+torch.linalg.pinv uses), NOT autograd through the factorisations: the SVD's backward has
+``1 / (sigma_i^2 - sigma_j^2)`` terms that are infinite for repeated singular values (every
+rank-deficient matrix has repeated zeros), although the pseudo-inverse itself is smooth there.
+The formula only involves the (truncated) pinv, bounded by ``1 / cutoff``, so gradients stay
+finite. It is written as autograd.Functions whose backward and jvp are differentiable torch ops
+and calls of the same Functions, with vmap rules, so second derivatives, forward mode and
+torch.func (vmap, jacrev, jacfwd, hessian) work. The ridge routes are plain torch ops.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from torch import Tensor, nn
 from . import _validate as v
 from .certify import PASS_RATIO, eps
 from .errors import InputError
+from .solution import Status
 
 _LSTSQ_METHODS = ("auto", "qr", "svd")
 
@@ -50,15 +58,23 @@ class LstsqResult:
               it fails when the discarded singular values were not negligible.
     rank:     (...) numerical rank used: ``min(m, n)`` on the qr and ridge routes (the ridge
               system always has full rank), the number of kept singular values on the svd route.
-    method:   (...) numpy array of "qr", "svd" or "ridge": what produced each answer.
+              -1 where the element's input had NaN/Inf entries (no answer).
+    method:   (...) numpy array of "qr", "svd" or "ridge": what produced each answer; "none"
+              for non-finite inputs. None under torch.func transforms (vmap, jacrev, jacfwd),
+              where per-element values cannot be read.
     tol:      the pass threshold for ``residual``: ``30 * max(m, n) * eps`` (LAPACK's ratio 30).
+    status:   (...) integer :class:`~neuralinv.Status` codes, as ``ni.invert`` reports them:
+              ``OK`` where the certificate holds, ``NONFINITE`` where A or B has NaN/Inf entries
+              (the solution is NaN there), ``ILL_CONDITIONED`` where a solution was computed but
+              the certificate fails (not a least-squares solution to working precision).
     """
 
     solution: Any
     residual: Any
     rank: Any
-    method: np.ndarray
+    method: np.ndarray | None
     tol: float
+    status: Any
 
     @property
     def ok(self) -> Any:
@@ -73,7 +89,10 @@ class LstsqResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# numerics on flat batches (Bt, m, n); autograd intact
+# helpers: cutoffs, exact power-of-two scaling, non-finite elements
+
+#: Route codes carried in tensors (so that they survive torch.func transforms).
+_QR, _SVD = 0, 1
 
 
 def _default_rtol(m: int, n: int, dtype: torch.dtype) -> float:
@@ -91,52 +110,53 @@ def _cutoffs(rtol: float | None, atol: float | None, m: int, n: int, dtype) -> t
     return r, a
 
 
-class _TruncatedSolve(torch.autograd.Function):
-    """``X = A^+ B`` through a truncated SVD, with the fixed-rank analytic gradient.
-
-    With P the truncated pinv and r = B - A X, G = dL/dX:
-        dL/dB = P^T G
-        dL/dA = -P^T G X^T + r G^T P P^T + P^T X G^T (I - P A)
-    (Golub & Pereyra 1973; torch's pinv_backward is the same formula with B = I). Every term is
-    bounded by powers of ||P|| <= 1 / cutoff, so it is finite for any rank deficiency.
-    """
-
-    @staticmethod
-    def forward(ctx, A: Tensor, B: Tensor, rtol: float, atol: float):  # type: ignore[override]
-        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-        cut = torch.clamp(rtol * S[..., :1], min=atol)
-        keep = S > cut
-        sinv = torch.where(
-            keep, 1.0 / torch.where(keep, S, torch.ones_like(S)), torch.zeros_like(S)
-        )
-        X = Vh.mT @ (sinv.unsqueeze(-1) * (U.mT @ B))
-        ctx.save_for_backward(A, B, X, U, sinv, Vh, keep)
-        rank = keep.sum(-1)
-        ctx.mark_non_differentiable(rank)
-        return X, rank
-
-    @staticmethod
-    def backward(ctx, G: Tensor, _grank: Any):  # type: ignore[override]
-        A, B, X, U, sinv, Vh, keep = ctx.saved_tensors
-        V = Vh.mT
-        VtG = Vh @ G  # (k, nrhs)
-        PtG = U @ (sinv.unsqueeze(-1) * VtG)  # P^T G  (m, nrhs)
-        gA = gB = None
-        if ctx.needs_input_grad[0]:
-            r = B - A @ X
-            GtV = VtG.mT  # (nrhs, k)
-            term2 = r @ ((GtV * sinv.square().unsqueeze(-2)) @ Vh)
-            PtX = U @ (sinv.unsqueeze(-1) * (Vh @ X))
-            GtIPA = G.mT - (GtV * keep.to(G.dtype).unsqueeze(-2)) @ V.mT
-            gA = -PtG @ X.mT + term2 + PtX @ GtIPA
-        if ctx.needs_input_grad[1]:
-            gB = PtG
-        return gA, gB, None, None
+def _exponent(M: Tensor, dims: tuple[int, ...] = (-2, -1)) -> Tensor:
+    """Per element, the integer e (as a float) with ``max|M| = 2^e * [0.5, 1)``; 0 where M is
+    zero or not finite. Scaling by ``2^-e`` is exact and brings the largest entry to [0.5, 1)."""
+    amax = M.abs().amax(dims)  # callers pass values without autograd
+    e = torch.floor(torch.log2(amax)) + 1
+    return torch.where(torch.isfinite(e), e, torch.zeros_like(e))
 
 
-def _svd_solve(A: Tensor, B: Tensor, rtol: float, atol: float) -> tuple[Tensor, Tensor]:
-    X, rank = _TruncatedSolve.apply(A, B, rtol, atol)
-    return X, rank
+def _ldexp(x: Tensor, e: Tensor) -> Tensor:
+    """``x * 2^e`` (e integral, broadcasting against x) in two halves, so that the power of two
+    itself never overflows or underflows (float32 holds 2^-149 .. 2^127 only)."""
+    h = torch.floor(e / 2)
+    return x * torch.exp2(h) * torch.exp2(e - h)
+
+
+def _eye_like(M: Tensor) -> Tensor:
+    """A well-conditioned stand-in of M's shape (..., m, n) for elements that are not finite."""
+    m, n = M.shape[-2:]
+    return torch.eye(m, n, dtype=M.dtype, device=M.device).expand(M.shape)
+
+
+def _front(x: Tensor | None, dim: int | None, size: int) -> Tensor | None:
+    """For a vmap rule: the vmapped dimension first (broadcast when x is not vmapped)."""
+    if x is None:
+        return None
+    if dim is None:
+        return x.unsqueeze(0).expand((size,) + tuple(x.shape))
+    return x.movedim(dim, 0)
+
+
+def _wrapped(t: Tensor) -> bool:
+    """Whether t is a torch.func (vmap/grad/jvp) wrapper, or a batched tensor of the vmap behind
+    ``is_grads_batched``: its values cannot be read."""
+    f = torch._C._functorch
+    return bool(f.is_functorch_wrapped_tensor(t) or f.is_legacy_batchedtensor(t))
+
+
+def _static(*ts: Tensor | None) -> bool:
+    """Whether a Function's forward runs on wrapped tensors, i.e. under a vmap that does not use
+    the Functions' vmap rules (``torch.autograd.grad(..., is_grads_batched=True)``, as in
+    ``torch.autograd.functional.jacobian(vectorize=True)``): then the forward may not branch on
+    values, and computes both routes for every element and selects with ``torch.where``."""
+    return any(t is not None and _wrapped(t) for t in ts)
+
+
+# ---------------------------------------------------------------------------------------------
+# forward values on flat batches, without autograd (the Functions below attach derivatives)
 
 
 def _qr_factor(A: Tensor) -> tuple[Tensor, Tensor]:
@@ -153,19 +173,18 @@ def _qr_solve(A: Tensor, B: Tensor, QR: tuple[Tensor, Tensor] | None = None) -> 
     return Q @ torch.linalg.solve_triangular(R.mT, B, upper=False)
 
 
-def _ridge_solve(A: Tensor, B: Tensor, ridge: float) -> Tensor:
-    """``(A^T A + ridge I)^-1 A^T B`` via the QR of a stacked matrix (condition <= that of A)."""
-    m, n = A.shape[-2:]
-    root = math.sqrt(ridge)
-    if m >= n:
-        eye = torch.eye(n, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (n, n))
-        Q, R = torch.linalg.qr(torch.cat([A, root * eye], dim=-2))
-        return torch.linalg.solve_triangular(R, Q[..., :m, :].mT @ B, upper=True)
-    # wide: X = A^T (A A^T + ridge I)^-1 B, with A A^T + ridge I = R^T R
-    eye = torch.eye(m, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (m, m))
-    _, R = torch.linalg.qr(torch.cat([A.mT, root * eye], dim=-2))
-    Y = torch.linalg.solve_triangular(R.mT, B, upper=False)
-    return A.mT @ torch.linalg.solve_triangular(R, Y, upper=True)
+def _truncated_svd(A: Tensor, rtol: float, atol: Tensor | float = 0.0):
+    """U, 1/S on the kept singular values (0 elsewhere), Vh, keep: cutoff max(atol, rtol s_1)."""
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    cut = torch.maximum(rtol * S[..., :1], torch.as_tensor(atol, dtype=S.dtype, device=S.device))
+    keep = S > cut
+    sinv = torch.where(keep, 1.0 / torch.where(keep, S, torch.ones_like(S)), torch.zeros_like(S))
+    return U, sinv, Vh, keep
+
+
+def _svd_solve_values(A: Tensor, B: Tensor, rtol: float) -> tuple[Tensor, Tensor]:
+    U, sinv, Vh, keep = _truncated_svd(A, rtol)
+    return Vh.mT @ (sinv.unsqueeze(-1) * (U.mT @ B)), keep.sum(-1)
 
 
 def _r_looks_singular(R: Tensor) -> Tensor:
@@ -178,19 +197,386 @@ def _r_looks_singular(R: Tensor) -> Tensor:
     return ~torch.isfinite(d).all(-1) | (d.amin(-1) <= math.sqrt(eps(R.dtype)) * big)
 
 
-def _screen(A: Tensor) -> Tensor:
-    """Which elements of a flat batch (Bt, m, n) the QR route should not take."""
-    with torch.no_grad():
-        M = A if A.shape[-2] >= A.shape[-1] else A.mT
-        return _r_looks_singular(torch.linalg.qr(M, mode="r")[1])
+def _lstsq_values(A: Tensor, B: Tensor, route: Tensor | None, rtol: float):
+    """X = A^+ B per element of (..., m, n) and (..., m, k) batches with equal batch shapes.
+
+    route: per element _QR or _SVD, or None to screen (QR, and the SVD route where R looks
+    singular). Each element is scaled by a power of two first (exact), so the answer does not
+    depend on the scale of A or B. Non-finite elements get NaN and rank -1.
+    Returns X, rank, route (the route used).
+    """
+    batch = A.shape[:-2]
+    m, n = A.shape[-2:]
+    k = B.shape[-1]
+    count = math.prod(batch)
+    rank = torch.full((count,), min(m, n), dtype=torch.int64, device=A.device)
+    if route is not None:
+        route = route.reshape(count).to(torch.int8)
+    if count == 0 or m == 0 or n == 0 or k == 0:
+        # No equations or no unknowns: the minimum-norm solution is 0 (and nothing can be NaN).
+        X = A.new_zeros(batch + (n, k))
+        if route is None:
+            route = torch.zeros(count, dtype=torch.int8, device=A.device)
+        return (
+            X,
+            rank.zero_().reshape(batch) if min(m, n) == 0 else rank.reshape(batch),
+            route.reshape(batch),
+        )
+    Af = A.reshape(count, m, n)
+    Bf = B.reshape(count, m, k)
+    static = _static(A, B, route)
+    finite = torch.isfinite(Af).all(-1).all(-1) & torch.isfinite(Bf).all(-1).all(-1)
+    all_finite = False if static else bool(finite.all())
+    if not all_finite:
+        Af = torch.where(finite[:, None, None], Af, _eye_like(Af))
+        Bf = torch.where(finite[:, None, None], Bf, torch.zeros_like(Bf))
+    ea, eb = _exponent(Af), _exponent(Bf)
+    As = _ldexp(Af, -ea[:, None, None])
+    Bs = _ldexp(Bf, -eb[:, None, None])
+    QR = None
+    if route is None:
+        QR = _qr_factor(As)
+        route = _r_looks_singular(QR[1]).to(torch.int8)
+    svd = route == _SVD
+    if static:
+        Xv, rank_v = _svd_solve_values(As, Bs, rtol)
+        Xs = torch.where(svd[:, None, None], Xv, _qr_solve(As, Bs, QR))
+        rank = torch.where(svd, rank_v, rank)
+    elif not bool(svd.any()):
+        Xs = _qr_solve(As, Bs, QR)
+    elif bool(svd.all()):
+        Xs, rank = _svd_solve_values(As, Bs, rtol)
+    else:
+        bad = svd.nonzero().squeeze(-1)
+        good = (~svd).nonzero().squeeze(-1)
+        Xb, rank_bad = _svd_solve_values(As[bad], Bs[bad], rtol)
+        Xs = As.new_zeros(count, n, k).index_put((bad,), Xb)
+        Xs = Xs.index_put((good,), _qr_solve(As[good], Bs[good]))
+        rank = rank.index_put((bad,), rank_bad)
+    X = _ldexp(Xs, (eb - ea)[:, None, None])
+    if not all_finite:
+        X = X.masked_fill(~finite[:, None, None], float("nan"))
+        rank = rank.masked_fill(~finite, -1)
+    return X.reshape(batch + (n, k)), rank.reshape(batch), route.reshape(batch)
+
+
+def _pinv_values(A: Tensor, rtol: float, atol: float) -> Tensor:
+    """Truncated-SVD pseudo-inverse per element of (..., m, n), scaled by powers of two first;
+    NaN for non-finite elements."""
+    batch = A.shape[:-2]
+    m, n = A.shape[-2:]
+    count = math.prod(batch)
+    if count == 0 or m == 0 or n == 0:
+        return A.new_zeros(batch + (n, m))
+    Af = A.reshape(count, m, n)
+    finite = torch.isfinite(Af).all(-1).all(-1)
+    all_finite = False if _static(A) else bool(finite.all())
+    if not all_finite:
+        Af = torch.where(finite[:, None, None], Af, _eye_like(Af))
+    e = _exponent(Af)
+    As = _ldexp(Af, -e[:, None, None])
+    U, sinv, Vh, _ = _truncated_svd(As, rtol, _ldexp(torch.full_like(e, atol), -e).unsqueeze(-1))
+    P = _ldexp(Vh.mT @ (sinv.unsqueeze(-1) * U.mT), -e[:, None, None])
+    if not all_finite:
+        P = P.masked_fill(~finite[:, None, None], float("nan"))
+    return P.reshape(batch + (n, m))
+
+
+def _apply(Q: Tensor, f: Tensor) -> Tensor:
+    """``Q Q^T f`` row by row, with Q (Bq, d, k) broadcasting against f (B, d).
+
+    Written as elementwise products and sums on purpose: a BLAS matmul may block or thread a
+    batch differently at different batch sizes, changing the rounding of a sample's result;
+    these reductions follow the same order for every sample whatever the batch size is.
+    """
+    coef = (f.unsqueeze(-1) * Q).sum(-2)  # (B, k)
+    return (Q * coef.unsqueeze(-2)).sum(-1)
+
+
+def _project_values(W: Tensor, f: Tensor, route: Tensor | None, rtol: float):
+    """Projection of rows f (B, d) onto the row spaces of W (Bw, r, d), Bw in {1, B}: thin QR of
+    W^T, or the kept right singular vectors of a truncated SVD (cutoff ``rtol * sigma_1``) where
+    ``route`` says _SVD (route None: where R looks singular). NaN rows where f or W is not
+    finite. Returns the projection and the route per basis."""
+    Bw, r, d = W.shape
+    finite_w = torch.isfinite(W).all(-1).all(-1)
+    finite_f = torch.isfinite(f).all(-1)
+    static = _static(W, f, route)
+    all_finite = False if static else bool(finite_w.all()) and bool(finite_f.all())
+    if not all_finite:
+        W = torch.where(finite_w[:, None, None], W, _eye_like(W))
+        f = torch.where(finite_f[:, None], f, torch.zeros_like(f))
+    Ws = _ldexp(W, -_exponent(W)[:, None, None])  # the row space does not change
+    QR = None
+    if route is None:
+        QR = torch.linalg.qr(Ws.mT)
+        route = _r_looks_singular(QR[1]).to(torch.int8)
+    route = route.reshape(Bw).to(torch.int8)
+    svd = route == _SVD
+
+    def by_svd(Wp: Tensor, fp: Tensor) -> Tensor:
+        _, _, Vh, keep = _truncated_svd(Wp, rtol)
+        return _apply(Vh.mT * keep.to(Wp.dtype).unsqueeze(-2), fp)  # dropped columns zero
+
+    if static:
+        Q = (torch.linalg.qr(Ws.mT) if QR is None else QR)[0]
+        out = torch.where(svd[:, None], by_svd(Ws, f), _apply(Q, f))
+    elif not bool(svd.any()):
+        out = _apply((torch.linalg.qr(Ws.mT) if QR is None else QR)[0], f)
+    elif bool(svd.all()):
+        out = by_svd(Ws, f)
+    else:
+        # only reachable with a per-sample basis (Bw == B)
+        bad = svd.nonzero().squeeze(-1)
+        good = (~svd).nonzero().squeeze(-1)
+        out = f.new_zeros(f.shape).index_put((bad,), by_svd(Ws[bad], f[bad]))
+        out = out.index_put((good,), _apply(torch.linalg.qr(Ws[good].mT)[0], f[good]))
+    if not all_finite:
+        out = out.masked_fill(~(finite_f & finite_w)[:, None], float("nan"))
+    return out, route
+
+
+# ---------------------------------------------------------------------------------------------
+# derivatives: autograd.Functions whose backward and jvp are written in differentiable torch
+# ops (and calls of these Functions), so double backward, forward mode and torch.func work.
+#
+# All use the fixed-rank derivative of the (truncated) pseudo-inverse P = A^+ (Golub & Pereyra
+# 1973; the formula torch.linalg.pinv differentiates with):
+#     dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P.
+# It only involves P, bounded by 1 / cutoff, never the SVD's 1 / (s_i^2 - s_j^2) terms, which
+# are infinite at repeated singular values where the pseudo-inverse itself is smooth. Where
+# the QR route answers (full rank), P is the exact pseudo-inverse and the formula is exact.
+
+
+class _Lstsq(torch.autograd.Function):
+    """``X = A^+ B`` on batches (..., m, n), (..., m, k) of equal batch shape; returns
+    (X, rank, route). Backward and jvp apply P and P^T by calling this Function again on A and
+    A^T with the same routes (A^T has A's singular values, so the same rank is kept)."""
+
+    @staticmethod
+    def forward(A: Tensor, B: Tensor, route: Tensor | None, rtol: float):  # type: ignore[override]
+        return _lstsq_values(A, B, route, rtol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        A, B, _, rtol = inputs
+        X, rank, route = output
+        ctx.mark_non_differentiable(rank, route)
+        ctx.save_for_backward(A, B, X, route)
+        ctx.save_for_forward(A, B, X, route)
+        ctx.rtol = rtol
+
+    @staticmethod
+    def backward(ctx, G: Tensor, _grank: Any, _groute: Any):  # type: ignore[override]
+        A, B, X, route = ctx.saved_tensors
+        rtol = ctx.rtol
+        k = X.shape[-1]
+        if not ctx.needs_input_grad[0]:
+            gB = _Lstsq.apply(A.mT, G, route, rtol)[0] if ctx.needs_input_grad[1] else None
+            return None, gB, None, None
+        # dL/dB = P^T G,  dL/dA = -P^T G X^T + r (P P^T G)^T + (P^T X) ((I - P A) G)^T
+        gB, Y = _Lstsq.apply(A.mT, torch.cat([G, X], -1), route, rtol)[0].split(k, -1)
+        C, D = _Lstsq.apply(A, torch.cat([gB, A @ G], -1), route, rtol)[0].split(k, -1)
+        r = B - A @ X
+        gA = -gB @ X.mT + r @ C.mT + Y @ (G - D).mT
+        return gA, gB if ctx.needs_input_grad[1] else None, None, None
+
+    @staticmethod
+    def jvp(ctx, dA: Tensor | None, dB: Tensor | None, _droute: Any, _drtol: Any):  # type: ignore[override]
+        A, B, X, route = ctx.saved_tensors
+        rtol = ctx.rtol
+        rhs = torch.zeros_like(B) if dB is None else dB
+        if dA is None:
+            return _Lstsq.apply(A, rhs, route, rtol)[0], None, None
+        # dX = P (dB - dA X - A Z + P^T dA^T r) + Z,  Z = dA^T P^T X
+        k = X.shape[-1]
+        r = B - A @ X
+        Y, Wt = _Lstsq.apply(A.mT, torch.cat([X, dA.mT @ r], -1), route, rtol)[0].split(k, -1)
+        Z = dA.mT @ Y
+        dX = _Lstsq.apply(A, rhs - dA @ X - A @ Z + Wt, route, rtol)[0] + Z
+        return dX, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, A, B, route, rtol):  # type: ignore[override]
+        # the functions are batch-agnostic: the vmapped dimension is one more batch dimension
+        n = info.batch_size
+        A, B = _front(A, in_dims[0], n), _front(B, in_dims[1], n)
+        route = _front(route, in_dims[2], n)
+        return _Lstsq.apply(A, B, route, rtol), (0, 0, 0)
+
+
+class _Pinv(torch.autograd.Function):
+    """Truncated-SVD pseudo-inverse of (..., m, n); derivatives from the formula above."""
+
+    @staticmethod
+    def forward(A: Tensor, rtol: float, atol: float):  # type: ignore[override]
+        return _pinv_values(A, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        ctx.save_for_backward(inputs[0], output)
+        ctx.save_for_forward(inputs[0], output)
+
+    @staticmethod
+    def backward(ctx, G: Tensor):  # type: ignore[override]
+        A, P = ctx.saved_tensors
+        Pt = P.mT
+        # -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)   (torch's pinv_backward)
+        T = G.mT @ (P @ Pt)
+        S = (Pt @ P) @ G.mT
+        return -Pt @ G @ Pt + (T - A @ (P @ T)) + (S - (S @ P) @ A), None, None
+
+    @staticmethod
+    def jvp(ctx, dA: Tensor, _drtol: Any, _datol: Any):  # type: ignore[override]
+        A, P = ctx.saved_tensors
+        dAt = dA.mT
+        K = dAt @ (P.mT @ P)
+        L = dAt - (dAt @ A) @ P
+        return -P @ dA @ P + P @ (P.mT @ L) + (K - P @ (A @ K))
+
+    @staticmethod
+    def vmap(info, in_dims, A, rtol, atol):  # type: ignore[override]
+        return _Pinv.apply(_front(A, in_dims[0], info.batch_size), rtol, atol), 0
+
+
+def _coefficients(W: Tensor, xs: list[Tensor], route: Tensor, rtol: float) -> list[Tensor]:
+    """``(W^T)^+ x`` for the rows x of each X (B, d) in xs: coefficients (B, r) of their
+    projections on W's rows, from one least-squares call."""
+    if W.shape[0] == 1:  # shared basis: one factorisation, all rows as right-hand sides
+        C = _Lstsq.apply(W.mT, torch.cat(xs, 0).mT.unsqueeze(0), route, rtol)[0][0].mT
+        return list(C.split(xs[0].shape[0], 0))
+    C = _Lstsq.apply(W.mT, torch.stack(xs, -1), route, rtol)[0]
+    return list(C.unbind(-1))
+
+
+class _Projection(torch.autograd.Function):
+    """Projection of f (B, d) onto row(W), W (Bw, r, d) with Bw in {1, B}; returns (proj, route).
+
+    With P = W^+ W: d(P f) = P df + (I - P) dW^T W^+T f + W^+ dW (I - P) f (fixed rank), so
+        dL/df = P G,   dL/dW = (W^+T f) ((I - P) G)^T + (W^+T G) ((I - P) f)^T.
+    W^+T x and W^+ y are least-squares solves with W^T and W (:class:`_Lstsq`, same routes).
+    """
+
+    @staticmethod
+    def forward(W: Tensor, f: Tensor, route: Tensor | None, rtol: float):  # type: ignore[override]
+        return _project_values(W, f, route, rtol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        W, f, _, rtol = inputs
+        proj, route = output
+        ctx.mark_non_differentiable(route)
+        ctx.save_for_backward(W, f, proj, route)
+        ctx.save_for_forward(W, f, proj, route)
+        ctx.rtol = rtol
+
+    @staticmethod
+    def backward(ctx, G: Tensor, _groute: Any):  # type: ignore[override]
+        W, f, proj, route = ctx.saved_tensors
+        rtol = ctx.rtol
+        PG = _Projection.apply(W, G, route, rtol)[0]
+        gW = None
+        if ctx.needs_input_grad[0]:
+            Cf, CG = _coefficients(W, [f, G], route, rtol)
+            if W.shape[0] == 1:
+                gW = (Cf.mT @ (G - PG) + CG.mT @ (f - proj)).unsqueeze(0)
+            else:
+                gW = Cf.unsqueeze(-1) * (G - PG).unsqueeze(-2) + CG.unsqueeze(-1) * (
+                    f - proj
+                ).unsqueeze(-2)
+        return gW, PG if ctx.needs_input_grad[1] else None, None, None
+
+    @staticmethod
+    def jvp(ctx, dW: Tensor | None, df: Tensor | None, _droute: Any, _drtol: Any):  # type: ignore[override]
+        W, f, proj, route = ctx.saved_tensors
+        rtol = ctx.rtol
+        t = torch.zeros_like(f) if df is None else df
+        if dW is None:
+            return _Projection.apply(W, t, route, rtol)[0], None
+        # P (df - u) + u + W^+ y  with  u = dW^T W^+T f,  y = dW (I - P) f
+        (Cf,) = _coefficients(W, [f], route, rtol)
+        if W.shape[0] == 1:
+            u = Cf @ dW[0]
+            y = (f - proj) @ dW[0].mT
+            Wpy = _Lstsq.apply(W, y.mT.unsqueeze(0), route, rtol)[0][0].mT
+        else:
+            u = (dW * Cf.unsqueeze(-1)).sum(-2)
+            y = (dW * (f - proj).unsqueeze(-2)).sum(-1)
+            Wpy = _Lstsq.apply(W, y.unsqueeze(-1), route, rtol)[0].squeeze(-1)
+        return _Projection.apply(W, t - u, route, rtol)[0] + u + Wpy, None
+
+    @staticmethod
+    def vmap(info, in_dims, W, f, route, rtol):  # type: ignore[override]
+        n = info.batch_size
+        wd, fd, rd = in_dims[:3]
+        B, (Bw, r, d) = f.shape[-2], W.shape[-3:]
+        f = _front(f, fd, n)
+        if wd is None and rd is None and Bw == 1:
+            # a basis shared by every sample of every vmapped slice: still one factorisation
+            proj, rt = _Projection.apply(W, f.reshape(n * B, d), route, rtol)
+            return (proj.reshape(n, B, d), rt), (0, None)
+        W = _front(W, wd, n).expand(n, B, r, d).reshape(n * B, r, d)
+        if route is not None:
+            route = _front(route, rd, n).expand(n, B).reshape(n * B)
+        proj, rt = _Projection.apply(W, f.reshape(n * B, d), route, rtol)
+        rt = rt.reshape(n, B)[:, :Bw]
+        return (proj.reshape(n, B, d), rt), (0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# ridge routes: plain torch ops (autograd, forward mode and torch.func work through the QR)
+
+
+def _ridge_solve(A: Tensor, B: Tensor, ridge: float) -> Tensor:
+    """``(A^T A + ridge I)^-1 A^T B`` via the QR of a stacked matrix (condition <= that of A).
+
+    Householder QR is safe at any scale (its norms are computed without overflow), so the
+    stacked ``[A; sqrt(ridge) I]`` needs no scaling; ridge is in the units of ``A^T A``.
+    Non-finite elements give NaN."""
+    m, n = A.shape[-2:]
+    root = math.sqrt(ridge)
+    finite = torch.isfinite(A).all(-1).all(-1) & torch.isfinite(B).all(-1).all(-1)
+    if m >= n:
+        eye = torch.eye(n, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (n, n))
+        Q, R = torch.linalg.qr(torch.cat([A, root * eye], dim=-2))
+        X = torch.linalg.solve_triangular(R, Q[..., :m, :].mT @ B, upper=True)
+    else:
+        # wide: X = A^T (A A^T + ridge I)^-1 B, with A A^T + ridge I = R^T R
+        eye = torch.eye(m, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (m, m))
+        _, R = torch.linalg.qr(torch.cat([A.mT, root * eye], dim=-2))
+        Y = torch.linalg.solve_triangular(R.mT, B, upper=False)
+        X = A.mT @ torch.linalg.solve_triangular(R, Y, upper=True)
+    return torch.where(finite[..., None, None], X, float("nan"))
+
+
+def _project_ridge(W: Tensor, f: Tensor, ridge: float) -> Tensor:
+    """``W^T (W W^T + ridge I)^-1 W f`` = ``Q1 Q1^T f`` for the QR ``[W^T; sqrt(ridge) I] = Q R``
+    (Q1: Q's first d rows): smooth in W even where W loses rank, no Gram matrix formed (it
+    overflows for entries ~1e155 in float64, ~1e19 in float32), bounded (||Q1|| <= 1)."""
+    r, d = W.shape[-2:]
+    eye = math.sqrt(ridge) * torch.eye(r, dtype=W.dtype, device=W.device)
+    Q = torch.linalg.qr(torch.cat([W.mT, eye.expand(W.shape[:-2] + (r, r))], dim=-2))[0]
+    out = _apply(Q[..., :d, :], f)
+    finite = torch.isfinite(W).all(-1).all(-1) & torch.isfinite(f).all(-1)
+    return torch.where(finite[..., None], out, float("nan"))
 
 
 def _normal_residual(A: Tensor, B: Tensor, X: Tensor, ridge: float) -> Tensor:
+    """The certificate ratio, computed on A, B, X scaled by powers of two (it is invariant under
+    A -> a A, B -> b B, X -> (b / a) X, ridge -> a^2 ridge), so it neither overflows nor
+    underflows at any scale of the data."""
     with torch.no_grad():
-        num = A.mT @ (A @ X - B)
-        if ridge:
-            num = num + ridge * X
+        A, B, X = A.detach(), B.detach(), X.detach()
         fro = lambda M: torch.linalg.matrix_norm(M) if M.numel() else M.new_zeros(M.shape[:-2])  # noqa: E731
+        if A.numel() and B.numel():
+            ea, eb = _exponent(A)[:, None, None], _exponent(B)[:, None, None]
+            A, B = _ldexp(A, -ea), _ldexp(B, -eb)
+            num = A.mT @ (A @ _ldexp(X, ea - eb) - B)
+            if ridge:
+                num = num + _ldexp(ridge * X, -ea - eb)
+            X = _ldexp(X, ea - eb)
+        else:
+            num = A.mT @ (A @ X - B)
         nA = fro(A)
         den = nA * (nA * fro(X) + fro(B))
         n_num = fro(num)
@@ -226,11 +612,17 @@ def lstsq(
     A: (..., m, n); B: (..., m, k) with batch dimensions broadcasting against A's, or a vector
     (..., m) when its shape is A's without the last dimension. Returns the minimum-norm solution.
 
-    ``ridge > 0``: Tikhonov regularisation (route "ridge"). Otherwise ``rcond`` (or
-    ``method="svd"``) solves by SVD, treating singular values ``<= rcond * sigma_1`` as zero
-    (default rcond ``eps * max(m, n)``), and ``method="auto"`` uses QR, moving the elements whose
-    R looks singular to the SVD route. ``method="qr"`` forces QR (inf/NaN on rank deficiency;
-    the certificate then fails). NaN/Inf entries give NaN answers with a failing certificate.
+    ``ridge > 0``: Tikhonov regularisation (route "ridge"; ridge is absolute, in the units of
+    ``A^T A``). Otherwise ``rcond`` (or ``method="svd"``) solves by SVD, treating singular
+    values ``<= rcond * sigma_1`` as zero (default rcond ``eps * max(m, n)``), and
+    ``method="auto"`` uses QR, moving the elements whose R looks singular to the SVD route.
+    ``method="qr"`` forces QR (inf/NaN on rank deficiency; the certificate then fails).
+
+    Batch elements with NaN/Inf in A or B get a NaN solution, rank -1, method "none" and status
+    ``Status.NONFINITE``; the other elements are solved as usual (nothing is raised). Answers
+    do not depend on the scale of A or B (each element is scaled by a power of two first).
+    Differentiable (also twice, forward mode, torch.func.vmap/jacrev/jacfwd) with the
+    fixed-rank derivative of the pseudo-inverse; under torch.func transforms ``method`` is None.
     """
     At, numpy_in, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
     Bt, numpy_b, out_b = v.real_array(B, "B", min_ndim=1, shape_text="(..., m, k) or (..., m)")
@@ -263,57 +655,63 @@ def lstsq(
     Af = At.reshape(count, m, n)
     Bf = Bt.reshape(count, m, k)
 
-    labels = np.full(count, "qr" if method != "svd" and rcond is None else "svd", dtype=object)
-    rank = torch.full((count,), min(m, n), dtype=torch.int64, device=Af.device)
-    if count == 0 or m == 0 or n == 0 or k == 0:
-        # No equations or no unknowns: the minimum-norm solution is 0.
-        Xf = Af.new_zeros(count, n, k) + 0 * Bf.sum() * Af.sum()
-        if ridge > 0:
-            labels[:] = "ridge"
-        if min(m, n) == 0:
-            rank.zero_()
-    elif ridge > 0:
-        Xf = _ridge_solve(Af, Bf, ridge)
-        labels[:] = "ridge"
-    elif method == "svd" or rcond is not None:
-        rtol = _default_rtol(m, n, dtype) if rcond is None else rcond
-        Xf, rank = _svd_solve(Af, Bf, rtol, 0.0)
-    elif method == "qr":
-        Xf = _qr_solve(Af, Bf)
-    else:
-        # Factor once; the screen reads R. Only when some element is flagged is the QR redone
-        # on the others (a singular R in the graph would poison their backward pass).
-        QR = _qr_factor(Af)
-        flag = _r_looks_singular(QR[1])
-        if not bool(flag.any()):
-            Xf = _qr_solve(Af, Bf, QR)
+    if ridge > 0:
+        if count == 0 or m == 0 or n == 0 or k == 0:
+            Xf = Af.new_zeros(count, n, k) + 0 * Bf.sum() * Af.sum()
         else:
-            # Solve each part only on its own elements, so no inf from a singular R enters the
-            # backward pass of the other part (0 * inf = NaN), then put the pieces together.
-            bad = flag.nonzero().squeeze(-1)
-            good = (~flag).nonzero().squeeze(-1)
-            Xs, rank_bad = _svd_solve(Af[bad], Bf[bad], _default_rtol(m, n, dtype), 0.0)
-            Xf = Af.new_zeros(count, n, k).index_put((bad,), Xs)
-            if good.numel():
-                Xf = Xf.index_put((good,), _qr_solve(Af[good], Bf[good]))
-            rank = rank.index_put((bad,), rank_bad)
-            labels[flag.cpu().numpy()] = "svd"
+            Xf = _ridge_solve(Af, Bf, ridge)
+        rank = torch.full((count,), min(m, n), dtype=torch.int64, device=Af.device)
+        if count and m and n and k:
+            finite = torch.isfinite(Af).all(-1).all(-1) & torch.isfinite(Bf).all(-1).all(-1)
+            rank = rank.masked_fill(~finite, -1)
+        route = None
+    else:
+        forced = None
+        if method == "svd" or rcond is not None:
+            forced = torch.full((count,), _SVD, dtype=torch.int8, device=Af.device)
+        elif method == "qr":
+            forced = torch.full((count,), _QR, dtype=torch.int8, device=Af.device)
+        rtol = _default_rtol(m, n, dtype) if rcond is None else rcond
+        Xf, rank, route = _Lstsq.apply(Af, Bf, forced, rtol)
+        if count == 0 or m == 0 or n == 0 or k == 0:
+            # keep the graph (and the empty answer's zero gradient) connected to A and B
+            Xf = Xf + 0 * Bf.sum() * Af.sum()
 
     res = _normal_residual(Af, Bf, Xf, ridge)
     tol = PASS_RATIO * max(m, n, 1) * eps(dtype)
+    nonfinite = rank == -1
+    status = torch.where(
+        nonfinite,
+        int(Status.NONFINITE),
+        torch.where(res <= tol, int(Status.OK), int(Status.ILL_CONDITIONED)),
+    ).to(torch.int8)
+    if _wrapped(rank) or (route is not None and _wrapped(route)):
+        labels = None  # inside torch.func transforms per-element values cannot be read
+    else:
+        names = np.array(["qr", "svd"], dtype=object)
+        labels = (
+            np.full(count, "ridge", dtype=object)
+            if route is None
+            else names[route.cpu().numpy().astype(np.int64)]
+        )
+        labels[nonfinite.cpu().numpy()] = "none"
+        labels = labels.reshape(batch)
     X = Xf.reshape(batch + (n, k))
     if vector:
         X = X.squeeze(-1)
     out_dtype = out_a if out_a == out_b else torch.promote_types(out_a, out_b)
     X = X.to(out_dtype)
-    res = res.reshape(batch)
-    rank = rank.reshape(batch)
-    labels = labels.reshape(batch)
+    res, rank, status = res.reshape(batch), rank.reshape(batch), status.reshape(batch)
     if numpy_in and numpy_b:
         return LstsqResult(
-            X.detach().cpu().numpy(), res.cpu().numpy(), rank.cpu().numpy(), labels, tol
+            X.detach().cpu().numpy(),
+            res.cpu().numpy(),
+            rank.cpu().numpy(),
+            labels,
+            tol,
+            status.cpu().numpy(),
         )
-    return LstsqResult(X, res, rank, labels, tol)
+    return LstsqResult(X, res, rank, labels, tol, status)
 
 
 def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: float = 0.0) -> Any:
@@ -321,10 +719,15 @@ def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: fl
 
     Singular values ``<= max(atol, rtol * sigma_1)`` are treated as zero (torch.linalg.pinv's
     convention and defaults). ``ridge > 0`` returns the Tikhonov inverse
-    ``(A^T A + ridge I)^-1 A^T`` instead, smooth in A (cannot be combined with rtol/atol).
+    ``(A^T A + ridge I)^-1 A^T`` instead, smooth in A (cannot be combined with rtol/atol; ridge
+    is absolute, in the units of ``A^T A``).
+    A batch element with NaN/Inf entries gets an all-NaN pseudo-inverse; the others are
+    computed as usual (torch.linalg.pinv raises for NaN and returns zeros for Inf instead).
+    ``pinv(c A) = pinv(A) / c`` at any scale c that does not overflow the answer.
     Gradients are finite for any rank (see the module docstring); they grow like
     ``1 / sigma_r^2`` for the smallest kept singular value sigma_r, so prefer :func:`lstsq` or a
-    solve over forming a pseudo-inverse. Numpy in, numpy out.
+    solve over forming a pseudo-inverse. Differentiable twice, in forward mode and under
+    torch.func.vmap/jacrev/jacfwd. Numpy in, numpy out.
     """
     At, numpy_in, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
     ridge = v.positive("ridge", ridge, allow_zero=True)
@@ -338,99 +741,14 @@ def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: fl
     count = math.prod(batch)
     if count == 0 or m == 0 or n == 0:
         P = At.new_zeros(batch + (n, m)) + 0 * At.sum()
-    else:
+    elif ridge > 0:
         Af = At.reshape(count, m, n)
         eye = torch.eye(m, dtype=At.dtype, device=At.device).expand(count, m, m)
-        if ridge > 0:
-            P = _ridge_solve(Af, eye, ridge)
-        else:
-            P, _ = _svd_solve(Af, eye, r, a)
-        P = P.reshape(batch + (n, m))
+        P = _ridge_solve(Af, eye, ridge).reshape(batch + (n, m))
+    else:
+        P = _Pinv.apply(At, r, a)
     P = P.to(out_dtype)
     return P.detach().cpu().numpy() if numpy_in else P
-
-
-def _apply(Q: Tensor, f: Tensor) -> Tensor:
-    """``Q Q^T f`` row by row, with Q (Bq, d, k) broadcasting against f (B, d).
-
-    Written as elementwise products and sums on purpose: a BLAS matmul may block or thread a
-    batch differently at different batch sizes, changing the rounding of a sample's result;
-    these reductions follow the same order for every sample whatever the batch size is.
-    """
-    coef = (f.unsqueeze(-1) * Q).sum(-2)  # (B, k)
-    return (Q * coef.unsqueeze(-2)).sum(-1)
-
-
-class _RowSpaceProjection(torch.autograd.Function):
-    """Projection of f (B, d) onto row(W), W (Bw, r, d) with Bw in {1, B}, by a truncated SVD.
-
-    Forward: P f with P = V_k V_k^T from the kept right singular vectors. Backward from
-    dP = (I - P) dW^T W^+T + W^+ dW (I - P) (fixed rank):
-        dL/df = P G,   dL/dW = (W^+T f) ((I - P) G)^T + (W^+T G) ((I - P) f)^T
-    bounded by ||W^+|| <= 1 / cutoff, unlike autograd through the SVD (infinite at repeated
-    singular values, e.g. two zero ones).
-    """
-
-    @staticmethod
-    def forward(ctx, W: Tensor, f: Tensor, rtol: float):  # type: ignore[override]
-        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
-        keep = S > rtol * S[..., :1]
-        Q = Vh.mT * keep.to(W.dtype).unsqueeze(-2)  # (Bw, d, k), dropped columns zero
-        proj = _apply(Q, f)
-        sinv = torch.where(
-            keep, 1.0 / torch.where(keep, S, torch.ones_like(S)), torch.zeros_like(S)
-        )
-        ctx.save_for_backward(U, sinv, Vh, Q, f, proj)
-        return proj
-
-    @staticmethod
-    def backward(ctx, G: Tensor):  # type: ignore[override]
-        U, sinv, Vh, Q, f, proj = ctx.saved_tensors
-        PG = _apply(Q, G)
-        gW = None
-        if ctx.needs_input_grad[0]:
-            # W^+T x = U diag(sinv) Vh x
-            def wpt(x: Tensor) -> Tensor:
-                return (U @ (sinv * (Vh @ x.unsqueeze(-1)).squeeze(-1)).unsqueeze(-1)).squeeze(-1)
-
-            gW = wpt(f).unsqueeze(-1) * (G - PG).unsqueeze(-2) + wpt(G).unsqueeze(-1) * (
-                f - proj
-            ).unsqueeze(-2)
-            if U.shape[0] == 1 and gW.shape[0] != 1:
-                gW = gW.sum(0, keepdim=True)
-        return gW, PG if ctx.needs_input_grad[1] else None, None
-
-
-def _project_rows(W: Tensor, f: Tensor, rtol: float | None) -> Tensor:
-    """Projection of rows f (B, d) onto the row spaces of W (Bw, r, d), Bw in {1, B}: thin QR
-    where W's R looks nonsingular, the truncated SVD route elsewhere (or everywhere with rtol)."""
-    count, r, d = W.shape
-    tol = _default_rtol(r, d, W.dtype) if rtol is None else rtol
-    if rtol is not None:  # an explicit cutoff means: always the SVD route
-        return _RowSpaceProjection.apply(W, f, tol)
-    Q, R = torch.linalg.qr(W.mT)
-    flag = _r_looks_singular(R)
-    if not bool(flag.any()):
-        return _apply(Q, f)
-    if bool(flag.all()):
-        return _RowSpaceProjection.apply(W, f, tol)
-    # only reachable with a per-sample basis (Bw == B): each part on its own elements, so no
-    # inf from a singular R reaches the other part's backward pass
-    bad = flag.nonzero().squeeze(-1)
-    good = (~flag).nonzero().squeeze(-1)
-    out = f.new_zeros(f.shape).index_put((bad,), _RowSpaceProjection.apply(W[bad], f[bad], tol))
-    return out.index_put((good,), _apply(torch.linalg.qr(W[good].mT)[0], f[good]))
-
-
-def _project_gram(W: Tensor, f: Tensor, ridge: float) -> Tensor:
-    """``W^T (W W^T + ridge I)^-1 W f``: smooth in W even when W loses rank. W (Bw, r, d)."""
-    r = W.shape[-2]
-    gram = (W.unsqueeze(-2) * W.unsqueeze(-3)).sum(-1)
-    gram = gram + ridge * torch.eye(r, dtype=W.dtype, device=W.device)
-    L = torch.linalg.cholesky(gram)
-    Wf = (W * f.unsqueeze(-2)).sum(-1)  # (B, r)
-    coef = torch.cholesky_solve(Wf.unsqueeze(-1), L)  # (B, r, 1)
-    return (W * coef).sum(-2)
 
 
 def project(
@@ -449,8 +767,18 @@ def project(
 
     Each sample is projected on its own, from a thin QR of its basis (elements whose basis looks
     rank-deficient, or all when ``rtol`` is given, use a truncated SVD with cutoff
-    ``rtol * sigma_1`` and a bounded analytic gradient); ``ridge > 0`` uses the regularised Gram
-    solve ``W^T (W W^T + ridge I)^-1 W f`` instead (then the result is only nearly idempotent).
+    ``rtol * sigma_1`` and a bounded analytic gradient). The projection does not depend on the
+    scale of the basis (each basis is scaled by a power of two first; rtol is relative).
+    ``ridge > 0`` uses the regularised solve ``W^T (W W^T + ridge I)^-1 W f`` instead (then the
+    result is only nearly idempotent). The ridge is absolute, in the units of the Gram matrix
+    ``W W^T`` of the basis as given, so that route does depend on the basis scale on purpose:
+    ``project(F, c W, ridge=c**2 * lam) == project(F, W, ridge=lam)``. It is computed from a QR
+    of ``[W^T; sqrt(ridge) I]``, without forming the Gram matrix, so it does not overflow.
+
+    A sample whose feature row or basis has NaN/Inf entries gets a NaN row (complement too);
+    the other samples are projected as usual. Differentiable twice, in forward mode and under
+    torch.func.vmap/jacrev/jacfwd.
+
     Nothing is formed across the batch, and the per-row products avoid BLAS, so a sample's
     result is bit-for-bit the same alone or in any batch. (A layer *before* this one that mixes
     samples, e.g. BatchNorm in training mode, breaks that; a basis built from the batch would
@@ -483,11 +811,20 @@ def project(
     Fb = Ft.expand(batch + (d,))
     if count == 0 or d == 0 or r == 0:
         proj = Fb * 0 + 0 * Wt.sum()
+        # an empty basis spans {0}; NaN stays NaN (F - 0 is F for the complement)
+        proj = torch.where(torch.isfinite(Fb).all(-1, keepdim=True), proj, float("nan"))
     else:
         fb = Fb.reshape(count, d)
         # one factorisation for a shared basis, one per sample otherwise
         W = Wt.unsqueeze(0) if Wt.ndim == 2 else Wt.expand(batch + (r, d)).reshape(count, r, d)
-        proj = _project_gram(W, fb, ridge) if ridge > 0 else _project_rows(W, fb, rtol)
+        if ridge > 0:
+            proj = _project_ridge(W, fb, ridge)
+        else:
+            tol = _default_rtol(r, d, dtype) if rtol is None else rtol
+            route = None
+            if rtol is not None:  # an explicit cutoff means: always the SVD route
+                route = torch.full((W.shape[0],), _SVD, dtype=torch.int8, device=W.device)
+            proj = _Projection.apply(W, fb, route, tol)[0]
         proj = proj.reshape(batch + (d,))
     out = Fb - proj if complement else proj
     out = out.to(out_dtype)
