@@ -114,7 +114,9 @@ class Refinement(NamedTuple):
     certificate:  ``(residual ratio, rcond)`` of X, computed exactly as
                   :func:`neuralinv.certify.certificate` computes them for n > ``SMALL_N`` (the
                   same ``identity_residual`` and ``norm1`` on the same final, contiguous X;
-                  for a contiguous A), so ``Method.invert`` may reuse it; None for
+                  for a contiguous A whose 1-norm is finite: certificate() rescales a matrix
+                  whose norm overflows, this gives it ratio inf), so ``Method.invert`` may
+                  reuse it; None for
                   n <= ``SMALL_N``, whose certificate takes an entry-major path with another
                   summation order.
     """
