@@ -159,7 +159,7 @@ def certify(
         status = torch.where(finite, status, int(Status.NONFINITE))
     X, res, rc, flagged = _certificate_of(A, part, status)
     good = trusted(res, rc, A.shape[-1], A.dtype)
-    if method is not None:
+    if method is not None and (flagged or not _all(good)):
         failed = ~good
         if flagged:
             usable = (status == int(Status.OK)) | (status == int(Status.OUT_OF_REGION))
@@ -191,6 +191,14 @@ def certify(
         method=names,
         stats=stats,
     )
+
+
+def _all(mask: Tensor) -> bool:
+    """``bool(mask.all())`` for a 1-D bool mask, as the minimum of its bytes: a bool reduction
+    took 70 us per 100,000 on the 2-core CPU, this 3 us."""
+    if mask.numel() == 0:
+        return True
+    return int(mask.contiguous().view(torch.uint8).amin()) != 0
 
 
 def _no_answer(status: Tensor) -> Tensor:
