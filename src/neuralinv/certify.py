@@ -2,6 +2,12 @@
 
 All functions are batched over leading dimensions and computed in the working dtype of their
 inputs, as LAPACK's test routines do (dget03 forms ``I - X A`` in working precision).
+
+Scale: the ratio and rcond do not change when A is multiplied by a power of two and X divided by
+it, and :func:`certificate` computes them so that they do not over- or underflow either, for any
+A and X whose entries are finite (``n ||A||_1`` alone overflows for ``A = 1e308 I``): the product
+of the norms comes before ``n eps`` wherever the dget03 order would leave the normal range, and
+a matrix whose 1-norm overflows is certified on the exactly rescaled pair ``(2^-e A, 2^e X)``.
 """
 
 from __future__ import annotations
@@ -80,7 +86,74 @@ def certificate(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
     else:
         nA, nX = norm1(A), norm1(X)
         num = norm1(identity_residual(A, X))
-    return _ratio(num, n * nA * nX * eps(A.dtype)), 1.0 / (nA * nX)
+    den = n * nA * nX * eps(A.dtype)
+    if den.numel():
+        # Ordinary norms: the dget03 denominator is a normal number everywhere, and the ratio is
+        # LAPACK's, at the cost of one reduction (no per-element checks; NaN goes the long way).
+        low, high = torch.aminmax(den)
+        if float(low) >= torch.finfo(A.dtype).tiny and float(high) <= torch.finfo(A.dtype).max:
+            return _ratio(num, den), 1.0 / (nA * nX)
+    if bool(torch.isinf(nA).any()):
+        return _rescaled_certificate(A, X, nA, num, nX)
+    return ratio_from_norms(num, nA, nX, n, A.dtype), 1.0 / (nA * nX)
+
+
+def ratio_from_norms(num: Tensor, nA: Tensor, nX: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """The dget03 ratio ``num / (n ||A||_1 ||X||_1 eps)`` from the three norms, without overflow.
+
+    The denominator is formed in dget03's order, ``((n ||A||) ||X||) eps``, where that is a
+    normal number, so that ordinary input keeps LAPACK's rounding; where it is not
+    (``||A||_1 = 1e308`` makes ``n ||A||_1`` overflow; tiny norms underflow) it is
+    ``(||A|| ||X||) (n eps)``, which leaves the normal range only when ``||A|| ||X||`` (about
+    cond(A)) does, i.e. when rcond fails anyway. Zero and overflowing denominators are handled
+    by :func:`_ratio` as before (+inf, never passing). Elementwise and branch-free, for
+    compiled kernels too.
+    """
+    e = eps(dtype)
+    den = n * nA * nX * e
+    normal = (den >= torch.finfo(dtype).tiny) & (den <= torch.finfo(dtype).max)
+    den = torch.where(normal, den, (nA * nX) * (n * e))
+    return _ratio(num, den)
+
+
+def _rescaled_certificate(
+    A: Tensor, X: Tensor, nA: Tensor, num: Tensor, nX: Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`certificate` where some ``||A||_1`` overflowed although A may be finite.
+
+    ``(2^-e A)(2^e X) = X A`` exactly (powers of two; e from A's largest entry), so these
+    matrices are certified on the rescaled pair, whose norms are moderate; the others keep
+    their values.
+    """
+    n = A.shape[-1]
+    rows = (torch.isinf(nA) & torch.isfinite(A).flatten(-2).all(-1)).nonzero(as_tuple=True)
+    if rows[0].numel():
+        Ar, Xr = A[rows], X[rows]
+        e = max_exponent(Ar)
+        As, Xs = pow2_scale(Ar, -e), pow2_scale(Xr, e)
+        num, nA, nX = num.clone(), nA.clone(), nX.clone()
+        nA[rows], nX[rows] = norm1(As), norm1(Xs)
+        num[rows] = norm1(identity_residual(As, Xs))
+    return ratio_from_norms(num, nA, nX, n, A.dtype), 1.0 / (nA * nX)
+
+
+def max_exponent(A: Tensor) -> Tensor:
+    """Per matrix, the integer e with ``max |a_ij|`` in ``[2^(e-1), 2^e)`` (0 for a zero matrix):
+    ``2^-e A`` has its largest entry in [0.5, 1). Shape: A's batch shape, int32."""
+    big = A.abs().flatten(-2).amax(-1) if A.numel() else A.new_zeros(A.shape[:-2])
+    return torch.frexp(big).exponent
+
+
+def pow2_scale(M: Tensor, e: Tensor) -> Tensor:
+    """``M * 2^e`` per matrix (e: integer, M's batch shape): exact unless the result leaves the
+    normal range (it rounds to subnormal / zero, or overflows to inf, as a product would).
+
+    Two half steps, so that no factor of two itself over- or underflows however ldexp forms it
+    (scaling a float32 matrix of subnormal entries takes 2^149, beyond float32's range).
+    """
+    e = e.to(torch.int32)[..., None, None]
+    half = torch.div(e, 2, rounding_mode="floor")
+    return torch.ldexp(torch.ldexp(M, half), e - half).to(M.dtype)
 
 
 def trusted(ratio: Tensor, rc: Tensor, n: int, dtype: torch.dtype) -> Tensor:

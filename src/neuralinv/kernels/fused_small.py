@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..certify import _ratio
+from ..certify import ratio_from_norms
 from ..methods.closed_form import FORMULAS
 
 
@@ -35,8 +35,7 @@ def inverse_certificate(A: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r = 1.0 / det
     x = [(c * r).to(A.dtype) for c in cof]
     _, num, norm_a, norm_x = residual_norms(x, a, n)
-    eps = torch.finfo(A.dtype).eps
-    ratio = _ratio(num, n * norm_a * norm_x * eps)
+    ratio = ratio_from_norms(num, norm_a, norm_x, n, A.dtype)
     X = torch.stack(x, dim=-1).reshape(B, n, n)
     return X, det == 0, ratio, 1.0 / (norm_a * norm_x)
 

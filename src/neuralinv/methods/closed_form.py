@@ -41,7 +41,10 @@ _CHUNK = 16384
 class ClosedForm(Method):
     """Adjugate / determinant formulas for n <= 4.
 
-    An exactly zero determinant marks a matrix SINGULAR (its inverse is NaN). The adjugate is
+    An exactly zero determinant marks a matrix SINGULAR (its inverse is NaN); one that only
+    underflowed (float64 entries of 1e-100 and below: the determinant has degree n) is not
+    final: ``Method.invert`` computes such a matrix again from ``2^-e A``
+    (:func:`neuralinv.methods.base.rescale_extreme_failures`). The adjugate is
     not backward stable for n >= 3 (in float64, 4x4 matrices of cond 1e6 gave ratios up to 180):
     answers whose ratio is above 10 get up to two Newton steps ``X <- X + (I - X A) X``, each squaring
     the residual, which brings every answer of a matrix with rcond above eps back under the

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .._validate import int_at_least, one_of, positive, random_seed, ratio_tolerance
-from ..certify import PASS_RATIO, norm1, residual_ratio
+from ..certify import PASS_RATIO, max_exponent, norm1, pow2_scale, residual_ratio
 from ..errors import InputError
 from ..solution import Status
 from .base import Method, Partial
@@ -47,6 +47,25 @@ def resolve_optimizer(optimizer: Any) -> type[torch.optim.Optimizer]:
     )
 
 
+def norm_bound(A: Tensor) -> Tensor:
+    """``sqrt(||A||_1 ||A||_inf) >= ||A||_2`` per matrix (1 for a zero matrix), at any scale.
+
+    Where the product of the norms leaves the normal range (float32 entries beyond about
+    2^±63) it is formed from ``2^-e A`` (e from A's largest entry) and multiplied back by 2^e.
+    """
+    n1 = norm1(A)
+    p = n1 * norm1(A.mT)
+    s = p.sqrt()
+    tiny, huge = torch.finfo(A.dtype).tiny, torch.finfo(A.dtype).max
+    extreme = ((p < tiny) & (n1 > 0)) | (p > huge)
+    if bool(extreme.any()):
+        e = max_exponent(A)
+        S = pow2_scale(A, -e)
+        alt = pow2_scale((norm1(S) * norm1(S.mT)).sqrt()[..., None, None], e)[..., 0, 0]
+        s = torch.where(extreme, alt, s)
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
 @dataclass(frozen=True)
 class Gradient(Method):
     """Minimise ``||X A - I||_F^2`` over X with a torch.optim optimizer.
@@ -63,8 +82,8 @@ class Gradient(Method):
                is below tol (checked every step). Matrices whose ratio still fails the
                certificate (>= 30) after the last step are NOT_CONVERGED.
 
-    Each matrix is first divided by ``s = sqrt(||A||_1 ||A||_inf) >= ||A||_2`` so that the
-    loss's curvature is at most 2 whatever the scale of A, and one learning rate suits every
+    Each matrix is first divided by ``s = sqrt(||A||_1 ||A||_inf) >= ||A||_2`` (formed without
+    overflow, :func:`norm_bound`) so that the loss's curvature is at most 2 whatever the scale of A, and one learning rate suits every
     input (the loss value itself is unchanged: ``(X s)(A / s) = X A``). The batch is one
     optimisation problem whose loss is the sum of the per-matrix losses, so every matrix takes
     the same number of steps. ``stats["loss_history"]`` holds the mean per-matrix loss before
@@ -129,8 +148,7 @@ class Gradient(Method):
 
     def _invert(self, A: Tensor) -> Partial:
         n = A.shape[-1]
-        s = (norm1(A) * norm1(A.mT)).sqrt()
-        s = torch.where(s > 0, s, torch.ones_like(s))
+        s = norm_bound(A)
         As = A / s[:, None, None]
         eye = torch.eye(n, dtype=A.dtype, device=A.device)
         X = self.initial(As).contiguous().requires_grad_(True)

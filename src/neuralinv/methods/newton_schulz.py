@@ -11,17 +11,39 @@ import torch
 from torch import Tensor
 
 from .._validate import int_at_least, one_of, ratio_tolerance
-from ..certify import PASS_RATIO, SMALL_N, _ratio, eps, identity_residual, norm1
+from ..certify import (
+    PASS_RATIO,
+    SMALL_N,
+    eps,
+    identity_residual,
+    max_exponent,
+    norm1,
+    pow2_scale,
+    ratio_from_norms,
+)
 from ..errors import InputError
 from ..solution import Status
 from .base import Method, Partial
 
 
 def scaled_transpose(A: Tensor) -> Tensor:
-    """The seed ``A^T / (||A||_1 ||A||_inf)``: ``||I - X0 A||_2 < 1`` for every nonsingular A."""
-    scale = norm1(A) * norm1(A.mT)
+    """The seed ``A^T / (||A||_1 ||A||_inf)``: ``||I - X0 A||_2 < 1`` for every nonsingular A.
+
+    At any scale: where the product of the norms over- or underflows (float32 entries beyond
+    about 2^±63) the seed is computed as ``2^-e seed(2^-e A)``, e from A's largest entry, which is
+    the same matrix (the seed scales as an inverse does) without leaving the normal range.
+    """
+    n1 = norm1(A)
+    scale = n1 * norm1(A.mT)
+    tiny, huge = torch.finfo(A.dtype).tiny, torch.finfo(A.dtype).max
+    extreme = ((scale < tiny) & (n1 > 0)) | (scale > huge)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return A.mT / scale[:, None, None]
+    X0 = A.mT / scale[:, None, None]
+    if bool(extreme.any()):
+        rows = extreme.nonzero().squeeze(-1)
+        e = max_exponent(A[rows])
+        X0[rows] = pow2_scale(scaled_transpose(pow2_scale(A[rows], -e)), -e)
+    return X0
 
 
 @dataclass(frozen=True)
@@ -71,7 +93,18 @@ class NewtonSchulz(Method):
         )
 
     def _invert(self, A: Tensor) -> Partial:
-        X, iters, converged = refine(A, self.initial(A), tol=self.tol, max_iter=self.max_iter)
+        return self._iterate(A, self.initial(A))
+
+    def _invert_scaled(self, A: Tensor, rows: Tensor, exponent: Tensor) -> Partial:
+        # The seed approximates A^-1, so S = 2^-e A starts from 2^e times it (the scaled
+        # transpose is that already): the same iteration as on A, in another exponent range.
+        S = pow2_scale(A[rows], -exponent)
+        if isinstance(self.seed, str) and self.seed == "transpose":
+            return self._iterate(S, scaled_transpose(S))
+        return self._iterate(S, pow2_scale(self.initial(A)[rows], exponent))
+
+    def _iterate(self, A: Tensor, X0: Tensor) -> Partial:
+        X, iters, converged = refine(A, X0, tol=self.tol, max_iter=self.max_iter)
         status = torch.where(converged, int(Status.OK), int(Status.NOT_CONVERGED)).to(torch.int8)
         return Partial(X, status, stats={"iterations": iters})
 
@@ -86,7 +119,9 @@ class Refinement(NamedTuple):
     certificate:  ``(residual ratio, rcond)`` of X, computed exactly as
                   :func:`neuralinv.certify.certificate` computes them for n > ``SMALL_N`` (the
                   same ``identity_residual`` and ``norm1`` on the same final, contiguous X;
-                  for a contiguous A), so ``Method.invert`` may reuse it; None for
+                  for a contiguous A whose 1-norm is finite: certificate() rescales a matrix
+                  whose norm overflows, this gives it ratio inf), so ``Method.invert`` may
+                  reuse it; None for
                   n <= ``SMALL_N``, whose certificate takes an entry-major path with another
                   summation order.
     """
@@ -171,11 +206,12 @@ def refine_certified(
         # ||X||_1 enters only the ratio. ||X + E X||_1 <= ||X||_1 (1 + ||E||_1), so from the
         # previous step's norm a matrix provably cannot reach tol yet when num is above
         # tol * n * eps * ||A||_1 * (that bound, doubled against rounding): while none can and
-        # none stops otherwise, this step skips the norm of X (not a certificate step).
+        # none stops otherwise, this step skips the norm of X (not a certificate step). The
+        # norms are multiplied first: ||A||_1 * bound is about cond(A) at any scale of A.
         if (
             bound is not None
             and step < max_iter
-            and not bool((num < tol * n * e * nA * (2 * bound)).any())
+            and not bool((num < (tol * n * e) * (nA * (2 * bound))).any())
             and not bool(other.any())
         ):
             bound = bound * (1 + num)
@@ -188,7 +224,7 @@ def refine_certified(
             continue
         nX = ws.norm1(Xa)
         # certify's own ratio (inf for a zero or overflowing denominator), as certificate() has it.
-        ratio = _ratio(num, n * nA * nX * e)
+        ratio = ratio_from_norms(num, nA, nX, n, A.dtype)
         done = ratio < tol
         stop = done | other
         ok = ratio < PASS_RATIO
@@ -229,7 +265,7 @@ def refine_certified(
             iters[active] += 1
     cert = None
     if n > SMALL_N:
-        cert = (_ratio(num_at, n * normA * nX_at * e), 1.0 / (normA * nX_at))
+        cert = (ratio_from_norms(num_at, normA, nX_at, n, A.dtype), 1.0 / (normA * nX_at))
     return Refinement(out, iters, converged, contracted, cert)
 
 
