@@ -226,3 +226,26 @@ def test_cli_refuses_seeds_out_of_range(tmp_path, seed, command):
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert f"--seed must be an integer in [0, 2**63 - 1], got {seed}" in " ".join(r.stderr.split())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("call", ["rcond", "residual_ratio", "sigma_min"])
+@pytest.mark.parametrize("bad", [[1.0, 2.0], "x", np.ones((2, 3)), np.eye(2, dtype=np.longdouble)])
+def test_public_certificate_functions_refuse_bad_input(call, bad):
+    args = (bad,) if call == "sigma_min" else (bad, np.eye(2))
+    with pytest.raises(ni.InputError):
+        getattr(ni, call)(*args)
+
+
+def test_public_certificate_functions_take_numpy_and_mismatched_shapes_are_refused():
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    X = np.linalg.inv(A)
+    assert ni.residual_ratio(A, X) < 30
+    assert abs(float(ni.rcond(A, X)) - 1 / (np.abs(A).sum(0).max() * np.abs(X).sum(0).max())) < 1e-12
+    assert abs(float(ni.sigma_min(A)) - np.linalg.svd(A, compute_uv=False)[-1]) < 1e-12
+    with pytest.raises(ni.InputError, match="same shape"):
+        ni.rcond(A, np.eye(3))
+
+
+def test_block_base_size_out_of_range_is_an_input_error():
+    with pytest.raises(ni.InputError, match="base_size"):
+        ni.invert(np.eye(4), method="block", base_size=2**64)

@@ -1,7 +1,6 @@
 """neuralinv: certified batched matrix inversion by exact, iterative, gradient and learned methods."""
 
-from .api import inv, invert, raise_for_status
-from .certify import rcond, residual_ratio, sigma_min
+from .api import inv, invert, raise_for_status, rcond, residual_ratio, sigma_min
 from .errors import (
     IllConditionedWarning,
     InputError,

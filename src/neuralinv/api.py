@@ -6,6 +6,10 @@ import math
 import warnings
 from typing import Any
 
+import torch
+
+from . import certify
+from ._validate import square_batch
 from .errors import (
     IllConditionedWarning,
     InputError,
@@ -65,3 +69,34 @@ def raise_for_status(sol: Solution) -> None:
         idx = sol.indices(status)
         if idx:
             warnings.warn(f"{what} batch indices {format_indices(idx)}", category, stacklevel=3)
+
+
+def _pair(A: Any, X: Any) -> tuple[Any, Any, Any]:
+    """Validate (A, X) for the public certificate functions: same (..., n, n) shape."""
+    a, x = square_batch(A, "A"), square_batch(X, "X")
+    if a.tensor.shape != x.tensor.shape:
+        raise InputError(
+            f"A and X must have the same shape, got {tuple(a.tensor.shape)} and {tuple(x.tensor.shape)}"
+        )
+    dtype = torch.promote_types(a.tensor.dtype, x.tensor.dtype)
+    return a, a.tensor.detach().to(dtype), x.tensor.detach().to(dtype)
+
+
+def residual_ratio(A: Any, X: Any) -> Any:
+    """LAPACK's dget03 ratio ``||I - X A||_1 / (n ||A||_1 ||X||_1 eps)`` per matrix (< 30 passes).
+
+    Torch or numpy (numpy in -> numpy out), float32/float64; bad input raises InputError."""
+    a, At, Xt = _pair(A, X)
+    return a.to_output(certify.residual_ratio(At, Xt).reshape(-1), matrices=False)
+
+
+def rcond(A: Any, X: Any) -> Any:
+    """``1 / (||A||_1 ||X||_1)`` per matrix, X standing in for ``A^-1`` (see certify.rcond)."""
+    a, At, Xt = _pair(A, X)
+    return a.to_output(certify.rcond(At, Xt).reshape(-1), matrices=False)
+
+
+def sigma_min(A: Any) -> Any:
+    """Smallest singular value per matrix: the 2-norm distance to the nearest singular matrix."""
+    a = square_batch(A, "A")
+    return a.to_output(certify.sigma_min(a.tensor.detach()).reshape(-1), matrices=False)

@@ -41,6 +41,8 @@ from .base import Method, Partial, fill_from, labels, ok_status
 from .newton_schulz import refine
 
 #: Base size when the base method does not fix one (a learned model fixes its own n).
+#: Blocks are padded up to base_size and inverted whole; beyond this that is never meant.
+MAX_BASE_SIZE = 4096
 DEFAULT_BASE_SIZE = 3
 
 
@@ -74,6 +76,11 @@ class Block(Method):
         if size is None:
             size = model_n if model_n is not None else DEFAULT_BASE_SIZE
         size = int_at_least("base_size", size, 1)
+        if size > MAX_BASE_SIZE:
+            raise InputError(
+                f"base_size={size} is too large: blocks are inverted whole by the base, so "
+                f"base_size must be at most {MAX_BASE_SIZE}"
+            )
         if model_n is not None and size != model_n:
             raise InputError(
                 f"base_size={size} but the learned base inverts {model_n}x{model_n} matrices; "
