@@ -1,16 +1,14 @@
 """Atomic files of a model directory: member weights, the training state, JSON and TOML.
 
-Every write goes to a temporary file in the target's directory and is renamed over the target
-(``os.replace`` is atomic on POSIX), so a run killed at any moment leaves either the old file or
-the new one, never half of one. Every read that fails raises an InputError naming the file.
+Every write goes through :func:`neuralinv.io.atomic_write` (an unnamed file in the target's
+directory, fsynced and renamed over the target), so a run killed at any moment, by any signal,
+leaves either the old file or the new one, never half of one, and no temporary file. Every read that fails raises an InputError naming the file.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..errors import InputError
+from ..io import write_bytes
 
 STATE_FILE = "training-state.pt"
 CONFIG_FILE = "config.toml"
@@ -32,20 +31,9 @@ def member_file(k: int) -> str:
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600 files; a model directory is meant to be shared and shipped.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``data`` to ``path`` through :func:`neuralinv.io.atomic_write` (the one atomic writer:
+    fsync, rename, directory fsync, 0o644; the directory must exist)."""
+    write_bytes(path, data)
 
 
 def cpu_state(module_or_state: nn.Module | dict) -> dict[str, torch.Tensor]:
