@@ -92,15 +92,25 @@ _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})\.(?
 _ENV_TMPFILE = "NEURALINV_TMPFILE"
 #: Test hook: a process whose environment has ``NEURALINV_TEST_PAUSE=POINT`` creates the file
 #: named by ``NEURALINV_TEST_PAUSE_FILE`` when it reaches POINT and then sleeps, so a test can
-#: kill it at exactly that moment. Points: ``chunk:NAME`` (a MatrixWriter wrote a chunk of
+#: kill it at exactly that moment (``POINT#K``: the K-th time it gets there). Points: ``chunk:NAME`` (a MatrixWriter wrote a chunk of
 #: NAME), ``commit:NAME`` (NAME's data is complete, before it is renamed into place),
 #: ``pair:NAME`` (a pair commit renamed its first file, NAME).
 _ENV_PAUSE = "NEURALINV_TEST_PAUSE"
 FILE_MODE = 0o644
 
 
+_PAUSE_SEEN: dict[str, int] = {}
+
+
 def _pause_point(point: str) -> None:
-    if os.environ.get(_ENV_PAUSE) != point:
+    want = os.environ.get(_ENV_PAUSE)
+    if not want:
+        return
+    name, _, nth = want.partition("#")  # POINT#K: the K-th time POINT is reached
+    if name != point:
+        return
+    _PAUSE_SEEN[point] = _PAUSE_SEEN.get(point, 0) + 1
+    if _PAUSE_SEEN[point] != (int(nth) if nth else 1):
         return
     marker = os.environ.get(_ENV_PAUSE + "_FILE")
     if marker:
@@ -880,8 +890,6 @@ def matrix_pair_writer(
     with contextlib.ExitStack() as stack:
         stack.enter_context(wa)
         stack.enter_context(wb)
-        stack.callback(wa._close_npz_tmp)
-        stack.callback(wb._close_npz_tmp)
         try:
             yield wa, wb
         except BaseException:
