@@ -307,23 +307,43 @@ def train(
     from .training.loop import train as run_training
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    try:
-        base = TrainConfig.load(config) if config is not None else None
-        cfg = config_from_options(
-            base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
-            min_sigma=min_sigma, center=None if center is None else read_matrices(center),
-            radius=radius, arch=arch, depth=depth, width=width, blocks=blocks,
-            activation=activation, loss=loss,
-            steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
-            ensemble=ensemble, val_every=val_every, device=device, seed=seed,
-        )
-        if not main_rank:
-            model = run_training(cfg, out, None, resume=resume)
-            return
-        model = _train_with_progress(cfg, out, resume, run_training)
-    except (InputError, FloatingPointError, OSError) as exc:
-        fail(str(exc))
+    # A failed run that created --out removes it; an interrupted one keeps it (it resumes).
+    with _removed_on_failure(out if main_rank else None, keep_when_interrupted=True):
+        try:
+            base = TrainConfig.load(config) if config is not None else None
+            cfg = config_from_options(
+                base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
+                min_sigma=min_sigma, center=None if center is None else read_matrices(center),
+                radius=radius, arch=arch, depth=depth, width=width, blocks=blocks,
+                activation=activation, loss=loss,
+                steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
+                ensemble=ensemble, val_every=val_every, device=device, seed=seed,
+            )
+            if not main_rank:
+                run_training(cfg, out, None, resume=resume)
+                return
+            model = _train_with_progress(cfg, out, resume, run_training)
+        except (InputError, FloatingPointError, OSError) as exc:
+            fail(str(exc))
     _print_training_summary(model, out)
+
+
+@contextmanager
+def _removed_on_failure(directory: Path | None, *, keep_when_interrupted: bool = False):
+    """Remove ``directory`` when the block fails and the directory did not exist before it
+    (a failed run leaves no empty or partial output directory). A directory that existed is
+    never removed. ``keep_when_interrupted``: an interrupted (Ctrl-C, SIGTERM, SIGHUP)
+    training keeps its directory, which resumes."""
+    import shutil
+
+    existed = directory is None or os.path.lexists(directory)
+    try:
+        yield
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, _Terminated))
+        if not existed and os.path.isdir(directory) and not (keep_when_interrupted and interrupted):
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
 def _train_with_progress(cfg, out, resume, run_training):
@@ -408,13 +428,14 @@ def evaluate(
     from .evaluation.report import rich_table
     from .evaluation.runner import evaluate_files
 
-    try:
-        res = evaluate_files(
-            data, out, method=method, model=model, targets=targets, figures=figures,
-            progress=lambda msg: err_console.print(msg, highlight=False),
-        )
-    except (InputError, OSError) as exc:
-        fail(str(exc))
+    with _removed_on_failure(out):
+        try:
+            res = evaluate_files(
+                data, out, method=method, model=model, targets=targets, figures=figures,
+                progress=lambda msg: err_console.print(msg, highlight=False),
+            )
+        except (InputError, OSError) as exc:
+            fail(str(exc))
     console.print(rich_table(res.metrics, title="neuralinv evaluate", width=console.width))
     console.print(
         f"wrote {res.json_path}, {res.markdown_path} and {len(res.figures)} figures",
@@ -533,7 +554,16 @@ def bench(
     torch.linalg.inv and numpy.linalg.inv: same inputs, same process, warm-up excluded."""
     import torch
 
-    from .bench import BenchConfig, parse_names, parse_sizes, plot, rich_table, run, write_json
+    from .bench import (
+        SKIPPED_EVERYWHERE,
+        BenchConfig,
+        parse_names,
+        parse_sizes,
+        plot,
+        rich_table,
+        run,
+        write_json,
+    )
 
     try:
         config = BenchConfig(
@@ -549,6 +579,9 @@ def bench(
         # Piped output (a log, docs) gets the whole table instead of 80 columns.
         out = console if console.is_terminal else Console(width=max(console.width, 110))
         out.print(rich_table(result))
+        for note in result.notes:
+            if note.startswith(SKIPPED_EVERYWHERE):
+                err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
         if json_path is not None:
             write_json(result, json_path)
             console.print(f"wrote {json_path}", highlight=False)

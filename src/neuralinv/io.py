@@ -438,6 +438,8 @@ class MatrixSource:
 
 def open_matrices(path: str | Path) -> MatrixSource:
     """Check that ``path`` exists and (for binary formats) holds a square-matrix array."""
+    path = Path(path)
+    _check_not_special(path)  # a directory or FIFO says so, whatever its name
     fmt = format_of(path)
     path = check_input_path(path)
     clean_directory(path.parent)  # finish an interrupted pair commit before reading
@@ -474,6 +476,17 @@ def check_input_path(path: str | Path, what: str = "input") -> Path:
     except OSError as exc:
         raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
     return path
+
+
+def _check_not_special(path: Path, what: str = "input") -> None:
+    try:
+        kind = _file_kind(os.stat(path).st_mode)
+    except OSError:
+        return  # missing or unreadable: check_input_path says which
+    if kind == "directory":
+        raise InputError(f"{path}: the {what} is a directory, not a file")
+    if kind != "file":
+        raise InputError(f"{path}: the {what} is a {kind}, not a regular file")
 
 
 def _file_kind(mode: int) -> str:
