@@ -15,9 +15,10 @@ Large files are processed in chunks with bounded memory: :func:`open_matrices` (
 an output. Streaming reads of ``.npy``/``.npz`` use ordinary reads, not a memory map, because
 pages of a mapped file count in the process's resident memory until the map is dropped.
 
-Every write is atomic: data goes to a temporary file beside the target, which is fsynced and
-then renamed over the target (``os.replace``); on any exception the temporary file is removed,
-so an interrupted run never leaves a partial output. Malformed input raises
+Every write is atomic (:func:`atomic_write`, the one writer every neuralinv output uses): the
+data goes to an unnamed file beside the target, which is fsynced and then renamed over the
+target; a run killed at any moment, by any signal, leaves the old output or the complete new
+one and no temporary file (see the comment at :class:`AtomicFile`). Malformed input raises
 :class:`~neuralinv.errors.InputError` naming the file, and for text formats the line.
 """
 
