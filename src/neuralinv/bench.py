@@ -40,6 +40,8 @@ DEFAULT_METHODS = ("auto", "closed_form", "lu")
 #: Methods that need more than a name (a trained model, a base method) are only benchmarked
 #: when passed as objects by a caller.
 NEEDS_ARGUMENTS = ("learned", "block")
+#: The note that names the requested methods that ran at no size at all.
+SKIPPED_EVERYWHERE = "requested but benchmarked at no size: "
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -278,16 +280,28 @@ def _score_partial(A: torch.Tensor):
 
 
 def _applicable(method, n: int) -> bool:
+    return _not_applicable(method, n) is None
+
+
+def _not_applicable(method, n: int) -> str | None:
+    """Why ``method`` cannot take n x n matrices, or None when it can."""
     from .methods.closed_form import MAX_N, ClosedForm
     from .methods.learned import Learned
 
     if isinstance(method, Learned):
-        return n == method.model.n
-    return not (isinstance(method, ClosedForm) and n > MAX_N)
+        if n != method.model.n:
+            return f"the model inverts {method.model.n}x{method.model.n} matrices only"
+        return None
+    if isinstance(method, ClosedForm) and n > MAX_N:
+        return f"closed_form inverts n <= {MAX_N} only"
+    return None
 
 
-def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) -> list[_Approach]:
-    """The approaches benchmarked at one size, references first."""
+def approaches_for(
+    A: torch.Tensor, config: BenchConfig, extra: dict[str, Any], skipped: list[str] | None = None
+) -> list[_Approach]:
+    """The approaches benchmarked at one size, references first. Methods that cannot take
+    this size are left out, each with a line in ``skipped`` saying why."""
     from .methods import resolve
 
     n = A.shape[-1]
@@ -307,7 +321,10 @@ def approaches_for(A: torch.Tensor, config: BenchConfig, extra: dict[str, Any]) 
         if name not in NEEDS_ARGUMENTS:  # those come built, in extra
             methods.append((spec, resolve(name, **options)))
     for label, method in methods + list(extra.items()):
-        if not _applicable(method, n):
+        why = _not_applicable(method, n)
+        if why is not None:
+            if skipped is not None:
+                skipped.append(f"n={n}: {label} skipped: {why}")
             continue
         # A compiled method compiles on its first call: done here, on two matrices (the
         # batch dimension is dynamic), so that neither the memory peak nor a timing sees it.
@@ -353,6 +370,7 @@ def run(
         "setup_s: one-off preparation before the warm-up, i.e. compilation for NAME:compile "
         "(seconds; the first approach of a kernel pays it, later ones find it built)",
     ]
+    ran: set[str] = set()
     for n in config.sizes:
         batch = max(1, min(config.batch, config.max_elements // (n * n)))
         if batch < config.batch:
@@ -363,8 +381,12 @@ def run(
             notes.append(f"n={n}: inputs sampled from the model's region {region[1]!r}")
         else:
             A = well_conditioned(batch, n, dtype=dtype, device=config.device, seed=config.seed)
-        approaches = approaches_for(A, config, extra)
+        skipped: list[str] = []
+        approaches = approaches_for(A, config, extra, skipped)
+        notes.extend(skipped)
         if progress:
+            for line in skipped:
+                progress(line)
             progress(
                 f"n={n}: batch {batch}, {len(approaches)} approaches, {config.repeats} repeats"
             )
@@ -393,6 +415,7 @@ def run(
                 continue
             scores[ap.name] = ap.score(holder.pop("out"))
         approaches = [ap for ap in approaches if ap.name in scores]
+        ran.update(ap.name for ap in approaches)
         times: dict[str, list[float]] = {ap.name: [] for ap in approaches}
         for rep in range(config.repeats):
             k = rep % len(approaches)
@@ -428,6 +451,10 @@ def run(
                 )
             )
         del A
+    requested = [spec for spec in config.methods if spec in extra or method_spec(spec)[0] not in NEEDS_ARGUMENTS]
+    never = [spec for spec in dict.fromkeys(requested) if spec not in ran]
+    if never:
+        notes.append(f"{SKIPPED_EVERYWHERE}{', '.join(never)} (see the n=... lines for why)")
     cfg = asdict(config)
     return BenchResult(config=cfg, machine=machine_info(config.device), rows=rows, notes=notes)
 

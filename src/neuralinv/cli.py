@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -333,23 +336,43 @@ def train(
     from .training.loop import train as run_training
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    try:
-        base = TrainConfig.load(config) if config is not None else None
-        cfg = config_from_options(
-            base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
-            min_sigma=min_sigma, center=None if center is None else read_matrices(center),
-            radius=radius, arch=arch, depth=depth, width=width, blocks=blocks,
-            activation=activation, loss=loss,
-            steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
-            ensemble=ensemble, val_every=val_every, device=device, seed=seed,
-        )
-        if not main_rank:
-            model = run_training(cfg, out, None, resume=resume)
-            return
-        model = _train_with_progress(cfg, out, resume, run_training)
-    except (InputError, FloatingPointError, OSError) as exc:
-        fail(str(exc))
+    # A failed run that created --out removes it; an interrupted one keeps it (it resumes).
+    with _removed_on_failure(out if main_rank else None, keep_when_interrupted=True):
+        try:
+            base = TrainConfig.load(config) if config is not None else None
+            cfg = config_from_options(
+                base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
+                min_sigma=min_sigma, center=None if center is None else read_matrices(center),
+                radius=radius, arch=arch, depth=depth, width=width, blocks=blocks,
+                activation=activation, loss=loss,
+                steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
+                ensemble=ensemble, val_every=val_every, device=device, seed=seed,
+            )
+            if not main_rank:
+                run_training(cfg, out, None, resume=resume)
+                return
+            model = _train_with_progress(cfg, out, resume, run_training)
+        except (InputError, FloatingPointError, OSError) as exc:
+            fail(str(exc))
     _print_training_summary(model, out)
+
+
+@contextmanager
+def _removed_on_failure(directory: Path | None, *, keep_when_interrupted: bool = False):
+    """Remove ``directory`` when the block fails and the directory did not exist before it
+    (a failed run leaves no empty or partial output directory). A directory that existed is
+    never removed. ``keep_when_interrupted``: an interrupted (Ctrl-C, SIGTERM, SIGHUP)
+    training keeps its directory, which resumes."""
+    import shutil
+
+    existed = directory is None or os.path.lexists(directory)
+    try:
+        yield
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, _Terminated))
+        if not existed and os.path.isdir(directory) and not (keep_when_interrupted and interrupted):
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
 def _train_with_progress(cfg, out, resume, run_training):
@@ -434,13 +457,14 @@ def evaluate(
     from .evaluation.report import rich_table
     from .evaluation.runner import evaluate_files
 
-    try:
-        res = evaluate_files(
-            data, out, method=method, model=model, targets=targets, figures=figures,
-            progress=lambda msg: err_console.print(msg, highlight=False),
-        )
-    except (InputError, OSError) as exc:
-        fail(str(exc))
+    with _removed_on_failure(out):
+        try:
+            res = evaluate_files(
+                data, out, method=method, model=model, targets=targets, figures=figures,
+                progress=lambda msg: err_console.print(msg, highlight=False),
+            )
+        except (InputError, OSError) as exc:
+            fail(str(exc))
     console.print(rich_table(res.metrics, title="neuralinv evaluate", width=console.width))
     console.print(
         f"wrote {res.json_path}, {res.markdown_path} and {len(res.figures)} figures",
@@ -572,6 +596,7 @@ def bench(
 
     from .bench import (
         DTYPES,
+        SKIPPED_EVERYWHERE,
         BenchConfig,
         parse_names,
         parse_sizes,
@@ -601,6 +626,9 @@ def bench(
         # Piped output (a log, docs) gets the whole table instead of 80 columns.
         out = console if console.is_terminal else Console(width=max(console.width, 110))
         out.print(rich_table(result))
+        for note in result.notes:
+            if note.startswith(SKIPPED_EVERYWHERE):
+                err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
         if json_path is not None:
             write_json(result, json_path)
             console.print(f"wrote {json_path}", highlight=False)
@@ -611,8 +639,43 @@ def bench(
         fail(str(exc))
 
 
+class _Terminated(BaseException):
+    """Raised in the main thread by SIGTERM/SIGHUP so that ``finally`` blocks and the atomic
+    writers' cleanup run, as they do for SIGINT's KeyboardInterrupt. A BaseException, so no
+    ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    # A second signal while cleaning up must not cut the cleanup short.
+    for sig in _TERMINATING:
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Terminated(signum)
+
+
+_TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def main() -> None:
-    app()
+    """The console entry point: the CLI with SIGTERM and SIGHUP turned into an orderly exit
+    (outputs of the interrupted command are left as they were, no temporary files). The process
+    then ends by the same signal, so its parent sees how it stopped. Library code installs no
+    handlers; this is the only place."""
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in _TERMINATING:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                signal.signal(sig, _on_signal)
+                installed.append(sig)
+    try:
+        app()
+    except _Terminated as stop:
+        signal.signal(stop.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), stop.signum)
+        raise SystemExit(128 + stop.signum) from None  # where the signal does not end us
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from torch import Tensor
 from ._validate import as_tensor, int_at_least, one_of, positive
 from .certify import PASS_RATIO, eps, norm1, residual_ratio
 from .errors import InputError
-from .io import DEFAULT_CHUNK, FORMATS, MatrixWriter, open_matrices, paired_chunks
+from .io import DEFAULT_CHUNK, FORMATS, matrix_pair_writer, open_matrices, paired_chunks
 from .regions import Box
 
 KINDS = ("invertible", "singular")
@@ -194,7 +194,9 @@ def generate(
     Invertible sets sample ``Box(n, low, high, min_abs_det, min_sigma)`` and keep only the
     matrices whose float64 LU inverse certifies (dget03 ratio < 30), so every written inverse
     is right to working precision; ``Generated.rejected`` counts the others. Deterministic for a
-    fixed seed and chunk_size. Both files are written atomically, streamed in chunks.
+    fixed seed and chunk_size. Both files are streamed in chunks and published together
+    (:func:`neuralinv.io.commit_together`): killed at any moment, the directory holds the old
+    pair or the new pair, never new inverses beside old matrices.
     """
     from . import api
 
@@ -216,7 +218,7 @@ def generate(
     g = torch.Generator().manual_seed(int(seed))
     done = rejected = 0
     worst = 0.0
-    with MatrixWriter(path_a) as wa, MatrixWriter(path_y) as wy:
+    with matrix_pair_writer(path_a, path_y) as (wa, wy):
         while done < count:
             k = min(chunk_size, count - done)
             if singular:

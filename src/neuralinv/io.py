@@ -15,19 +15,28 @@ Large files are processed in chunks with bounded memory: :func:`open_matrices` (
 an output. Streaming reads of ``.npy``/``.npz`` use ordinary reads, not a memory map, because
 pages of a mapped file count in the process's resident memory until the map is dropped.
 
-Every write is atomic: data goes to a temporary file beside the target, which is fsynced and
-then renamed over the target (``os.replace``); on any exception the temporary file is removed,
-so an interrupted run never leaves a partial output. Malformed input raises
+Every write is atomic (:func:`atomic_write`, the one writer every neuralinv output uses): the
+data goes to an unnamed file beside the target, which is fsynced and then renamed over the
+target; a run killed at any moment, by any signal, leaves the old output or the complete new
+one and no temporary file (see the comment at :class:`AtomicFile`). Malformed input raises
 :class:`~neuralinv.errors.InputError` naming the file, and for text formats the line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
+import json
 import math
 import os
+import re
+import secrets
+import shutil
+import signal
+import stat
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,30 +70,338 @@ def format_of(path: str | Path) -> str:
 
 
 # ----------------------------------------------------------------------------------- atomic
+#
+# One writer for every file neuralinv produces (matrices, weights, training states, JSON,
+# reports, figures). The data goes to an *unnamed* file in the target's directory (Linux
+# O_TMPFILE): a process killed by any signal, SIGKILL included, leaves nothing behind, because
+# the kernel frees an unnamed file when its last descriptor closes. On commit the file is
+# fsynced, linked to a temporary name ``.NAME.<pid>.<random>.tmp`` and renamed over the target
+# (``os.replace``, atomic on POSIX), then the directory is fsynced. Where O_TMPFILE is not
+# available (some filesystems, no /proc) the data is written under that temporary name from
+# the start. Either way a temporary name carries the writer's pid, and every later writer (or
+# reader of matrix files) in the same directory removes the ones whose process is gone: a kill
+# in the milliseconds between link and rename, or any kill in the fallback mode, leaves litter
+# only until the next run there.
+#
+# Two files that must change together (a generated dataset's matrices and inverses) are
+# committed with a journal, see :func:`commit_together`.
+
+#: ``.NAME.<pid>.<8 hex>.tmp`` (a temporary file) or ``.NAME.<pid>.<8 hex>.pair`` (a journal).
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})\.(?P<kind>tmp|pair)$")
+#: ``NEURALINV_TMPFILE=named`` writes under a temporary name instead of an unnamed file (the
+#: fallback, for diagnosis and tests).
+_ENV_TMPFILE = "NEURALINV_TMPFILE"
+#: Test hook: a process whose environment has ``NEURALINV_TEST_PAUSE=POINT`` creates the file
+#: named by ``NEURALINV_TEST_PAUSE_FILE`` when it reaches POINT and then sleeps, so a test can
+#: kill it at exactly that moment (``POINT#K``: the K-th time it gets there). Points: ``chunk:NAME`` (a MatrixWriter wrote a chunk of
+#: NAME), ``commit:NAME`` (NAME's data is complete, before it is renamed into place),
+#: ``pair:NAME`` (a pair commit renamed its first file, NAME).
+_ENV_PAUSE = "NEURALINV_TEST_PAUSE"
+FILE_MODE = 0o644
+
+
+_PAUSE_SEEN: dict[str, int] = {}
+
+
+def _pause_point(point: str) -> None:
+    want = os.environ.get(_ENV_PAUSE)
+    if not want:
+        return
+    name, _, nth = want.partition("#")  # POINT#K: the K-th time POINT is reached
+    if name != point:
+        return
+    _PAUSE_SEEN[point] = _PAUSE_SEEN.get(point, 0) + 1
+    if _PAUSE_SEEN[point] != (int(nth) if nth else 1):
+        return
+    marker = os.environ.get(_ENV_PAUSE + "_FILE")
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    while True:  # until killed (signals still run their handlers)
+        time.sleep(0.05)
+
+
+def _temp_path(path: Path, kind: str = "tmp") -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make renames and unlinks in ``directory`` durable (no-op where directories cannot be
+    opened, e.g. Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_directory(directory: str | Path) -> list[Path]:
+    """Finish what killed writers left in ``directory``: complete the pair commits whose journal
+    is there (:func:`commit_together`) and remove the temporary files of processes that no
+    longer run. Returns the paths removed or completed. Called by every writer and by
+    :func:`open_matrices`; a live writer's files are never touched."""
+    directory = Path(directory)
+    try:
+        entries = [e.name for e in os.scandir(directory) if e.name.startswith(".")]
+    except OSError:
+        return []
+    done: list[Path] = []
+    matches = [(name, m) for name in entries if (m := _TEMP_RE.match(name))]
+    for name, m in matches:
+        if m["kind"] == "pair":
+            done.extend(_roll_forward(directory / name))
+    for name, m in matches:
+        if m["kind"] == "tmp" and not _pid_alive(int(m["pid"])):
+            try:
+                (directory / name).unlink()
+                done.append(directory / name)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass  # not ours to remove (read-only directory): harmless, try next time
+    return done
+
+
+def _roll_forward(journal: Path) -> list[Path]:
+    """Complete a pair commit: rename each staged file that is still there over its target,
+    then drop the journal. Idempotent; safe while the committing process is still at it."""
+    try:
+        plan = json.loads(journal.read_text())
+        renames = [(journal.parent / src, journal.parent / dst) for src, dst in plan["renames"]]
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError):
+        journal.unlink(missing_ok=True)  # journals are written atomically: cannot be half
+        return []
+    done = []
+    try:
+        for src, dst in renames:
+            try:
+                os.replace(src, dst)
+                done.append(dst)
+            except FileNotFoundError:
+                pass  # already renamed (by the writer or another reader)
+        fsync_dir(journal.parent)
+        journal.unlink(missing_ok=True)
+        fsync_dir(journal.parent)
+    except OSError as exc:
+        raise InputError(
+            f"{journal.parent}: an interrupted `neuralinv generate` left complete new files to "
+            f"rename over {', '.join(d.name for _, d in renames)} but they cannot be renamed "
+            f"({exc.strerror}); run the command with write access to {journal.parent}"
+        ) from None
+    return done
+
+
+#: st_dev -> whether unnamed files there can be linked into place (probed once per filesystem:
+#: overlayfs, for one, creates them but refuses the link with EXDEV).
+_LINKABLE: dict[int, bool] = {}
+
+
+def _link_fd(fd: int, dst: Path) -> None:
+    """Give the unnamed file ``fd`` the name ``dst``: linkat(2) with AT_SYMLINK_FOLLOW on
+    /proc/self/fd/N (the unprivileged way; plain link(2) would link the /proc symlink). Python
+    calls linkat, with that flag, only when a dir_fd is given."""
+    dfd = os.open(dst.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(f"/proc/self/fd/{fd}", dst.name, dst_dir_fd=dfd, follow_symlinks=True)
+    finally:
+        os.close(dfd)
+
+
+def _open_unnamed(parent: Path) -> int | None:
+    """A descriptor of an unnamed file in ``parent`` (O_TMPFILE), or None where unsupported."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or os.environ.get(_ENV_TMPFILE) == "named" or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        fd = os.open(parent, flag | os.O_RDWR | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return None  # filesystem or kernel without O_TMPFILE
+        raise
+    dev = os.fstat(fd).st_dev
+    if dev not in _LINKABLE:
+        # Probe with a second unnamed file: one linked (and unlinked) can never be linked again.
+        probe_fd = os.open(parent, flag | os.O_RDWR | os.O_CLOEXEC, FILE_MODE)
+        probe = parent / f".neuralinv-probe.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            _link_fd(probe_fd, probe)
+            probe.unlink()
+            _LINKABLE[dev] = True
+        except OSError:
+            _LINKABLE[dev] = False
+        finally:
+            os.close(probe_fd)
+    if not _LINKABLE[dev]:
+        os.close(fd)
+        return None
+    return fd
+
+
+def check_output_path(path: str | Path, what: str = "output") -> Path:
+    """InputError unless ``path`` can be an output file: its directory exists, and it is not
+    itself a directory (or a FIFO or device, which a rename would replace)."""
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise InputError(f"{path}: the {what} is a directory; give a file name (e.g. {path / 'out'}{path.suffix})")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: the {what} exists and is not a regular file (a FIFO or device?)")
+    if not parent.exists():
+        raise InputError(f"{path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise InputError(f"{path}: {parent} is not a directory")
+    return path
+
+
+class AtomicFile:
+    """An output file that appears complete or not at all (see the comment above).
+
+    ``file`` is open for writing (and seeking); :meth:`commit` publishes it under ``path``,
+    :meth:`discard` drops it. :meth:`stage` gives the complete data its temporary name without
+    publishing it (for :func:`commit_together`)."""
+
+    def __init__(self, path: str | Path, mode: str = "wb"):
+        if mode not in ("wb", "w", "w+b"):
+            raise ValueError(f"AtomicFile mode must be 'wb', 'w+b' or 'w', got {mode!r}")
+        self.path = check_output_path(path)
+        self.parent = self.path.parent
+        clean_directory(self.parent)
+        self._staged: Path | None = None
+        self._closed = False
+        try:
+            fd = _open_unnamed(self.parent)
+            if fd is None:
+                self._staged = _temp_path(self.path)
+                fd = os.open(self._staged, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # whatever the umask: outputs are meant to be shared
+        except OSError as exc:
+            raise OSError(exc.errno, f"{self.path}: cannot create the file ({exc.strerror})") from None
+        self.file: IO[Any] = os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None)
+        self._named = self._staged is not None
+
+    def stage(self) -> Path:
+        """Flush and fsync the data and give it its temporary name (``.NAME.<pid>.<rand>.tmp``)."""
+        if self._closed:
+            assert self._staged is not None
+            return self._staged
+        _pause_point(f"commit:{self.path.name}")
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            if self._staged is None:
+                tmp = _temp_path(self.path)
+                _link_fd(self.file.fileno(), tmp)
+                self._staged = tmp
+        except OSError as exc:
+            raise OSError(exc.errno, f"{self.path}: cannot write ({exc.strerror})") from None
+        self.file.close()
+        self._closed = True
+        return self._staged
+
+    def commit(self) -> Path:
+        tmp = self.stage()
+        try:
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{self.path}: cannot rename the new file into place ({exc.strerror})") from None
+        self._staged = None
+        fsync_dir(self.parent)
+        return self.path
+
+    def discard(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                self.file.close()
+        if self._staged is not None:
+            with contextlib.suppress(OSError):
+                self._staged.unlink()
+            self._staged = None
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync and rename it over ``path``,
-    on any exception remove it. Usable for any output (weights, figures, reports)."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``path`` atomically: yields a file open in ``mode`` ("wb", "w+b", or "w" for
+    UTF-8 text); when the block ends without an exception the data is fsynced and renamed over
+    ``path`` (permissions 0o644, directory fsynced), otherwise it is dropped and ``path`` is
+    untouched. The directory must exist (InputError otherwise). Killed at any moment, even by
+    SIGKILL, the process leaves the old ``path`` or the complete new one and no temporary file
+    that outlives the next write in that directory."""
+    f = AtomicFile(path, mode)
     try:
-        # mkstemp makes the file 0600; give the output the mode a plain open() would.
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        yield f.file
+        f.commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        f.discard()
         raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """``data`` to ``path`` through :func:`atomic_write`."""
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def commit_together(files: list[AtomicFile]) -> None:
+    """Publish several complete files so that a reader sees all of them new or all old.
+
+    Each file is staged (fsynced, under its temporary name); then a journal
+    ``.FIRST.<pid>.<rand>.pair`` listing the renames is written atomically; then the renames
+    are done and the journal removed. Killed before the journal exists: the old files stay and
+    the staged ones are litter that the next writer there removes. Killed after: every new file
+    is complete and durable, so the next writer or reader in that directory
+    (:func:`clean_directory`, which :func:`open_matrices` calls) finishes the renames before
+    reading. SIGINT/SIGTERM/SIGHUP are held back during the commit (milliseconds)."""
+    if not files:
+        return
+    parent = files[0].parent
+    if any(f.parent != parent for f in files):
+        raise ValueError("commit_together: the files must share a directory")
+    blocked = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
+    can_block = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if can_block else None
+    try:
+        staged = [f.stage() for f in files]
+        fsync_dir(parent)
+        journal = _temp_path(files[0].path, "pair")
+        plan = {"pid": os.getpid(), "renames": [[s.name, f.path.name] for s, f in zip(staged, files)]}
+        write_text(journal, json.dumps(plan) + "\n")
+        for i, (s, f) in enumerate(zip(staged, files)):
+            with contextlib.suppress(FileNotFoundError):  # a reader may have rolled it forward
+                os.replace(s, f.path)
+            f._staged = None
+            if i == 0 and len(files) > 1:
+                _pause_point(f"pair:{f.path.name}")
+        fsync_dir(parent)
+        journal.unlink(missing_ok=True)
+        fsync_dir(parent)
+    finally:
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -123,9 +440,10 @@ class MatrixSource:
 def open_matrices(path: str | Path) -> MatrixSource:
     """Check that ``path`` exists and (for binary formats) holds a square-matrix array."""
     path = Path(path)
+    _check_not_special(path)  # a directory or FIFO says so, whatever its name
     fmt = format_of(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = check_input_path(path)
+    clean_directory(path.parent)  # finish an interrupted pair commit before reading
     if fmt == ".mx":
         return MatrixSource(path, fmt, None)
     if fmt == ".csv":
@@ -134,6 +452,63 @@ def open_matrices(path: str | Path) -> MatrixSource:
         return MatrixSource(path, fmt, _npy_memmap(path).shape)
     with _npz_member(path) as (_, shape, _dtype, _fortran):
         return MatrixSource(path, fmt, shape)
+
+
+def check_input_path(path: str | Path, what: str = "input") -> Path:
+    """``path`` if it is a readable regular file, else an InputError saying what it is: missing,
+    a directory, a FIFO, a device, inside something that is not a directory, unreadable."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except NotADirectoryError:
+        raise InputError(f"{path}: no such file ({_first_non_directory(path)} is not a directory)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    kind = _file_kind(st.st_mode)
+    if kind == "directory":
+        raise InputError(f"{path}: the {what} is a directory, not a file")
+    if kind != "file":
+        raise InputError(f"{path}: the {what} is a {kind}, not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    return path
+
+
+def _check_not_special(path: Path, what: str = "input") -> None:
+    try:
+        kind = _file_kind(os.stat(path).st_mode)
+    except OSError:
+        return  # missing or unreadable: check_input_path says which
+    if kind == "directory":
+        raise InputError(f"{path}: the {what} is a directory, not a file")
+    if kind != "file":
+        raise InputError(f"{path}: the {what} is a {kind}, not a regular file")
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def _first_non_directory(path: Path) -> Path:
+    for p in reversed(path.parents):
+        if p.exists() and not p.is_dir():
+            return p
+    return path.parent
 
 
 def iter_matrices(path: str | Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
@@ -363,43 +738,53 @@ class MatrixWriter:
            checked against what was written.
     """
 
-    def __init__(self, path: str | Path, *, shape: tuple[int, ...] | None = None):
+    def __init__(self, path: str | Path, *, shape: tuple[int, ...] | None = None, commit: bool = True):
         self.path = Path(path)
         self.fmt = format_of(self.path)
         self.shape = None if shape is None else tuple(int(s) for s in shape)
         self.count = 0
         self.n: int | None = None
         self._dtype: np.dtype | None = None
-        self._cm: contextlib.AbstractContextManager | None = None
+        # commit=False: the caller publishes ``self.file`` itself (see matrix_pair_writer).
+        self._commit = commit
+        self.file: AtomicFile | None = None
         self._fh: IO[Any] | None = None
-        self._npy_tmp: tempfile._TemporaryFileWrapper | None = None
+        self._npy_tmp: IO[bytes] | None = None
 
     def __enter__(self) -> MatrixWriter:
-        self._cm = atomic_write(self.path, "wb")
-        self._fh = self._cm.__enter__()
-        if self.fmt == ".npy":
-            self._fh.write(b"\0" * _NPY_HEADER_BYTES)
-        elif self.fmt == ".npz":
-            # The member's header needs the final shape: stream into a .npy beside the target,
-            # then store it in the archive at the end.
-            self._npy_tmp = tempfile.NamedTemporaryFile(
-                dir=self.path.parent if str(self.path.parent) else ".",
-                prefix=f".{self.path.name}.", suffix=".npy.tmp", delete=True,
-            )
-            self._npy_tmp.write(b"\0" * _NPY_HEADER_BYTES)
+        self.file = AtomicFile(self.path, "wb")
+        self._fh = self.file.file
+        try:
+            if self.fmt == ".npy":
+                self._fh.write(b"\0" * _NPY_HEADER_BYTES)
+            elif self.fmt == ".npz":
+                # The member's header needs the final shape: stream into an unnamed .npy beside
+                # the target (tempfile.TemporaryFile: O_TMPFILE on Linux, gone on any kill),
+                # then store it in the archive at the end.
+                self._npy_tmp = tempfile.TemporaryFile(dir=self.path.parent)
+                self._npy_tmp.write(b"\0" * _NPY_HEADER_BYTES)
+        except BaseException:
+            self.file.discard()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self._cm is not None
+        assert self.file is not None
         try:
             if exc_type is None:
                 self._finish()
-        except BaseException as err:
+                if self._commit:
+                    self.file.commit()
+                else:
+                    self.file.stage()
+                return False
+        except BaseException:
             self._close_npz_tmp()
-            self._cm.__exit__(type(err), err, err.__traceback__)
+            self.file.discard()
             raise
         self._close_npz_tmp()
-        return bool(self._cm.__exit__(exc_type, exc, tb))
+        self.file.discard()
+        return False
 
     def write(self, X: Any) -> None:
         """Append a chunk ``(k, n, n)`` (a single ``(n, n)`` matrix is also accepted)."""
@@ -426,6 +811,7 @@ class MatrixWriter:
             out = self._fh if self.fmt == ".npy" else self._npy_tmp
             out.write(np.ascontiguousarray(a, dtype=self._dtype).tobytes())
         self.count += a.shape[0]
+        _pause_point(f"chunk:{self.path.name}")
 
     def _final_shape(self) -> tuple[int, ...]:
         if self.n is None:
@@ -455,8 +841,13 @@ class MatrixWriter:
         tmp.seek(0)
         tmp.write(header)
         tmp.flush()
+        tmp.seek(0)
         with zipfile.ZipFile(self._fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            zf.write(tmp.name, NPZ_KEY + ".npy")
+            info = zipfile.ZipInfo(NPZ_KEY + ".npy", date_time=time.localtime()[:6])
+            info.compress_type = zipfile.ZIP_STORED
+            with zf.open(info, "w", force_zip64=True) as member:
+                shutil.copyfileobj(tmp, member, 1 << 20)
+        self._close_npz_tmp()
 
     def _close_npz_tmp(self) -> None:
         if self._npy_tmp is not None:
@@ -496,6 +887,37 @@ def write_matrices(path: str | Path, X: Any, *, chunk_size: int = DEFAULT_CHUNK)
     with MatrixWriter(path, shape=a.shape) as w:
         for i in range(0, flat.shape[0], chunk_size):
             w.write(flat[i : i + chunk_size])
+
+
+@contextlib.contextmanager
+def matrix_pair_writer(
+    first: str | Path, second: str | Path, *, shape: tuple[int, ...] | None = None
+) -> Iterator[tuple[MatrixWriter, MatrixWriter]]:
+    """Two :class:`MatrixWriter` whose files are published together (:func:`commit_together`):
+    a reader never sees the new ``second`` beside the old ``first``. Both paths must share a
+    directory."""
+    first, second = Path(first), Path(second)
+    if first.parent != second.parent:
+        raise InputError(f"{first} and {second} must be in the same directory to be written together")
+    wa = MatrixWriter(first, shape=shape, commit=False)
+    wb = MatrixWriter(second, shape=shape, commit=False)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(wa)
+        stack.enter_context(wb)
+        try:
+            yield wa, wb
+        except BaseException:
+            wa.file.discard()
+            wb.file.discard()
+            raise
+        # Success: finish and stage both (their __exit__ with commit=False), then publish.
+        stack.pop_all().close()
+        try:
+            commit_together([wa.file, wb.file])
+        except BaseException:
+            wa.file.discard()
+            wb.file.discard()
+            raise
 
 
 def paired_chunks(

@@ -2,21 +2,28 @@
 
 A model directory holds ``config.toml`` (everything needed to rebuild the networks),
 ``member-K.safetensors`` (weights, including the input/target scaling as buffers) and
-``metrics.json`` (validation history); training adds ``runs/`` (TensorBoard) and
-``training-state.pt`` (for resuming). :meth:`LearnedInverse.load` needs only the first three.
+``metrics.json`` (validation history), and ``manifest.json`` (written last: the SHA-256 of those
+files, so a directory mixing two models refuses to load); training adds ``runs/``
+(TensorBoard) and ``training-state.pt`` (for resuming). :meth:`LearnedInverse.load` needs all
+but the last two.
 ``builtin:NAME`` loads a model shipped inside the package (``builtin:ball3``).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from .errors import InputError
+from .io import write_bytes
 from .training import checkpoint as ckpt
 from .training.config import TrainConfig
 
@@ -87,48 +94,200 @@ class LearnedInverse:
 
     # -- files -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write config.toml, member-K.safetensors and metrics.json (each atomically)."""
+        """Write config.toml, member-K.safetensors and metrics.json (each atomically), then
+        ``manifest.json`` with their SHA-256. The manifest says "writing" while the files are
+        replaced, so a save killed half-way leaves a directory that refuses to load instead of
+        one that mixes two models."""
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise InputError(f"{d}: exists and is not a directory")
-        d.mkdir(parents=True, exist_ok=True)
         if self.config.ensemble != len(self.members):
             raise InputError(
                 f"config says ensemble={self.config.ensemble} but the model has "
                 f"{len(self.members)} members"
             )
-        ckpt.write_text(d / ckpt.CONFIG_FILE, self.config.to_toml())
+        d.mkdir(parents=True, exist_ok=True)
+        ckpt.write_manifest(d, "writing")
+        files: dict[str, str] = {}
+
+        def put(name: str, data: bytes) -> None:
+            write_bytes(d / name, data)
+            files[name] = ckpt.sha256(data)
+
+        put(ckpt.CONFIG_FILE, self.config.to_toml().encode())
         for k, m in enumerate(self.members):
-            ckpt.save_weights(d / ckpt.member_file(k), ckpt.cpu_state(m))
-        ckpt.write_json(d / ckpt.METRICS_FILE, self.metrics)
+            put(ckpt.member_file(k), st_save(ckpt.cpu_state(m)))
+        put(ckpt.METRICS_FILE, (json.dumps(self.metrics, indent=1) + "\n").encode())
+        for extra in _extra_members(d, self.config.ensemble):
+            extra.unlink(missing_ok=True)  # members of an earlier, larger ensemble
+        ckpt.write_manifest(d, "complete", files)
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> LearnedInverse:
-        """Rebuild the exact model from a directory (or ``builtin:NAME``)."""
+        """Rebuild the exact model from a directory (or ``builtin:NAME``).
+
+        A directory whose ``manifest.json`` is complete must match it (InputError naming the
+        file that differs). One left by an interrupted training run loads its best weights so
+        far with a :class:`PartialModelWarning`, or, when some member has no weights yet,
+        raises an InputError saying how to finish the run. Directories without a manifest
+        (written before manifests existed, and the built-in models) load as they are."""
         d = _resolve(directory)
         if not d.is_dir():
             raise InputError(f"{d}: no such model directory")
         config_path = d / ckpt.CONFIG_FILE
         config = TrainConfig.load(config_path)
-        from .training.loop import skeleton
-
-        members = []
-        for k in range(config.ensemble):
-            path = d / ckpt.member_file(k)
-            model = skeleton(config)
-            ckpt.load_into(model, ckpt.load_weights(path), path, config_path)
-            members.append(model)
-        extra = sorted(p.name for p in d.glob("member-*.safetensors")
-                       if p.name not in {ckpt.member_file(k) for k in range(config.ensemble)})
-        if extra:
-            raise InputError(
-                f"{config_path}: says ensemble={config.ensemble} but {d} also holds {', '.join(extra)}"
-            )
-        metrics = ckpt.read_json(d / ckpt.METRICS_FILE)
+        manifest = ckpt.read_manifest(d)
+        complete = manifest is not None and manifest["state"] == "complete"
+        interrupted = (manifest is not None and not complete) or (
+            manifest is None and not (d / ckpt.METRICS_FILE).exists() and (d / ckpt.STATE_FILE).is_file()
+        )
+        if interrupted:
+            return cls._load_partial(d, config, manifest)
+        members, digests = _load_members(d, config)
+        metrics_path = d / ckpt.METRICS_FILE
+        metrics = ckpt.read_json(metrics_path)
         if not isinstance(metrics, dict):
-            raise InputError(f"{d / ckpt.METRICS_FILE}: expected a JSON object")
+            raise InputError(f"{metrics_path}: expected a JSON object")
+        if complete:
+            digests[ckpt.CONFIG_FILE] = ckpt.sha256(config_path.read_bytes())
+            digests[ckpt.METRICS_FILE] = ckpt.sha256(metrics_path.read_bytes())
+            recorded = manifest["files"]
+            for name in sorted(set(recorded) | set(digests)):
+                if recorded.get(name) != digests.get(name):
+                    raise InputError(
+                        f"{d / name}: does not match {d / ckpt.MANIFEST_FILE} (the file was "
+                        f"changed or replaced after the model was written, or a write into {d} "
+                        f"was interrupted); train it again, e.g. `neuralinv train --config "
+                        f"{config_path} --out {d} --no-resume`"
+                    )
         return cls(config, members, metrics)
+
+    @classmethod
+    def _load_partial(cls, d: Path, config: TrainConfig, manifest: dict | None) -> LearnedInverse:
+        config_path = d / ckpt.CONFIG_FILE
+        state_path = d / ckpt.STATE_FILE
+        finish = (f"finish it with `neuralinv train --config {config_path} --out {d}` "
+                  "(it resumes from the last checkpoint)")
+        if not state_path.is_file():
+            if manifest is not None and manifest["state"] == "writing":
+                raise InputError(
+                    f"{d}: a model was being written here when it was interrupted "
+                    f"({d / ckpt.MANIFEST_FILE} says \"writing\"); save or train it again"
+                )
+            raise InputError(f"{d}: training was interrupted before its first checkpoint; "
+                             f"start it again with `neuralinv train --config {config_path} --out {d}`")
+        state = ckpt.load_state(state_path)
+        where = (f"member {min(state['member'], config.ensemble - 1) + 1} of {config.ensemble}, "
+                 f"step {state['step']} of {config.steps}")
+        missing = [ckpt.member_file(k) for k in range(config.ensemble)
+                   if not (d / ckpt.member_file(k)).is_file()]
+        if missing:
+            raise InputError(f"{d}: training was interrupted ({where}) before "
+                             f"{', '.join(missing)} had weights; {finish}")
+        members, _ = _load_members(d, config)
+        warnings.warn(
+            PartialModelWarning(
+                f"{d}: training was interrupted ({where}); loaded the best weights so far, not "
+                f"a finished model; {finish}"
+            ),
+            stacklevel=3,
+        )
+        history = state["history"]
+        metrics = {
+            "partial": True,
+            "members": [{"member": k, "best": min(h, key=lambda e: e.get("val_mae", math.inf)) if h else None,
+                         "history": h} for k, h in enumerate(history)],
+            "resumed_from": state.get("resumed_from", []),
+            "train_seconds": state["elapsed"],
+        }
+        return cls(config, members, metrics)
+
+
+class PartialModelWarning(UserWarning):
+    """:meth:`LearnedInverse.load` loaded a model directory whose training was interrupted:
+    the members hold their best weights so far. ``neuralinv train --config DIR/config.toml
+    --out DIR`` resumes and finishes it."""
+
+
+#: The most numbers (parameters and buffers) one member network may hold: checked from
+#: config.toml before anything is built, and against each member's safetensors header before
+#: its data is read. 5e7 numbers are 200 MB in float32.
+MAX_MEMBER_NUMBERS = 50_000_000
+
+
+def member_numbers(config: TrainConfig) -> int:
+    """How many numbers (parameters and buffers) one member of ``config`` holds, computed from
+    the architecture alone (nothing is allocated)."""
+    n2 = config.n * config.n
+    m = config.model
+
+    def linear(a: int, b: int) -> int:
+        return a * b + b
+
+    def mlp() -> int:
+        dims = [n2] + [m.width] * (m.depth - 1) + [n2]
+        return sum(linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    scaled = 2 * n2 + 2 if config.scaling == "standardize" else 0
+    if m.arch == "mlp":
+        return mlp() + scaled
+    if m.arch == "dense_resnet":
+        from .models.dense_resnet import SUBLAYERS
+
+        u, g = m.width, 2 * m.width
+        block = sum(linear(u + i * g, g) for i in range(SUBLAYERS)) + linear(u + SUBLAYERS * g, u)
+        return linear(n2, u) + m.blocks * block + linear(u, n2) + scaled
+    if m.arch == "correction":
+        return mlp() + 2 * n2 + 2
+    return 0  # build_model names the unknown arch
+
+
+def check_architecture(config: TrainConfig, config_path: str | Path, members: list[Path]) -> None:
+    """InputError before any memory is allocated when ``config`` asks for a member larger than
+    :data:`MAX_MEMBER_NUMBERS` or when a member file's header does not hold what it needs."""
+    size = member_numbers(config)
+    m = config.model
+    if size > MAX_MEMBER_NUMBERS:
+        raise InputError(
+            f"{config_path}: its {m.arch} model (n {config.n}, depth {m.depth}, width {m.width}, "
+            f"blocks {m.blocks}) would hold {size:.3g} numbers per member, more than the limit "
+            f"of {MAX_MEMBER_NUMBERS:.3g} (neuralinv.learned_inverse.MAX_MEMBER_NUMBERS)"
+        )
+    for path in members:
+        header = ckpt.safetensors_header(path)
+        held = sum(math.prod(shape) for _, shape in header.values())
+        if held != size:
+            raise InputError(
+                f"{path}: holds {held} numbers in {len(header)} tensors but the model of "
+                f"{config_path} needs {size}: the tensor shapes do not match the architecture"
+            )
+
+
+def _extra_members(d: Path, ensemble: int) -> list[Path]:
+    keep = {ckpt.member_file(k) for k in range(ensemble)}
+    return sorted(p for p in d.glob("member-*.safetensors") if p.name not in keep)
+
+
+def _load_members(d: Path, config: TrainConfig) -> tuple[list[nn.Module], dict[str, str]]:
+    """The member networks of ``d`` and the SHA-256 of their files."""
+    from .training.loop import skeleton
+
+    config_path = d / ckpt.CONFIG_FILE
+    paths = [d / ckpt.member_file(k) for k in range(config.ensemble)]
+    check_architecture(config, config_path, paths)
+    members, digests = [], {}
+    for path in paths:
+        model = skeleton(config)
+        weights, digests[path.name] = ckpt.load_weights_and_digest(path)
+        ckpt.load_into(model, weights, path, config_path)
+        members.append(model)
+    extra = [p.name for p in _extra_members(d, config.ensemble)]
+    if extra:
+        raise InputError(
+            f"{config_path}: says ensemble={config.ensemble} but {d} also holds {', '.join(extra)}"
+        )
+    return members, digests
 
 
 def builtin_models() -> list[str]:
@@ -147,4 +306,12 @@ def _resolve(directory: str | Path) -> Path:
     return Path(directory)
 
 
-__all__ = ["BUILTIN_PREFIX", "LearnedInverse", "builtin_models"]
+__all__ = [
+    "BUILTIN_PREFIX",
+    "MAX_MEMBER_NUMBERS",
+    "LearnedInverse",
+    "PartialModelWarning",
+    "builtin_models",
+    "check_architecture",
+    "member_numbers",
+]

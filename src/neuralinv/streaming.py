@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import DEFAULT_CHUNK, MatrixWriter, open_matrices, paired_chunks
+from .io import DEFAULT_CHUNK, MatrixWriter, check_output_path, open_matrices, paired_chunks
 from .solution import Status
 
 
@@ -114,6 +114,7 @@ def invert_file(
     """
     from .methods import resolve
 
+    check_output_path(output)  # before any work: a directory or a missing folder says so
     inverter = resolve(method, **options)
     src = open_matrices(input)
     chunks = (

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..io import write_text
 from .metrics import Metrics
 
 #: (column title, Metrics attribute, format) in table order.
@@ -104,17 +103,11 @@ def _clean(x: Any) -> Any:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
+    """``text`` to ``path`` through :func:`neuralinv.io.atomic_write`, creating the directory
+    (reports go into an output directory the caller names)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -202,6 +202,7 @@ def _prepare_out(config: TrainConfig, out: Path | None, resume: bool, ctx: Conte
         return None
     state_path = out / ckpt.STATE_FILE
     config_path = out / ckpt.CONFIG_FILE
+    state = None
     if ctx.is_main:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: exists and is not a directory")
@@ -213,14 +214,22 @@ def _prepare_out(config: TrainConfig, out: Path | None, resume: bool, ctx: Conte
                     f"{config_path}: the interrupted run in {out} used different settings "
                     f"({diff}); pass the same settings, another --out, or --no-resume"
                 )
+            state = ckpt.load_state(state_path)
+            if not state["finished"]:
+                ckpt.write_manifest(out, "training")
         else:
             out.mkdir(parents=True, exist_ok=True)
-            state_path.unlink(missing_ok=True)
+            # Starting afresh: first say so (the manifest stops claiming a complete model),
+            # then drop the files of any earlier run, then write the new settings. Killed at
+            # any point, the directory either refuses to load or loads the earlier model whole.
+            ckpt.write_manifest(out, "training")
+            for stale in [state_path, out / ckpt.METRICS_FILE, *sorted(out.glob("member-*.safetensors"))]:
+                stale.unlink(missing_ok=True)
             ckpt.write_text(config_path, config.to_toml())
     ctx.barrier()
-    if resume and state_path.is_file():
-        return ckpt.load_state(state_path)
-    return None
+    if state is None and resume and state_path.is_file():
+        state = ckpt.load_state(state_path)
+    return state
 
 
 def _diff(a: dict, b: dict) -> str:
@@ -272,14 +281,21 @@ class _Run:
         sched = make_scheduler(config, opt)
         gen = _generator(_member_seed(config, k, ctx.rank), device)
         if resume_step > 0 and self.state is not None:
-            ckpt.load_into(model, self.state["model"], "training state")
-            opt.load_state_dict(self.state["optimizer"])
-            sched.load_state_dict(self.state["scheduler"])
-            rng = self.state["rng"]
-            if len(rng) == ctx.world_size:
-                gen.set_state(rng[ctx.rank])
-            else:  # resumed with another number of ranks: fresh but distinct streams
-                gen.manual_seed(_member_seed(config, k, ctx.rank) + 7 * resume_step)
+            source = self.out / ckpt.STATE_FILE if self.out is not None else "training state"
+            ckpt.load_into(model, self.state["model"], source)
+            try:
+                opt.load_state_dict(self.state["optimizer"])
+                sched.load_state_dict(self.state["scheduler"])
+                rng = self.state.get("rng", [])
+                if len(rng) == ctx.world_size:
+                    gen.set_state(rng[ctx.rank])
+                else:  # resumed with another number of ranks: fresh but distinct streams
+                    gen.manual_seed(_member_seed(config, k, ctx.rank) + 7 * resume_step)
+            except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+                raise InputError(
+                    f"{source}: the optimizer, scheduler or RNG state cannot be restored "
+                    f"({type(exc).__name__}: {exc}); delete it or train with --no-resume"
+                ) from None
         else:
             resume_step = 0
             if len(self.best) > k:  # a restarted member drops what the killed one had

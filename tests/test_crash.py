@@ -1,0 +1,156 @@
+"""Crash consistency, observed by killing real ``python -m neuralinv`` runs.
+
+A run is stopped at a chosen moment: ``NEURALINV_TEST_PAUSE=POINT`` makes the process create a
+marker file and sleep when it reaches POINT (see neuralinv.io), and the test then sends the
+signal. The waits also accept the moment a temporary file or a new output shows up, so the
+same tests catch the writers that had no pause points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+TEMP = re.compile(r"^\..*\.(tmp|pair)$")
+
+
+def litter(directory: Path) -> list[str]:
+    """Temporary files and journals anywhere under ``directory``."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob(".*") if TEMP.match(p.name))
+
+
+def start(args, cwd: Path, point: str | None = None, **env) -> tuple[subprocess.Popen, Path]:
+    marker = cwd / f"paused-{time.monotonic_ns()}"
+    e = {**ENV, **env}
+    if point is not None:
+        e.update(NEURALINV_TEST_PAUSE=point, NEURALINV_TEST_PAUSE_FILE=str(marker))
+    proc = subprocess.Popen([sys.executable, "-m", "neuralinv", *args], cwd=cwd, env=e,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, marker
+
+
+def wait_for(proc: subprocess.Popen, condition, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before the moment to kill it: "
+                        f"{proc.stderr.read().decode()[-2000:]}")
+        assert time.monotonic() < deadline, "timed out waiting for the moment to kill"
+        time.sleep(0.001)
+
+
+def kill(proc: subprocess.Popen, sig: int) -> int:
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    return proc.returncode
+
+
+def neuralinv(*args, cwd: Path, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neuralinv", *args], cwd=cwd, env={**ENV, **env},
+                          capture_output=True, text=True, timeout=180)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ invert
+@pytest.mark.parametrize(
+    "sig, mode",
+    [(signal.SIGKILL, "auto"), (signal.SIGTERM, "auto"), (signal.SIGHUP, "auto"),
+     (signal.SIGTERM, "named"), (signal.SIGKILL, "named")],
+    ids=["SIGKILL", "SIGTERM", "SIGHUP", "SIGTERM-named", "SIGKILL-named"],
+)
+def test_killed_invert_keeps_the_old_output_and_leaves_no_temporary_file(tmp_path, sig, mode):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "in.npy", rng.standard_normal((64, 3, 3)) + 4 * np.eye(3))
+    out = tmp_path / "out.npy"
+    np.save(out, np.zeros((1, 3, 3)))
+    old = digest(out)
+    proc, marker = start(["invert", "in.npy", "-o", "out.npy", "--method", "lu", "--chunk-size", "4"],
+                         tmp_path, "chunk:out.npy", NEURALINV_TMPFILE=mode)
+    wait_for(proc, lambda: marker.exists() or bool(litter(tmp_path)))
+    rc = kill(proc, sig)
+    assert rc == -sig  # ended by that signal (SIGTERM/SIGHUP: after cleaning up)
+    assert digest(out) == old  # the old output, untouched
+    left = litter(tmp_path)
+    if sig == signal.SIGKILL and mode == "named":
+        # Nothing runs on SIGKILL: the named temporary file stays until the next writer here.
+        assert len(left) == 1 and re.match(rf"^\.out\.npy\.{proc.pid}\.[0-9a-f]{{8}}\.tmp$", left[0])
+        again = neuralinv("invert", "in.npy", "-o", "other.npy", "--method", "lu", cwd=tmp_path,
+                          NEURALINV_TMPFILE=mode)
+        assert again.returncode == 0, again.stderr
+        assert litter(tmp_path) == []
+    else:
+        assert left == []
+
+
+# ---------------------------------------------------------------------------------- generate
+def test_generate_killed_between_its_two_files_leaves_a_consistent_pair(tmp_path):
+    first = neuralinv("generate", "3", "300", "-o", "d", "--seed", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    mats, invs = tmp_path / "d_matrices_3x3.mx", tmp_path / "d_matrices_inverted_3x3.mx"
+    old = digest(invs)
+    # Killed when one new file is in place (pause point "pair:", or, for a writer without
+    # one, as soon as the inverses file changes: it used to be renamed first).
+    proc, marker = start(["generate", "3", "300", "-o", "d", "--seed", "2"], tmp_path,
+                         f"pair:{mats.name}")
+    wait_for(proc, lambda: marker.exists() or digest(invs) != old)
+    kill(proc, signal.SIGKILL)
+    check = neuralinv("verify", mats.name, invs.name, cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "OK" in check.stdout
+    assert litter(tmp_path) == []
+    # The pair that survives is the complete new one (the journal was rolled forward).
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert neuralinv("generate", "3", "300", "-o", "d", "--seed", "2", cwd=clean).returncode == 0
+    assert digest(mats) == digest(clean / mats.name)
+    assert digest(invs) == digest(clean / invs.name)
+
+
+def test_generate_killed_before_its_commit_keeps_the_old_pair(tmp_path):
+    assert neuralinv("generate", "3", "50", "-o", "d", "--format", "npz", cwd=tmp_path).returncode == 0
+    mats, invs = tmp_path / "d_matrices_3x3.npz", tmp_path / "d_matrices_inverted_3x3.npz"
+    before = digest(mats), digest(invs)
+    proc, marker = start(["generate", "3", "50", "-o", "d", "--format", "npz", "--seed", "5"],
+                         tmp_path, f"commit:{invs.name}")
+    wait_for(proc, lambda: marker.exists() or bool(litter(tmp_path)))
+    assert kill(proc, signal.SIGTERM) == -signal.SIGTERM
+    assert (digest(mats), digest(invs)) == before
+    assert litter(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------- train
+def _train(out: Path, *extra: str) -> list[str]:
+    return ["train", "--steps", "80", "--batch-size", "16", "--width", "8", "--val-every", "20",
+            "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("sig, mode", [(signal.SIGTERM, "auto"), (signal.SIGKILL, "named")],
+                         ids=["SIGTERM", "SIGKILL-named"])
+def test_killed_training_leaves_no_temporary_file_and_resumes_clean(tmp_path, sig, mode):
+    out = tmp_path / "model"
+    proc, marker = start(_train(out), tmp_path, "commit:training-state.pt", NEURALINV_TMPFILE=mode)
+    wait_for(proc, lambda: marker.exists() or (out.is_dir() and bool(litter(out))))
+    assert kill(proc, sig) == -sig
+    if sig != signal.SIGKILL:
+        assert litter(out) == []
+    resumed = neuralinv(*_train(out), cwd=tmp_path, NEURALINV_TMPFILE=mode)
+    assert resumed.returncode == 0, resumed.stderr
+    assert litter(out) == []
+    assert (out / "metrics.json").is_file()
