@@ -16,8 +16,9 @@ import pytest
 import torch
 
 import neuralinv as ni
+from neuralinv import PartialModelWarning
 from neuralinv.errors import InputError
-from neuralinv.learned_inverse import MAX_MEMBER_NUMBERS, PartialModelWarning
+from neuralinv.learned_inverse import MAX_MEMBER_NUMBERS
 from neuralinv.training import ModelConfig, TrainConfig
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

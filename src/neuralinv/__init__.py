@@ -8,6 +8,7 @@ from .errors import (
     NotConvergedError,
     NotPositiveDefiniteError,
     OutOfRegionWarning,
+    PartialModelWarning,
     SingularMatrixError,
 )
 from .learned_inverse import LearnedInverse
@@ -34,6 +35,7 @@ __all__ = [
     "NotPositiveDefiniteError",
     "OrthogonalProjection",
     "OutOfRegionWarning",
+    "PartialModelWarning",
     "SVDGDResult",
     "SingularMatrixError",
     "Solution",

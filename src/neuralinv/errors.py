@@ -57,6 +57,12 @@ class IllConditionedWarning(RuntimeWarning):
     """The answer was computed but the matrix is too close to singular for it to be trusted."""
 
 
+class PartialModelWarning(UserWarning):
+    """:meth:`LearnedInverse.load` loaded a model directory whose training was interrupted:
+    the members hold their best weights so far. ``neuralinv train --config DIR/config.toml
+    --out DIR`` resumes and finishes it."""
+
+
 class OutOfRegionWarning(RuntimeWarning):
     """A learned inverter saw inputs outside its region; those answers came from the fallback."""
 

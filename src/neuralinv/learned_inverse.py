@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
-from .errors import InputError
+from .errors import InputError, PartialModelWarning
 from .io import write_bytes
 from .training import checkpoint as ckpt
 from .training.config import TrainConfig
@@ -202,12 +202,6 @@ class LearnedInverse:
             "train_seconds": state["elapsed"],
         }
         return cls(config, members, metrics)
-
-
-class PartialModelWarning(UserWarning):
-    """:meth:`LearnedInverse.load` loaded a model directory whose training was interrupted:
-    the members hold their best weights so far. ``neuralinv train --config DIR/config.toml
-    --out DIR`` resumes and finishes it."""
 
 
 #: The most numbers (parameters and buffers) one member network may hold: checked from
