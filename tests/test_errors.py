@@ -249,3 +249,17 @@ def test_public_certificate_functions_take_numpy_and_mismatched_shapes_are_refus
 def test_block_base_size_out_of_range_is_an_input_error():
     with pytest.raises(ni.InputError, match="base_size"):
         ni.invert(np.eye(4), method="block", base_size=2**64)
+
+
+def test_train_config_refuses_an_overflowing_learning_rate():
+    with pytest.raises(ni.InputError, match=r"lr must be in \(0, 10000\]"):
+        TrainConfig(n=3, lr=1e300)
+
+
+def test_train_refuses_an_absurd_width_before_building_anything(tmp_path):
+    from neuralinv.training.config import ModelConfig
+
+    cfg = TrainConfig(n=3, steps=1, batch_size=2, model=ModelConfig(width=10**9))
+    with pytest.raises(ni.InputError, match="numbers per member, more than the limit"):
+        ni.train(cfg, tmp_path / "m")
+    assert not (tmp_path / "m").exists()

@@ -178,10 +178,11 @@ def train(
     an interrupted run in ``out`` continues from its last checkpoint. Under torchrun the work
     is data-parallel over the ranks and only rank 0 writes.
     """
-    from ..learned_inverse import LearnedInverse
+    from ..learned_inverse import LearnedInverse, check_architecture
 
     if not isinstance(config, TrainConfig):
         raise InputError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_architecture(config, "the training config", [])  # before any network is built
     out = Path(out) if out is not None else None
     with context(config.device) as ctx:
         state = _prepare_out(config, out, resume, ctx)
