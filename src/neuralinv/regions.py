@@ -21,8 +21,8 @@ Two regions:
 from __future__ import annotations
 
 import math
-from decimal import ROUND_FLOOR, Decimal
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import numpy as np
