@@ -66,9 +66,13 @@ def test_compiled_closed_form_equals_eager_paths_and_reference(n, dtype):
     counts = fast.counts()
     assert counts["SINGULAR"] >= 2 and counts["NONFINITE"] == 2 and counts["ILL_CONDITIONED"] >= 4
     assert counts["OK"] >= 2 * 16384
-    # The same answers: the same formulas in the same order, rounded once.
+    # The same answers up to rounding: the same formulas in the same order, but the C++
+    # compiler may contract a*b - c*d into an FMA (by CPU and flags) where eager rounds twice;
+    # with cancellation that is relative to cond, so compare normwise against 2 n eps cond_1.
     ok = fast.status == 0
-    assert torch.equal(fast.inverse[ok], eager.inverse[ok])
+    cond = A[ok].double().abs().sum(-2).amax(-1) * eager.inverse[ok].double().abs().sum(-2).amax(-1)
+    gap = (fast.inverse[ok].double() - eager.inverse[ok].double()).abs().sum(-2).amax(-1)
+    assert bool((gap <= 2 * n * eps(dtype) * cond * eager.inverse[ok].double().abs().sum(-2).amax(-1)).all())
     assert torch.isnan(fast.inverse[~ok & (fast.status != ILL)]).all()
     # The certificate of the fused loop is the certificate of the answers, up to summation order.
     res, rc = certificate(A[ok], fast.inverse[ok])
@@ -127,7 +131,10 @@ def test_auto_compile_equals_auto_statuses_labels_and_fallbacks():
     assert (fast.method == eager.method).all()
     assert fast.stats["fallbacks"] == eager.stats["fallbacks"] > 0
     ok = fast.status == 0
-    torch.testing.assert_close(fast.inverse[ok], eager.inverse[ok], rtol=0, atol=0)
+    # Up to rounding, as in test_compiled_closed_form_equals_eager_paths_and_reference.
+    norm1 = lambda M: M.double().abs().sum(-2).amax(-1)  # noqa: E731
+    gap = norm1(fast.inverse[ok] - eager.inverse[ok].double())
+    assert bool((gap <= 2 * 3 * eps(torch.float32) * norm1(A[ok]) * norm1(eager.inverse[ok]) ** 2).all())
     # Certified once: LU's rows carry LU's certificate, the rest the fused one.
     lu = torch.from_numpy(fast.method == "lu")
     res, _ = certificate(A[lu & ok], fast.inverse[lu & ok])

@@ -34,8 +34,12 @@ def tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     cfg = TrainConfig(n=2, region=ni.Ball.default(2), model=ModelConfig("mlp", 2, 8), steps=60,
                       batch_size=64, lr=1e-2, val_every=20, val_size=256, tensorboard=False)
-    torch.set_num_threads(1)
-    ni.train(cfg, out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # for training speed; put back so other tests keep the session's
+    try:
+        ni.train(cfg, out)
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

@@ -1,6 +1,7 @@
 """The fused learned kernel (``Learned(compile=True)`` on a small n <= 4 ``correction`` model)
-answers as the eager learned path does: same statuses, labels and iteration counts, inverses
-equal up to rounding, a certificate that is the certificate of its answers.
+answers as the eager learned path does: same statuses and labels, iteration counts equal up
+to a stopping ratio within rounding of tol (tests/agreement.py), inverses equal up to what
+their certificates allow, a certificate that is the certificate of its answers.
 
 Compiling the 3x3 kernel takes tens of seconds on a 2-core machine, so one method object is
 compiled per module and shared. Without a C++ compiler the documented fallback is checked
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import neuralinv as ni
+from agreement import assert_accepted_agree, assert_counts_agree, error_bound, norm1, seeds
 from neuralinv.certify import certificate, trusted
 from neuralinv.kernels import learned_small
 from neuralinv.kernels.compiled import CompiledKernel
@@ -61,14 +63,38 @@ def test_fused_answers_as_the_eager_path(methods):
         assert a.stats["fused"] == a.stats["in_region"] - a.stats["scaled"] > 3000
     else:
         assert a.stats["compiled"] is False and a.stats["compile_error"]
+    # Statuses, labels and counts do not depend on rounding: region membership is the same
+    # float64 test in both paths, in-region matrices (sigma_min >= 0.375) are certified OK
+    # within FUSED_STEPS of the 30 allowed either way, and every other row takes the same
+    # eager fallback code in both.
     assert a.status.tolist() == b.status.tolist()
     assert a.method.tolist() == b.method.tolist()
-    assert torch.equal(a.stats["iterations"], b.stats["iterations"])
     for key in ("in_region", "scaled", "out_of_region", "contracted", "network", "fallbacks"):
         assert a.stats[key] == b.stats[key], key
-    assert a.counts()["OUT_OF_REGION"] > 0 and a.counts()["SINGULAR"] == 2
+    # Iteration counts: the kernel and the eager ops round differently (by CPU and compiler),
+    # so a matrix whose stopping ratio is within rounding of tol may take one step more in
+    # one of them (seen on an AVX-512 Xeon); never elsewhere, never by more.
+    net = torch.from_numpy(a.method == "learned")
+    ia, ib = a.stats["iterations"], b.stats["iterations"]
+    assert torch.equal(ia[~net], ib[~net])  # not refined by the network path: 0 in both
+    differ = assert_counts_agree(A[net], seeds(eager.model, A[net]), ia[net], ib[net], eager.tol)
+    assert differ <= 0.01 * int(net.sum())
+    assert a.counts()["OUT_OF_REGION"] > 0
+    # The zero matrix is SINGULAR; arange(1..9) is singular too, but whether float32 LU's last
+    # pivot rounds to exactly 0 depends on the BLAS (FMA): SINGULAR, or ILL_CONDITIONED.
+    assert a.status.tolist()[-2] == int(ni.Status.SINGULAR)
+    assert a.status.tolist()[-1] in (int(ni.Status.SINGULAR), int(ni.Status.ILL_CONDITIONED))
     ok = a.status == int(ni.Status.OK)
-    assert torch.allclose(a.inverse[ok], b.inverse[ok], rtol=1e-5, atol=1e-6)
+    # The answers: each within what its certificate allows of the float64 inverse, so the
+    # two paths' answers within the sum of their bounds (one Newton-Schulz step more or less
+    # moves an answer by about its residual, above a fixed rtol on small entries).
+    ref = torch.linalg.inv(A[ok].double())
+    bound_a = error_bound(A[ok], a.inverse[ok], a.residual[ok])
+    bound_b = error_bound(A[ok], b.inverse[ok], b.residual[ok])
+    assert bool((norm1(a.inverse[ok].double() - ref) <= bound_a).all())
+    assert bool((norm1(b.inverse[ok].double() - ref) <= bound_b).all())
+    assert bool((norm1(a.inverse[ok].double() - b.inverse[ok].double()) <= bound_a + bound_b).all())
+    assert float(bound_a.max()) < 1e-4  # the bound itself is small: tol * n * eps * cond ~ 1e-5
     # The reported certificate is the certificate of the answers: the same definition, summed
     # in the kernel's order (rounding-level differences of a rounding-level ratio).
     ratio, rc = certificate(A[ok], a.inverse[ok])
@@ -88,8 +114,10 @@ def test_kernel_compiled_equals_its_eager_twin_and_refine_certified(methods):
     X, accepted, ratio, rc, iters = twin
     assert bool(accepted.all())  # every in-region sample settles within 3 steps
     # Eager twin = the eager learned path: guess, refine_certified's stopping rule and count.
-    r = refine_certified(A, model.predict(A), tol=10.0, max_iter=30)
-    assert torch.equal(iters, r.iterations)
+    X0 = model.predict(A)
+    r = refine_certified(A, X0, tol=10.0, max_iter=30)
+    # The same stopping rule in other code: counts equal up to a ratio within rounding of tol.
+    assert assert_counts_agree(A, X0, iters, r.iterations, 10.0) <= 0.01 * len(A)
     assert torch.allclose(X, r.X, rtol=1e-5, atol=1e-6)
     cert = certificate(A, X)
     assert torch.allclose(ratio, cert[0], atol=1.0) and torch.allclose(rc, cert[1], rtol=1e-5)
@@ -99,7 +127,10 @@ def test_kernel_compiled_equals_its_eager_twin_and_refine_certified(methods):
         assert out is None and reason
         return
     assert reason is None
-    assert torch.equal(out[1], accepted) and torch.equal(out[4], iters)
+    # Compiled vs its eager twin: the same formulas, but the C++ compiler may contract or
+    # reorder them differently on other CPUs, so counts (and acceptance) near tol may differ.
+    assert assert_accepted_agree(A, X0, (out[1], out[4]), (accepted, iters), FUSED_STEPS,
+                                 10.0) <= 0.01 * len(A)
     assert torch.allclose(out[0], X, rtol=1e-6, atol=1e-7)
     assert torch.allclose(out[2], ratio, atol=0.5)
     # One kernel per model: the same weights, loaded again, find it compiled.
@@ -189,6 +220,10 @@ def test_kernel_twin_on_an_ensemble_with_another_activation(activation):
     assert plan.members == 2 and plan.layers == ((5, 9), (5, 5), (9, 5))
     X, accepted, ratio, rc, iters = learned_small.make_kernel(plan)(A, *weights.tensors)
     r = refine_certified(A, model.predict(A), tol=10.0, max_iter=3)
-    assert torch.equal(accepted, r.converged & (r.iterations <= 3))
-    assert torch.equal(iters[accepted], r.iterations[accepted])
-    assert torch.allclose(X[accepted], r.X[accepted], rtol=1e-5, atol=1e-6)
+    mine = r.converged & (r.iterations <= 3)
+    X0 = model.predict(A)
+    assert assert_accepted_agree(A, X0, (accepted, iters), (mine, r.iterations), 3,
+                                 10.0) <= 0.01 * len(A)
+    same = accepted & mine & (iters == r.iterations)
+    assert int(same.sum()) >= 0.9 * len(A)
+    assert torch.allclose(X[same], r.X[same], rtol=1e-5, atol=1e-6)

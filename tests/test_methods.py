@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neuralinv as ni
+from agreement import error_bound
 from neuralinv.certify import PASS_RATIO, residual_ratio
 from neuralinv.methods import LU, Auto, Cholesky, ClosedForm
 from neuralinv.methods.closed_form import closed_form_inverse
@@ -289,8 +290,16 @@ def test_views_equal_contiguous_copies(method):
         assert not v.is_contiguous()
         got = ni.invert(v, method=method, **QUICK.get(method, {}))
         want = ni.invert(v.contiguous(), method=method, **QUICK.get(method, {}))
-        assert torch.equal(got.inverse, want.inverse) and torch.equal(got.status, want.status)
-    a = base.numpy()[::-1, ::2, ::2]  # negative and non-unit numpy strides
+        # Not bit for bit: a BLAS may round products of transposed or strided operands
+        # differently from contiguous ones (another kernel), and an iterative method may then
+        # stop a step apart. Same statuses (cond 2: far from every threshold), and answers
+        # within the sum of what their certificates allow (tests/agreement.py).
+        assert torch.equal(got.status, want.status) and got.all_ok
+        bound = error_bound(v, got.inverse, got.residual) + error_bound(v, want.inverse, want.residual)
+        assert bool((norm1(got.inverse - want.inverse) <= bound).all())
+    # Negative numpy strides have no torch view: the input is copied first, so the same
+    # computation runs on the same values and the answers are identical bits.
+    a = base.numpy()[::-1, ::2, ::2]
     np.testing.assert_array_equal(
         ni.invert(a, method=method, **QUICK.get(method, {})).inverse,
         ni.invert(a.copy(), method=method, **QUICK.get(method, {})).inverse,

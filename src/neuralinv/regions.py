@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ from .errors import InputError
 _MAX_ROUNDS = 200
 #: ... and as soon as fewer than 1 in 10^4 of at least 10^5 draws passed (hopeless, and slow).
 _GIVE_UP_DRAWS, _MIN_RATE = 100_000, 1e-4
+#: :meth:`Ball.default` rounds its radius down to this many significant decimal digits.
+DEFAULT_RADIUS_DIGITS = 6
 
 
 def distance_to_singular(A: Any) -> Tensor:
@@ -251,20 +254,29 @@ class Ball:
 
     @classmethod
     def default(cls, n: int) -> Ball:
-        """The documented default ball for size ``n``.
+        """The documented default ball for size ``n``, the same on every machine.
 
         center = ``I + 0.25 * U / n`` with ``U`` uniform in ``[-1, 1)^{n x n}`` drawn from
         ``torch.Generator().manual_seed(n)`` in float64. Since ``||0.25 U / n||_2 <= 0.25``,
         ``sigma_min(center) >= 0.75``: a well-conditioned, non-trivial (not diagonal) center.
-        radius = ``sigma_min(center) / (2 n)``: half the largest radius :meth:`check` accepts,
-        so every matrix of the ball has ``sigma_min >= sigma_min(center) / 2 >= 0.375``.
+        It is bit-for-bit portable: torch's CPU generator gives the same 53-bit uniforms
+        everywhere, ``2 u - 1`` and ``0.25 *`` are exact, and ``/ n`` and ``I +`` are single
+        correctly rounded IEEE operations (no BLAS, no summation order).
+
+        radius = ``sigma_min(center) / (2 n)`` rounded *down* to :data:`DEFAULT_RADIUS_DIGITS`
+        significant decimal digits (0.151467 for n = 3): at most half the largest radius
+        :meth:`check` accepts, so every matrix of the ball has ``sigma_min >= sigma_min(center)
+        / 2 >= 0.375``. ``sigma_min`` comes from an SVD whose last bits depend on the CPU and
+        BLAS; rounding to a short decimal (about 1e-5 relative, far coarser than the SVD's
+        ~1e-15) makes the radius, and so ``Ball.default(n) ==`` a stored ball, the same wherever
+        the SVD rounds differently.
         """
         n = int_at_least("n", n, 1)
         g = torch.Generator().manual_seed(n)
         U = 2 * torch.rand(n, n, generator=g, dtype=torch.float64) - 1
         center = torch.eye(n, dtype=torch.float64) + 0.25 * U / n
         s = float(_sigma_min(center))
-        return cls(center, s / (2 * n))
+        return cls(center, _round_down(s / (2 * n), DEFAULT_RADIUS_DIGITS))
 
     def sample(
         self,
@@ -302,6 +314,14 @@ class Ball:
 
     def __hash__(self) -> int:
         return hash((self.radius, tuple(self.center.flatten().tolist())))
+
+
+def _round_down(x: float, digits: int) -> float:
+    """``x > 0`` rounded toward zero to ``digits`` significant decimal digits, as the float
+    nearest that short decimal (the decimal arithmetic is exact: ``Decimal(x)`` is x's value)."""
+    d = Decimal(x)
+    step = Decimal(1).scaleb(d.adjusted() - digits + 1)
+    return float(d.quantize(step, rounding=ROUND_FLOOR))
 
 
 def _square(A: Any, n: int) -> Tensor:
