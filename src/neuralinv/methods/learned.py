@@ -491,7 +491,9 @@ def candidate_scale(region: Any, A: Tensor) -> Tensor:
         # A zero entry is admissible for every s iff |c| <= r; otherwise for none.
         zero_bad = ((a == 0) & (c.abs() > r)).any(1)
         s_lo, s_hi = lo.amax(1).clamp_min(0), up.amin(1)
-        shrink = (s_hi - s_lo) * 1e-6  # stay a hair inside against rounding
+        # Stay inside against rounding: s * A is formed in the input's dtype (float32 rounds
+        # by ~6e-8 relative), so the margin is relative to s as well as to the interval.
+        shrink = torch.minimum((s_hi - s_lo) / 4, 1e-6 * (s_hi - s_lo) + 1e-6 * s_hi.abs())
         aa = (a * a).sum(1)
         proj = torch.where(aa > 0, (a * c).sum(1) / aa, nan)
         s = torch.minimum(torch.maximum(proj, s_lo + shrink), s_hi - shrink)
