@@ -28,18 +28,18 @@ def invert(A: Any, method: Any = "auto", **options: Any) -> Solution:
     LearnedInverse; ``options`` are that method's fields. Numerical failure is reported in
     ``Solution.status``, never raised; bad arguments raise :class:`InputError` before any work.
     """
-    return _resolve(method, options).invert(A)
-
-
-def _resolve(method: Any, options: dict) -> Any:
     if options and torch._C._functorch.peek_interpreter_stack() is not None:
-        # Inside a torch.func transform: building a method is no computation on A, and loading
-        # a model (nn.Module.to assigns .data) is refused there, so build it outside them all.
-        from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
+        return _resolve_outside_transforms(method, options).invert(A)
+    return resolve(method, **options).invert(A)
 
-        with temporarily_clear_interpreter_stack():
-            return resolve(method, **options)
-    return resolve(method, **options)
+
+def _resolve_outside_transforms(method: Any, options: dict) -> Any:
+    # Inside a torch.func transform: building a method is no computation on A, and loading a
+    # model (nn.Module.to assigns .data) is refused there, so build it outside them all.
+    from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
+
+    with temporarily_clear_interpreter_stack():
+        return resolve(method, **options)
 
 
 def inv(A: Any, method: Any = "auto", **options: Any) -> Any:
