@@ -30,7 +30,18 @@ def invert(A: Any, method: Any = "auto", **options: Any) -> Solution:
     LearnedInverse; ``options`` are that method's fields. Numerical failure is reported in
     ``Solution.status``, never raised; bad arguments raise :class:`InputError` before any work.
     """
+    if options and torch._C._functorch.peek_interpreter_stack() is not None:
+        return _resolve_outside_transforms(method, options).invert(A)
     return resolve(method, **options).invert(A)
+
+
+def _resolve_outside_transforms(method: Any, options: dict) -> Any:
+    # Inside a torch.func transform: building a method is no computation on A, and loading a
+    # model (nn.Module.to assigns .data) is refused there, so build it outside them all.
+    from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
+
+    with temporarily_clear_interpreter_stack():
+        return resolve(method, **options)
 
 
 def inv(A: Any, method: Any = "auto", **options: Any) -> Any:
@@ -38,7 +49,9 @@ def inv(A: Any, method: Any = "auto", **options: Any) -> Any:
 
     Raises InputError (NaN/Inf input), SingularMatrixError, NotPositiveDefiniteError or
     NotConvergedError naming every failing batch index; warns IllConditionedWarning and
-    OutOfRegionWarning (answers from the exact fallback) naming theirs.
+    OutOfRegionWarning (answers from the exact fallback) naming theirs. Under torch.func.vmap
+    the indices are those of the physical batch: the vmapped dimensions first (outermost vmap
+    first), then A's own batch dimensions.
     """
     sol = invert(A, method, **options)
     raise_for_status(sol)
@@ -47,6 +60,15 @@ def inv(A: Any, method: Any = "auto", **options: Any) -> Any:
 
 def raise_for_status(sol: Solution) -> None:
     """The error/warning policy of :func:`inv`, usable on any Solution."""
+    # A Solution from an input under autograd or torch.func (methods/base.py) carries the
+    # physical batch's status shape and failing indices: under vmap its own statuses are one
+    # slice's, and under torch.func no tensor converts to numpy.
+    physical = getattr(sol, "_physical_status", None)
+    if physical is None:
+        shape, indices = tuple(sol.status.shape), sol.indices
+    else:
+        shape, found = physical
+        indices = lambda status: found.get(status, [])  # noqa: E731
     errors = (
         (Status.NONFINITE, InputError, "A has NaN or Inf entries in batch elements"),
         (Status.SINGULAR, SingularMatrixError, "singular matrices at batch indices"),
@@ -54,9 +76,9 @@ def raise_for_status(sol: Solution) -> None:
         (Status.NOT_CONVERGED, NotConvergedError, "did not converge at batch indices"),
     )
     for status, exc, what in errors:
-        idx = sol.indices(status)
+        idx = indices(status)
         if idx:
-            total = math.prod(tuple(sol.status.shape))
+            total = math.prod(shape)
             msg = f"{what} {format_indices(idx)} ({len(idx)} of {total})"
             if exc is InputError:
                 raise InputError(msg)
@@ -66,7 +88,7 @@ def raise_for_status(sol: Solution) -> None:
         (Status.OUT_OF_REGION, OutOfRegionWarning, "outside the learned region (answered by fallback) at"),
     )
     for status, category, what in warns:
-        idx = sol.indices(status)
+        idx = indices(status)
         if idx:
             warnings.warn(f"{what} batch indices {format_indices(idx)}", category, stacklevel=3)
 

@@ -3,7 +3,7 @@
 A method is a small frozen dataclass. It implements ``_invert(A)`` on a validated, detached,
 finite (B, n, n) float32/float64 batch and returns a :class:`Partial` (the inverse, any failure
 codes it knows of, what produced each answer). ``Method.invert`` does everything else once for
-all methods: validation, NaN/Inf screening, the certificate, the analytic gradient, shapes and
+all methods: validation, NaN/Inf screening, the certificate, the analytic derivatives, shapes and
 array types.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._autograd import attach_inverse_grad
+from .. import _autograd
 from .._validate import check_flags, square_batch
 from ..certify import certificate, max_exponent, pow2_scale, trusted
 from ..solution import Solution, Status
@@ -72,8 +72,22 @@ class Method:
         check_flags(self)
 
     def invert(self, A: Any) -> Solution:
-        """Invert a batch (..., n, n) and certify every answer."""
+        """Invert a batch (..., n, n) and certify every answer.
+
+        Differentiable like torch.linalg.inv under backward, forward-mode AD and every
+        torch.func transform (:mod:`neuralinv._autograd`).
+        """
         batch = square_batch(A)
+        if not batch.numpy_in and _autograd.needs_autograd(batch.tensor):
+            return _differentiable(self, batch)
+        return self._solve_batch(batch)
+
+    def _solve(self, A: Tensor) -> Solution:
+        """``invert`` on a plain tensor (no autograd, no functorch wrapper), already checked by
+        ``invert`` (and any subclass's checks before it): what the autograd Function runs."""
+        return self._solve_batch(square_batch(A))
+
+    def _solve_batch(self, batch) -> Solution:
         start = time.perf_counter()
         Af = batch.flat
         B, n = Af.shape[0], batch.n
@@ -148,10 +162,35 @@ def rescale_extreme_failures(
     return idx, sub
 
 
+def _differentiable(method: Method, batch) -> Solution:
+    """``method.invert`` of an input that takes part in autograd or a torch.func transform.
+
+    The method runs on plain tensors inside ``_autograd._Invert``, which attaches the inverse's
+    derivatives and vmap rule. The returned Solution's tensors are the Function's outputs (under
+    vmap: the logical, per-slice ones); ``method`` and ``stats`` come from the physical run
+    (under vmap they describe the whole physical batch, vmapped dimensions first). The physical
+    run's status shape and failing indices are kept as ``_physical_status`` for
+    :func:`neuralinv.api.raise_for_status`.
+    """
+    side = _autograd.Side()
+    X, status, residual, rcond = _autograd.apply(batch.tensor, method, side)
+    phys = side.solution
+    sol = Solution(
+        inverse=X.to(batch.out_dtype),
+        status=status,
+        residual=residual,
+        rcond=rcond,
+        method=phys.method,
+        stats=phys.stats,
+    )
+    object.__setattr__(sol, "_physical_status", (tuple(phys.status.shape), side.indices))
+    return sol
+
+
 def certify(
     batch, part: Partial, finite: Tensor | None, name: str, method: Method | None = None
 ) -> Solution:
-    """Residual ratio and rcond for every answer, final status codes, gradient, output types.
+    """Residual ratio and rcond for every answer, final status codes, output types.
 
     finite: which input matrices are finite (None: all of them).
     method: the method that produced ``part``; given, the failed answers of extremely scaled
@@ -180,7 +219,7 @@ def certify(
         status = torch.where(bad, int(Status.ILL_CONDITIONED), status).to(torch.int8)
     else:
         status = (~good).to(torch.int8) * int(Status.ILL_CONDITIONED)
-    X = attach_inverse_grad(batch.tensor, X.reshape(batch.tensor.shape))
+    X = X.reshape(batch.tensor.shape)
     if part.method is None:
         names = labels(batch.batch_shape, name)
     else:
