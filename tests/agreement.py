@@ -7,6 +7,13 @@ that ratio is within rounding of ``tol`` one path stops and the other takes one 
 iteration counts are compared with :func:`assert_counts_agree`: equal, or one apart where the
 ratio at the earlier count is near ``tol`` (within a factor :data:`BAND`; the two paths'
 ratios agree to about 1, as the tests of the reported certificates check).
+
+Statuses are compared with :func:`assert_statuses_agree`: equal, except where the certificate
+of one side is at one of :func:`neuralinv.certify.trusted`'s thresholds (the dget03 ratio near
+PASS_RATIO = 30, rcond near eps, ``ratio n eps`` near rcond; or a stopping ratio near tol),
+within the same factor BAND, and except SINGULAR against ILL_CONDITIONED for a matrix that is
+singular to working precision (an exactly zero determinant or pivot in one rounding, a tiny
+nonzero one in the other: neither side certifies an answer).
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuralinv.certify import certificate
+from neuralinv.certify import PASS_RATIO, certificate, eps
 from neuralinv.methods.learned import into_region
+from neuralinv.solution import Status
 
 #: A count may differ by one only where the ratio at the earlier count is in [tol/BAND, tol*BAND].
 BAND = 2.0
@@ -69,6 +77,69 @@ def assert_accepted_agree(
     return int(one.numel()) + assert_counts_agree(
         A[both], X0[both], it_a.cpu()[both], it_b.cpu()[both], tol
     )
+
+
+def near(x: Tensor, threshold: float, factor: float = BAND) -> Tensor:
+    """Where ``x`` is within a factor ``factor`` of ``threshold`` (False for NaN)."""
+    x = x.double()
+    return (x >= threshold / factor) & (x <= threshold * factor)
+
+
+def at_boundary(ratio: Tensor, rc: Tensor, n: int, dtype: torch.dtype, *, factor: float = BAND,
+                tol: float | None = None) -> Tensor:
+    """Where a certificate ``(ratio, rcond)`` is within a factor of a threshold of
+    :func:`neuralinv.certify.trusted` (ratio vs PASS_RATIO, rcond vs eps, ``ratio n eps`` vs
+    rcond), or, given ``tol``, a Newton-Schulz stopping ratio within a factor of tol: there two
+    paths that round differently may decide differently."""
+    e = eps(dtype)
+    ratio, rc = ratio.double(), rc.double()
+    m = near(ratio, PASS_RATIO, factor) | near(rc, e, factor) | near(ratio * (n * e) / rc, 1.0, factor)
+    if tol is not None:
+        m |= near(ratio, tol, factor)
+    return m
+
+
+_UNCERTIFIED = {int(Status.OK), int(Status.ILL_CONDITIONED), int(Status.NOT_CONVERGED)}
+
+
+def assert_statuses_agree(a, b, n: int, dtype: torch.dtype, *, at_most: int, factor: float = BAND,
+                          tol: float | None = None) -> int:
+    """Statuses of two paths' Solutions ``a`` and ``b`` (tensors: status, residual, rcond) on
+    the same n x n input of ``dtype`` agree, up to rounding:
+
+    * OK / ILL_CONDITIONED / NOT_CONVERGED may differ only where either side's certificate is
+      within ``factor`` of a threshold (:func:`at_boundary`; ``tol`` for the stopping ratio
+      of iterative paths), and there may be at most ``at_most`` such rows;
+    * SINGULAR against ILL_CONDITIONED only where the ILL_CONDITIONED side's rcond is below
+      ``factor * eps`` (singular to working precision; nothing certified either way);
+    * every other status (NONFINITE, OUT_OF_REGION, NOT_SPD, OK against SINGULAR) exactly.
+
+    Returns how many rows differ (0 on most machines)."""
+    sa, sb = a.status.reshape(-1).cpu().to(torch.int64), b.status.reshape(-1).cpu().to(torch.int64)
+    assert sa.shape == sb.shape
+    ra, rb = a.residual.reshape(-1).cpu(), b.residual.reshape(-1).cpu()
+    ca, cb = a.rcond.reshape(-1).cpu(), b.rcond.reshape(-1).cpu()
+    edge = at_boundary(ra, ca, n, dtype, factor=factor, tol=tol)
+    edge |= at_boundary(rb, cb, n, dtype, factor=factor, tol=tol)
+    differ = (sa != sb).nonzero().squeeze(-1).tolist()
+    S, ILL = int(Status.SINGULAR), int(Status.ILL_CONDITIONED)
+    boundary = 0
+    for i in differ:
+        pair = {int(sa[i]), int(sb[i])}
+        if pair <= _UNCERTIFIED:
+            assert bool(edge[i]), (
+                f"row {i}: statuses {int(sa[i])} and {int(sb[i])}, but neither certificate is near "
+                f"a threshold (ratio {float(ra[i]):g} / {float(rb[i]):g}, rcond {float(ca[i]):g} / "
+                f"{float(cb[i]):g})")
+            boundary += 1
+        elif pair == {S, ILL}:
+            rc = ca[i] if int(sa[i]) == ILL else cb[i]
+            assert float(rc) < factor * eps(dtype), (
+                f"row {i}: SINGULAR in one path, ILL_CONDITIONED with rcond {float(rc):g} in the other")
+        else:
+            raise AssertionError(f"row {i}: statuses {int(sa[i])} and {int(sb[i])} differ")
+    assert boundary <= at_most, f"{boundary} rows at a threshold decided differently (> {at_most})"
+    return len(differ)
 
 
 def norm1(M: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import neuralinv as ni
+from agreement import assert_statuses_agree, at_boundary, error_bound, near
 from neuralinv.certify import PASS_RATIO, certificate, eps
 from neuralinv.kernels.compiled import CompiledKernel, compiled_kernel
 from neuralinv.kernels.fused_small import inverse_certificate
@@ -61,18 +62,31 @@ def test_compiled_closed_form_equals_eager_paths_and_reference(n, dtype):
     fast = ni.invert(A, method="closed_form", compile=True)
     eager = ni.invert(A, method="closed_form")
     expect_compiled(fast)
-    # Same statuses as the eager certified path (and OK, SINGULAR, NONFINITE, ILL all occur).
-    assert torch.equal(fast.status, eager.status)
+    # Same statuses as the eager certified path (and OK, SINGULAR, NONFINITE, ILL all occur),
+    # up to rounding: the kernel may contract a*b - c*d into an FMA where eager rounds twice,
+    # so a certificate within 2x of a threshold, or a zero determinant of a matrix singular to
+    # working precision (cond 1e16, 1e25), may be decided the other way (tests/agreement.py).
+    assert_statuses_agree(fast, eager, n, dtype, at_most=3)
+    assert int((fast.status == eager.status).sum()) >= len(A) - 16 - 3  # 16 rows of cond >= 1e16
     counts = fast.counts()
     assert counts["SINGULAR"] >= 2 and counts["NONFINITE"] == 2 and counts["ILL_CONDITIONED"] >= 4
     assert counts["OK"] >= 2 * 16384
     # The same answers up to rounding: the same formulas in the same order, but the C++
     # compiler may contract a*b - c*d into an FMA (by CPU and flags) where eager rounds twice;
     # with cancellation that is relative to cond, so compare normwise against 2 n eps cond_1.
-    ok = fast.status == 0
+    # A ratio within 2x of 10 (closed_form refines answers above 10) may be refined in one path
+    # only, moving the answer by about its residual: those are compared within the sum of both
+    # paths' certified error bounds instead.
+    ok = (fast.status == 0) & (eager.status == 0)
     cond = A[ok].double().abs().sum(-2).amax(-1) * eager.inverse[ok].double().abs().sum(-2).amax(-1)
     gap = (fast.inverse[ok].double() - eager.inverse[ok].double()).abs().sum(-2).amax(-1)
-    assert bool((gap <= 2 * n * eps(dtype) * cond * eager.inverse[ok].double().abs().sum(-2).amax(-1)).all())
+    tight = gap <= 2 * n * eps(dtype) * cond * eager.inverse[ok].double().abs().sum(-2).amax(-1)
+    refined_once = near(fast.residual[ok], 10.0) | near(eager.residual[ok], 10.0)
+    assert bool((tight | refined_once).all())
+    bound = error_bound(A[ok], fast.inverse[ok], fast.residual[ok])
+    bound += error_bound(A[ok], eager.inverse[ok], eager.residual[ok])
+    assert bool((gap <= bound).all())
+    ok = fast.status == 0
     assert torch.isnan(fast.inverse[~ok & (fast.status != ILL)]).all()
     # The certificate of the fused loop is the certificate of the answers, up to summation order.
     res, rc = certificate(A[ok], fast.inverse[ok])
@@ -98,11 +112,25 @@ def test_compiled_kernel_equals_its_eager_twin(n, dtype):
         assert out is None and reason
         return
     twin = inverse_certificate(A)
-    answered = ~twin[1]
-    assert torch.equal(out[1], twin[1])
-    assert torch.equal(out[0][answered], twin[0][answered])
-    for got, want in zip(out[2:], twin[2:]):
-        torch.testing.assert_close(got[answered], want[answered], rtol=1e-6, atol=0.0)
+    # The same formulas, but the C++ compiler may contract a*b - c*d into an FMA (by CPU and
+    # flags): a determinant that is exactly zero in one rounding may be a tiny nonzero in the
+    # other, only for matrices singular to working precision (the other side's rcond < 2 eps).
+    flags = out[1] != twin[1]
+    rc_other = torch.where(out[1], twin[3], out[3])
+    assert bool((rc_other[flags] < 2 * eps(dtype)).all())
+    assert int(flags.sum()) <= 16  # the rows of cond >= 1e16
+    answered = ~out[1] & ~twin[1]
+    # Answers normwise within 2 n eps cond_1 of each other (cancellation is relative to cond),
+    # for the matrices the certificate can speak for (rcond above 2 eps).
+    inv1 = lambda M: M.double().abs().sum(-2).amax(-1)  # noqa: E731
+    fine = answered & (twin[3] > 2 * eps(dtype))
+    gap = inv1(out[0][fine].double() - twin[0][fine].double())
+    assert bool((gap <= 2 * n * eps(dtype) * inv1(A[fine]) * inv1(twin[0][fine]) ** 2).all())
+    # Certificates equal up to rounding of the residual (O(1) in ratio units, relative 1e-6
+    # in rcond) where the answers are (almost) the same; exactly equal on most rows.
+    torch.testing.assert_close(out[2][fine], twin[2][fine], rtol=0.05, atol=2.0)
+    torch.testing.assert_close(out[3][fine], twin[3][fine], rtol=1e-5, atol=0.0)
+    assert int((out[0][answered] == twin[0][answered]).all(-1).all(-1).sum()) >= 0.9 * int(answered.sum())
 
 
 def test_compiled_batch_sizes_do_not_recompile():
@@ -114,7 +142,9 @@ def test_compiled_batch_sizes_do_not_recompile():
     for B in (1, 2, 5, 63, 64):
         fast = ni.invert(A[:B], method="closed_form", compile=True)
         expect_compiled(fast)
-        assert torch.equal(fast.status, ni.invert(A[:B], method="closed_form").status)
+        # Compiled vs eager: equal statuses up to a certificate at a threshold (FMA contraction).
+        assert_statuses_agree(fast, ni.invert(A[:B], method="closed_form"), 3, torch.float32,
+                              at_most=1)
     fast = ni.invert(A[:12].reshape(2, 2, 3, 3, 3), method="closed_form", compile=True)
     assert fast.status.shape == (2, 2, 3)
     empty = ni.invert(torch.zeros(0, 3, 3), method="closed_form", compile=True)
@@ -127,18 +157,37 @@ def test_auto_compile_equals_auto_statuses_labels_and_fallbacks():
     fast, eager = Auto(compile=True).invert(A), Auto().invert(A)
     assert eager.stats["primary"] == "closed_form"
     expect_compiled(fast)
-    assert torch.equal(fast.status, eager.status)
-    assert (fast.method == eager.method).all()
-    assert fast.stats["fallbacks"] == eager.stats["fallbacks"] > 0
-    ok = fast.status == 0
+    # Statuses, labels and fallback counts up to rounding (FMA contraction in the kernel): a row
+    # whose closed-form certificate is within 2x of a threshold may be kept in one path and
+    # handed to LU in the other; the path that kept it shows that certificate.
+    assert_statuses_agree(fast, eager, 3, torch.float32, at_most=3)
+    relabelled = torch.from_numpy(fast.method != eager.method)
+    kept_fast = torch.from_numpy(fast.method == "closed_form") & relabelled
+    kept_eager = torch.from_numpy(eager.method == "closed_form") & relabelled
+    edge_fast = at_boundary(fast.residual, fast.rcond, 3, torch.float32)
+    edge_eager = at_boundary(eager.residual, eager.rcond, 3, torch.float32)
+    assert bool(edge_fast[kept_fast].all()) and bool(edge_eager[kept_eager].all())
+    assert int(relabelled.sum()) <= 3
+    assert abs(fast.stats["fallbacks"] - eager.stats["fallbacks"]) <= int(relabelled.sum())
+    assert fast.stats["fallbacks"] > 0 and eager.stats["fallbacks"] > 0
+    ok = (fast.status == 0) & (eager.status == 0) & ~relabelled
     # Up to rounding, as in test_compiled_closed_form_equals_eager_paths_and_reference.
     norm1 = lambda M: M.double().abs().sum(-2).amax(-1)  # noqa: E731
     gap = norm1(fast.inverse[ok] - eager.inverse[ok].double())
-    assert bool((gap <= 2 * 3 * eps(torch.float32) * norm1(A[ok]) * norm1(eager.inverse[ok]) ** 2).all())
-    # Certified once: LU's rows carry LU's certificate, the rest the fused one.
+    tight = gap <= 2 * 3 * eps(torch.float32) * norm1(A[ok]) * norm1(eager.inverse[ok]) ** 2
+    bound = error_bound(A[ok], fast.inverse[ok], fast.residual[ok])
+    bound += error_bound(A[ok], eager.inverse[ok], eager.residual[ok])
+    refined_once = near(fast.residual[ok], 10.0) | near(eager.residual[ok], 10.0)
+    assert bool((tight | refined_once).all()) and bool((gap <= bound).all())
+    # Certified once: LU's rows carry LU's certificate of their answers, the rest the fused one.
+    # (certify.certificate on this subset, against the one on the fallback batch: the same
+    # per-matrix operations, but vectorised at other batch positions, which may round a
+    # contracted scalar tail differently: equal up to rounding of the residual.)
+    ok = fast.status == 0
     lu = torch.from_numpy(fast.method == "lu")
-    res, _ = certificate(A[lu & ok], fast.inverse[lu & ok])
-    assert torch.equal(fast.residual[lu & ok], res)
+    res, rc = certificate(A[lu & ok], fast.inverse[lu & ok])
+    torch.testing.assert_close(fast.residual[lu & ok], res, rtol=0.05, atol=2.0)
+    torch.testing.assert_close(fast.rcond[lu & ok], rc, rtol=1e-5, atol=0.0)
 
 
 def test_compiled_gradient_is_the_inverse_gradient():
@@ -170,6 +219,8 @@ def test_compile_failure_falls_back_to_the_eager_path(monkeypatch):
     assert sol.stats["compiled"] is False
     assert sol.stats["compile_error"] == "RuntimeError: no C++ compiler"
     eager = ClosedForm().invert(A)
+    # Bit for bit: with the kernel failed, the very same eager function runs on the very same
+    # batch (one path, one call), so nothing rounds differently.
     assert torch.equal(sol.status, eager.status)
     assert torch.equal(sol.residual.nan_to_num(), eager.residual.nan_to_num())
 
