@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import neuralinv as ni
+from agreement import assert_statuses_agree, near
 from neuralinv.certify import PASS_RATIO, certificate, eps, norm1, rcond, residual_ratio
 from neuralinv.errors import InputError
 from neuralinv.methods import LU, Auto
@@ -57,9 +58,10 @@ def test_closed_form_matches_float64_reference_on_random_input(n, dtype):
     # Well conditioned (cond_1 < ~50 here): a few eps of the working precision.
     err = (sol.inverse.to(torch.float64) - ref).abs().max() / ref.abs().max()
     assert float(err) < 200 * eps(dtype)
-    # And the same answer as LU, status by status.
+    # And the same statuses as LU (all OK: cond_1 < ~50 leaves every certificate far from a
+    # threshold, so this holds on any CPU; the helper would only excuse a boundary row).
     lu = ni.invert(A, method="lu")
-    assert torch.equal(sol.status, lu.status)
+    assert_statuses_agree(sol, lu, n, dtype, at_most=0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -178,12 +180,14 @@ def test_certificate_fast_paths_equal_the_definitions(n, dtype):
     assert torch.equal(torch.isinf(res), torch.isinf(ref_res))
     torch.testing.assert_close(residual_ratio(A, X), res, equal_nan=True)
     torch.testing.assert_close(rcond(A, X), rc, equal_nan=True)
-    # Pass/fail decisions agree on a badly conditioned batch too.
+    # Pass/fail decisions agree on a badly conditioned batch too, except where a ratio is
+    # within rounding of the threshold (2x; the two sums agree to O(1) in ratio units).
     Ah = with_cond(50, n, 1e6, seed=n, dtype=dtype)
     Xh = torch.linalg.inv(Ah)
-    assert torch.equal(
-        residual_ratio(Ah, Xh) < PASS_RATIO, plain_certificate(Ah, Xh)[0] < PASS_RATIO
-    )
+    fast, plain = residual_ratio(Ah, Xh), plain_certificate(Ah, Xh)[0]
+    differ = (fast < PASS_RATIO) != (plain < PASS_RATIO)
+    assert bool((near(fast, PASS_RATIO) | near(plain, PASS_RATIO))[differ].all())
+    assert int(differ.sum()) <= 2
 
 
 def test_certificate_edge_shapes():
@@ -237,7 +241,10 @@ def test_auto_fast_path_agrees_with_lu(n):
 
 def check_auto_against_lu(A):
     auto, lu = Auto().invert(A), LU().invert(A)
-    assert torch.equal(auto.status, lu.status)
+    # Auto runs LU too here (or closed_form with LU as its fallback): statuses agree up to a
+    # certificate within 2x of a threshold, or a zero pivot / determinant of a matrix that is
+    # singular to working precision (cond 1e25: SINGULAR in one, ILL_CONDITIONED in the other).
+    assert_statuses_agree(auto, lu, A.shape[-1], A.dtype, at_most=2)
     ok = auto.status == 0
     ref = torch.linalg.inv(A[ok].to(torch.float64))
     err = plain_norm1(auto.inverse[ok].to(torch.float64) - ref) / plain_norm1(ref)
@@ -309,9 +316,16 @@ def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
     res, rc = plain_certificate(A, X)
     torch.testing.assert_close(sol.residual, res, equal_nan=True, atol=2.0, rtol=0.05)
     torch.testing.assert_close(sol.rcond, rc, equal_nan=True)
+    # certify.certificate on the whole batch, against the reused one (computed on the whole
+    # batch, then on the refined / LU rows as separate batches): the same per-matrix
+    # operations at other batch positions, which a vectorised kernel with a contracted
+    # scalar tail, or a BLAS choosing its kernel by batch size, may round differently. Equal
+    # up to rounding of the residual; and bit for bit on most rows.
     exact = certificate(A, X)
-    assert torch.equal(sol.residual.nan_to_num(-1.0), exact[0].nan_to_num(-1.0))
-    assert torch.equal(sol.rcond.nan_to_num(-1.0), exact[1].nan_to_num(-1.0))
+    torch.testing.assert_close(sol.residual, exact[0], equal_nan=True, atol=2.0, rtol=0.05)
+    torch.testing.assert_close(sol.rcond, exact[1], equal_nan=True, atol=0.0, rtol=1e-5)
+    same = sol.residual.nan_to_num(-1.0) == exact[0].nan_to_num(-1.0)
+    assert int(same.sum()) >= 0.9 * B
     assert sol.status[4] == int(ni.Status.SINGULAR) and sol.status[7] == int(ni.Status.NONFINITE)
     # Same statuses as LU, except where the closed form (float64 inside) found a more accurate
     # answer that its certificate proves and LU's does not (cond 1e6 in float32: rcond ~ 4 eps).
@@ -337,7 +351,13 @@ def test_fill_from_recertifies_only_the_replaced_rows():
     out = fill_from(A, part, mask, LU(), "closed_form")
     assert out.method.tolist() == ["closed_form"] * 2 + ["lu"] + ["closed_form"] * 3
     res, rc = out.certificate
+    # fill_from recertified row 2 alone (a batch of one), the reference certifies all six:
+    # per-matrix the same operations, but at another batch position (see above), so equal up
+    # to rounding of the residual; the rows not replaced keep cert exactly (a copy).
     ref_res, ref_rc = certificate(A, out.inverse)
-    assert torch.equal(res, ref_res) and torch.equal(rc, ref_rc)
+    torch.testing.assert_close(res, ref_res, atol=2.0, rtol=0.05)
+    torch.testing.assert_close(rc, ref_rc, atol=0.0, rtol=1e-12)
+    keep = ~mask
+    assert torch.equal(res[keep], cert[0][keep]) and torch.equal(rc[keep], cert[1][keep])
     assert torch.equal(cert[0][mask], torch.full((1,), float("inf"), dtype=torch.float64))
     assert float(res[2]) < PASS_RATIO  # part's own certificate was not modified in place

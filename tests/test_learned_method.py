@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import neuralinv as ni
-from agreement import assert_counts_agree, error_bound, norm1, seeds
+from agreement import assert_counts_agree, assert_statuses_agree, error_bound, norm1, seeds
 from neuralinv.certify import residual_ratio
 from neuralinv.methods.learned import Learned, candidate_scale, into_region, network_counts
 
@@ -324,13 +324,28 @@ def test_refine_certified_returns_exactly_the_certificate():
     assert torch.equal(X0, seed)  # the seed is not modified
     for r in runs:
         ratio, rc = certificate(A, r.X)
-        # Bit for bit what Method.invert would compute on these answers.
-        assert torch.equal(r.certificate[0], ratio) and torch.equal(r.certificate[1], rc)
+        # What Method.invert would compute on these answers: the same definition, but
+        # refine_certified formed each residual on the active rows (a gathered batch of another
+        # size, which a BLAS may round differently), certificate on the whole batch. Equal up
+        # to rounding of the residual (O(1) in ratio units); and bit for bit on most rows.
+        torch.testing.assert_close(r.certificate[0], ratio, rtol=0.05, atol=2.0)
+        torch.testing.assert_close(r.certificate[1], rc, rtol=1e-5, atol=0.0)
+        assert int((r.certificate[0] == ratio).sum()) >= 0.8 * len(A)
         assert r.converged[:-1].all() and not r.converged[-1] and not r.contracted[-1]
         assert r.contracted[:-1].all()
         assert (r.iterations[:10] == 0).all() and int(r.iterations.max()) >= 2
-        assert torch.equal(r.X[:-1], refine(A[:-1], X0[:-1], tol=10.0, max_iter=30)[0])
-    # Reused buffers give the same iterates as fresh tensors.
+        # refine without the screen, on the batch less its last row: the same stopping rule on
+        # batches of other sizes, so counts equal up to a ratio within rounding of tol, and
+        # answers within the sum of their certified error bounds (tests/agreement.py).
+        X, its, conv = refine(A[:-1], X0[:-1], tol=10.0, max_iter=30)
+        assert conv.all()
+        assert assert_counts_agree(A[:-1], X0[:-1], r.iterations[:-1], its, 10.0) <= 2
+        bound = error_bound(A[:-1], r.X[:-1], r.certificate[0][:-1])
+        bound += error_bound(A[:-1], X, certificate(A[:-1], X)[0])
+        assert bool((norm1(r.X[:-1].double() - X.double()) <= bound).all())
+        assert float(bound.max()) < 1e-3
+    # Reused buffers give the same iterates as fresh tensors: bit for bit, as the same call on
+    # the same input (work only keeps the temporaries: same operations, same batch sizes).
     assert torch.equal(runs[0].X, runs[1].X) and torch.equal(runs[0].iterations, runs[1].iterations)
     # n <= 4 certificates take another summation order: none is returned there.
     A3 = BALL.sample(5, generator=_gen(31))
@@ -353,6 +368,8 @@ def test_learned_n16_chunks_and_fallbacks(monkeypatch):
     many = ni.invert(A, method=method)
     OOR, SING = int(ni.Status.OUT_OF_REGION), int(ni.Status.SINGULAR)
     expected = [0] * 20 + [OOR] + [0] * 2 + [SING] + [0] * 17 + [OOR]
+    # Exact, in both: OUT_OF_REGION and SINGULAR by construction (far, zero), and every
+    # in-region row stops at ratio < tol = 10, a third of PASS_RATIO, so it is OK either way.
     for sol in (one, many):
         assert sol.status.tolist() == expected
         assert network_counts(sol) == {"network": 39, "fallback": 3}
@@ -403,6 +420,8 @@ def test_builtin_ball16():
     sol = ni.invert(A, method=method)
     assert sol.all_ok and sol.worst_residual < 30
     assert network_counts(sol) == {"network": 300, "fallback": 0}
+    # Measured: every matrix stops after 2 steps, its ratio then <= 0.17 (tol 10) and >= 18 after
+    # one; a count may move by one step only near tol (tests/agreement.py): 3 is a margin.
     assert 1 <= sol.stats["max_iterations"] <= 3
     far = 5 * torch.randn(2, 16, 16, generator=_gen(38))
     sol = ni.invert(far, method=method)
@@ -415,10 +434,14 @@ def test_compiled_guess_gives_the_same_certified_answers():
     A = eager.model.region.sample(300, generator=_gen(39), dtype=torch.float32)
     a, b = ni.invert(A, method=compiled), ni.invert(A, method=eager)
     assert a.stats["compiled"] and not b.stats["compiled"]
-    assert a.all_ok and a.status.tolist() == b.status.tolist()
+    # Compiled vs eager guesses round differently: statuses up to a stopping ratio within
+    # rounding of tol (or a certificate threshold); all OK here.
+    assert a.all_ok
+    assert_statuses_agree(a, b, 16, torch.float32, at_most=3, tol=eager.tol)
     assert network_counts(a) == {"network": 300, "fallback": 0}
     assert torch.allclose(a.inverse, b.inverse, rtol=1e-5, atol=1e-6)
     # The compiled members compute the eager guess (up to rounding).
     assert torch.allclose(compiled._predict(A), eager.model.predict(A), rtol=1e-5, atol=1e-6)
-    # A batch of one is not compiled again (dynamo would specialise it): predict answers it.
+    # A batch of one is not compiled again (dynamo would specialise it): predict answers it,
+    # so bit for bit (the same eager call on the same input).
     assert torch.equal(compiled._predict(A[:1]), eager.model.predict(A[:1]))

@@ -229,7 +229,10 @@ def test_builtin_ball3_meets_the_accuracy_targets_offline():
     guess = model.predict(A)
     mae = float((guess - X).abs().mean())
     linear = linear_approximation_mae(model.config, A, X)
-    assert mae <= 0.1 * linear, (mae, linear)  # issue 4's target for the pure network
+    # Issue 4's target for the pure network. The shipped weights are fixed, so only predict's
+    # float32 rounding varies by CPU (relative ~1e-6 of an mae); measured 0.013 * linear, 7x
+    # inside the target.
+    assert mae <= 0.1 * linear, (mae, linear)
     assert ni.certify.contracts(A, guess).all()  # ... and every guess contracts
     size = sum(p.stat().st_size for p in Path(ni.learned_inverse._resolve("builtin:ball3")).iterdir())
     assert size < 500_000
