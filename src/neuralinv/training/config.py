@@ -105,7 +105,7 @@ class TrainConfig:
         int_at_least("steps", self.steps, 1)
         int_at_least("batch_size", self.batch_size, 1)
         one_of("optimizer", self.optimizer, OPTIMIZERS)
-        positive("lr", self.lr, at_most=1e4, why=" (larger steps overflow the optimizer's update)")
+        positive("lr", self.lr, at_most=1e30, why=" (larger steps overflow the optimizer's float32 update)")
         positive("weight_decay", self.weight_decay, allow_zero=True)
         one_of("schedule", self.schedule, SCHEDULES)
         int_at_least("restart_period", self.restart_period, 0)
