@@ -93,3 +93,13 @@ def _no_leaked_global_state(_baseline):
     yield
     torch.set_rng_state(rng)
     _report(before, _snapshot(), "the test")
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (training is faster so on a loaded machine); the
+    session's count is put back."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -89,15 +89,6 @@ def test_refuses_networks_it_cannot_read():
         analyze_network(hand_built(), BALL, samples=0)
 
 
-@pytest.fixture
-def one_thread():
-    """Training on one thread (faster on a loaded machine); the session's count is put back."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_cli_analyze_a_trained_model(tmp_path, one_thread):
     cfg = TrainConfig(n=2, region=BALL, model=ModelConfig("mlp", 2, 8), steps=40, batch_size=64,
                       lr=1e-2, val_every=20, val_size=256, tensorboard=False)
