@@ -23,6 +23,7 @@ per process (a forked child, e.g. a DataLoader worker, makes its own on first us
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
@@ -95,8 +96,7 @@ def _build(key: tuple[str, torch.dtype]) -> None:
     name, dtype = key
     start = time.perf_counter()
     try:
-        from . import _numba_kernels as K
-
+        K = importlib.import_module(f"{__package__}._numba_kernels")
         fn = getattr(K, name)
         n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
         A = torch.zeros((0, n, n), dtype=dtype)

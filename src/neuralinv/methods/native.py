@@ -57,6 +57,8 @@ def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
     if fn is None:
         return None, label
     part, _ = _kernel_partial(A.contiguous(), fn, label)
+    if part.method is None:
+        part.method = labels(A.shape[0], label)
     return part, None
 
 
