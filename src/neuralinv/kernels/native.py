@@ -30,8 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import torch
-from torch import Tensor
 
 #: Largest n served by a native kernel.
 MAX_N = 32
@@ -62,9 +62,11 @@ def kind(n: int) -> str:
     return "small" if n <= CLOSED_FORM_MAX_N else "gauss_jordan"
 
 
-def kernel(n: int, dtype: torch.dtype, device: torch.device) -> tuple[Any, str]:
+def kernel(
+    n: int, dtype: torch.dtype, device: torch.device, *, check_env: bool = True
+) -> tuple[Any, str]:
     """(compiled kernel, its label) for a (B, n, n) batch, or (None, why not)."""
-    if disabled_by_env():
+    if check_env and disabled_by_env():
         return None, f"disabled by {ENV}={os.environ.get(ENV)}"
     if device.type != "cpu":
         return None, f"no native kernel for device {device.type}"
@@ -99,9 +101,8 @@ def _build(key: tuple[str, torch.dtype]) -> None:
         K = importlib.import_module(f"{__package__}._numba_kernels")
         fn = getattr(K, name)
         n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
-        A = torch.zeros((0, n, n), dtype=dtype)
-        fn(A.numpy(), A.numpy(), torch.zeros((2, 0), dtype=dtype).numpy(),
-           torch.zeros(0, dtype=torch.int8).numpy(), 0, 0, float(torch.finfo(dtype).eps))
+        A = torch.zeros((0, n, n), dtype=dtype).numpy()
+        fn(A, A.copy(), np.zeros((2, 0), A.dtype), np.zeros(0, np.int8), 0, 0, _EPS[A.dtype.char])
     except Exception as exc:  # ImportError, numba's TypingError/LoweringError, cache errors, ...
         _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
         return
@@ -125,19 +126,22 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     return pool[2]
 
 
-def run(fn: Any, A: Tensor, X: Tensor, cert: Tensor, status: Tensor) -> int:
-    """Run a kernel over the whole batch, split over torch.get_num_threads() threads;
-    returns how many matrices need the fallback."""
+def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndarray) -> int:
+    """Run a kernel over a whole (B, n, n) batch (C-contiguous numpy arrays: A in, X, cert
+    (2, B) and status (B,) out), split over torch.get_num_threads() threads; returns how many
+    matrices need the fallback."""
     B, n = A.shape[0], A.shape[-1]
-    args = (A.numpy(), X.numpy(), cert.numpy(), status.numpy())
-    eps = float(torch.finfo(A.dtype).eps)
+    eps = _EPS[A.dtype.char]
     parts = min(torch.get_num_threads(), max(1, (B * n**3) // MIN_WORK_PER_THREAD))
     if parts <= 1:
-        return int(fn(*args, 0, B, eps))
+        return int(fn(A, X, cert, status, 0, B, eps))
     # Shares aligned to 64 matrices (a kernel block), the first one for the calling thread.
     step = -(-B // parts // 64) * 64
     bounds = [(s, min(B, s + step)) for s in range(0, B, step)]
     pool = _executor(len(bounds) - 1)
-    futures = [pool.submit(fn, *args, s, e, eps) for s, e in bounds[1:]]
-    bad = int(fn(*args, *bounds[0], eps))
+    futures = [pool.submit(fn, A, X, cert, status, s, e, eps) for s, e in bounds[1:]]
+    bad = int(fn(A, X, cert, status, *bounds[0], eps))
     return bad + sum(int(f.result()) for f in futures)
+
+
+_EPS = {"f": float(np.finfo(np.float32).eps), "d": float(np.finfo(np.float64).eps)}

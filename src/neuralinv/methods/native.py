@@ -22,32 +22,40 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .._validate import square_batch
+from .._validate import Batch, square_batch
 from ..kernels import native as _native
 from ..solution import Solution, Status
 from .base import Partial, certify, fill_from, labels
 from .lu import LU
 
+_NP = {torch.float32: np.float32, torch.float64: np.float64}
 
-def _kernel_partial(A: Tensor, fn: Any, label: str) -> tuple[Partial, bool]:
-    """Run the kernel on a contiguous (B, n, n) batch; (Partial, whether every status is OK)."""
+
+def _outputs(shape: tuple[int, ...], n: int, dtype: torch.dtype):
+    """numpy outputs in the caller's batch shape (numpy allocation is ~10x cheaper than
+    torch.empty for tiny batches; torch.from_numpy shares them without a copy)."""
+    d = _NP[dtype]
+    return (np.empty(shape + (n, n), d), np.empty((2,) + shape, d), np.empty(shape, np.int8))
+
+
+def _to_partial(A: Tensor, X, cert, status, bad: int, label: str) -> Partial:
+    """The kernel's answers as a Partial (torch views of the arrays); FALLBACK rows
+    recomputed by LU (labelled "lu"), their certificate by certify.certificate."""
     B, n = A.shape[0], A.shape[-1]
-    X = torch.empty((B, n, n), dtype=A.dtype)
-    cert = torch.empty((2, B), dtype=A.dtype)
-    status = torch.empty(B, dtype=torch.int8)
-    bad = _native.run(fn, A, X, cert, status)
+    Xt = torch.from_numpy(X.reshape(B, n, n))
+    ct = torch.from_numpy(cert.reshape(2, B))
+    st = torch.from_numpy(status.reshape(B))
     stats = {"primary": label, "fallbacks": 0, "native": True}
-    part = Partial(X, status, stats=stats, certificate=(cert[0], cert[1]))
-    if bad == 0:
-        return part, not bool(status.any())
-    # FALLBACK rows: recomputed by LU (labels "lu"), their certificate by certify.certificate.
-    failed = status == _native.FALLBACK
-    status.masked_fill_(failed, int(Status.OK))
-    part = fill_from(A, part, failed, LU(), label, in_place=True)
-    return part, False
+    part = Partial(Xt, st, labels(B, label), stats, (ct[0], ct[1]))
+    if bad:
+        failed = st == _native.FALLBACK
+        st.masked_fill_(failed, int(Status.OK))
+        part = fill_from(A, part, failed, LU(), label, in_place=True)
+    return part
 
 
 def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
@@ -56,41 +64,69 @@ def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
     fn, label = _native.kernel(A.shape[-1], A.dtype, A.device)
     if fn is None:
         return None, label
-    part, _ = _kernel_partial(A.contiguous(), fn, label)
-    if part.method is None:
-        part.method = labels(A.shape[0], label)
-    return part, None
+    A = A.contiguous()
+    X, cert, status = _outputs((A.shape[0],), A.shape[-1], A.dtype)
+    bad = _native.run(fn, A.numpy(), X, cert, status)
+    return _to_partial(A, X, cert, status, bad, label), None
 
 
 def fast_invert(A: Any) -> Solution | None:
     """``Auto().invert(A)`` through a native kernel, or None where none applies."""
     if _native.disabled_by_env():
         return None
-    batch = square_batch(A)
+    batch = _plain_batch(A) or square_batch(A)
     start = time.perf_counter()
     Af = batch.flat
-    if Af.shape[0] == 0 or batch.tensor.requires_grad:
+    B, n = Af.shape[0], batch.n
+    if B == 0 or batch.tensor.requires_grad:
         return None
-    fn, label = _native.kernel(batch.n, Af.dtype, Af.device)
+    fn, label = _native.kernel(n, Af.dtype, Af.device, check_env=False)
     if fn is None:
         return None
     # The kernel reads a C-contiguous batch: a non-contiguous input is copied once here.
-    part, all_ok = _kernel_partial(Af.contiguous(), fn, label)
-    if all_ok:
-        solve_time = time.perf_counter() - start
-        stats = dict(part.stats, method="auto")
-        ratio, rc = part.certificate
+    Af = Af.contiguous()
+    X, cert, status = _outputs(batch.batch_shape, n, Af.dtype)
+    bad = _native.run(fn, Af.numpy(), X.reshape(B, n, n), cert.reshape(2, B), status.reshape(B))
+    if bad == 0 and not status.any():
+        # Every answer certified OK: the Solution straight from the kernel's arrays.
         sol = Solution(
-            inverse=batch.to_output(part.inverse, matrices=True),
-            status=batch.to_output(part.status, matrices=False),
-            residual=batch.to_output(ratio, matrices=False),
-            rcond=batch.to_output(rc, matrices=False),
+            inverse=_out(batch, X, batch.out_dtype),
+            status=_out(batch, status),
+            residual=_out(batch, cert[0, ...]),
+            rcond=_out(batch, cert[1, ...]),
             method=labels(batch.batch_shape, label),
-            stats=stats,
+            stats={"primary": label, "fallbacks": 0, "native": True, "method": "auto"},
         )
+        solve_time = time.perf_counter() - start
     else:
+        part = _to_partial(Af, X, cert, status, bad, label)
         solve_time = time.perf_counter() - start
         sol = certify(batch, part, None, "auto")
     sol.stats["solve_time_s"] = solve_time
     sol.stats["time_s"] = time.perf_counter() - start
     return sol
+
+
+def _plain_batch(A: Any) -> Batch | None:
+    """``square_batch(A)`` for the common case that needs no conversion (a CPU float32/float64
+    tensor without autograd, shape (..., n, n)), built without its general checks (a few
+    microseconds of a single 3x3 call); None for anything else, which square_batch validates."""
+    if type(A) is not torch.Tensor or A.dtype not in _NP or A.requires_grad or A.ndim < 2:
+        return None
+    shape = A.shape
+    n = shape[-1]
+    if shape[-2] != n or A.device.type != "cpu":
+        return None
+    batch_shape = tuple(shape[:-2])
+    B = 1
+    for d in batch_shape:
+        B *= d
+    return Batch(A, A.reshape(B, n, n), batch_shape, n, A.dtype, False)
+
+
+def _out(batch, x: np.ndarray, dtype: torch.dtype | None = None):
+    """A kernel output in the caller's array type (and, for the inverse, its dtype)."""
+    if batch.numpy_in:
+        return x if dtype is None or _NP.get(dtype) is x.dtype.type else torch.from_numpy(x).to(dtype).numpy()
+    t = torch.from_numpy(x)  # 0-d for a single matrix, like the torch path
+    return t if dtype is None or t.dtype == dtype else t.to(dtype)
