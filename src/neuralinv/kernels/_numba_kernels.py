@@ -105,9 +105,15 @@ def _lanes(n):
 def _load(Af, V, b0, m, n):
     """V[k, l] = entry k of matrix b0 + l; a short block is padded with identities."""
     nn, L = V.shape
-    for k in range(nn):
+    # Tiles of 16 entries: a tile reads one or two cache lines per matrix and writes a few KB
+    # of V. Entry by entry across the lanes instead, the reads run at a stride of n^2 numbers
+    # (4 KB for float32 n = 32), which maps every lane to the same L1 set and thrashed it.
+    for k0 in range(0, nn, 16):
+        k1 = min(nn, k0 + 16)
         for l in range(m):
-            V[k, l] = Af[b0 + l, k]
+            for k in range(k0, k1):
+                V[k, l] = Af[b0 + l, k]
+    for k in range(nn):
         d = 1 if k % (n + 1) == 0 else 0
         for l in range(m, L):
             V[k, l] = d
@@ -168,9 +174,11 @@ def _lane_residual(W, V, E, C, num, n, one):
 def _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps):
     """Store the block's answers and per-matrix verdicts; returns how many need the fallback."""
     nn = n * n
-    for k in range(nn):
+    for k0 in range(0, nn, 16):  # tiles, as in _load
+        k1 = min(nn, k0 + 16)
         for l in range(m):
-            Xf[b0 + l, k] = R[k, l]
+            for k in range(k0, k1):
+                Xf[b0 + l, k] = R[k, l]
     bad = 0
     for l in range(m):
         b = b0 + l
@@ -294,9 +302,9 @@ def _adj4(V, W, L):
 
 @njit(**_OPTS)
 def small(A, X, cert, status, start, stop, eps):
-    """n = 1 .. 4: adjugate / determinant in float64 (float32 input too), certificate of the
-    stored (rounded) X with its residual in float64. An exactly zero determinant gives a
-    non-finite X, which fails the certificate (LU then says SINGULAR)."""
+    """n = 1 .. 4: adjugate / determinant in float64 (float32 input too), then the certificate
+    of the stored (rounded) X in working precision, as certify computes it. An exactly zero
+    determinant gives a non-finite X, which fails the certificate (LU then says SINGULAR)."""
     n = A.shape[1]
     nn = n * n
     L = _lanes(n)
@@ -304,13 +312,15 @@ def small(A, X, cert, status, start, stop, eps):
     Xf = X.reshape(X.shape[0], nn)
     V = np.empty((nn, L), np.float64)
     W = np.empty((nn, L), np.float64)
+    Va = np.empty((nn, L), A.dtype)
     R = np.empty((nn, L), A.dtype)
-    E = np.empty((2 * n, L), np.float64)
-    C = np.empty((n, L), np.float64)
-    S = np.empty(L, np.float64)
-    nA = np.empty(L, np.float64)
-    nX = np.empty(L, np.float64)
-    num = np.empty(L, np.float64)
+    E = np.empty((2 * n, L), A.dtype)
+    C = np.empty((n, L), A.dtype)
+    S = np.empty(L, A.dtype)
+    nA = np.empty(L, A.dtype)
+    nX = np.empty(L, A.dtype)
+    num = np.empty(L, A.dtype)
+    one = np.ones(1, A.dtype)[0]
     bad = 0
     for b0 in range(start, stop, L):
         m = min(L, stop - b0)
@@ -323,13 +333,13 @@ def small(A, X, cert, status, start, stop, eps):
             _adj3(V, W, L)
         else:
             _adj4(V, W, L)
-        for k in range(nn):  # the answer as stored (float32: rounded), back in float64
+        for k in range(nn):  # the answer as stored (float32: rounded), A as given
             for l in range(L):
                 R[k, l] = W[k, l]
-                W[k, l] = R[k, l]
-        _lane_norm1(V, S, nA, n)
-        _lane_norm1(W, S, nX, n)
-        _lane_residual(W, V, E, C, num, n, 1.0)
+                Va[k, l] = V[k, l]
+        _lane_norm1(Va, S, nA, n)
+        _lane_norm1(R, S, nX, n)
+        _lane_residual(R, Va, E, C, num, n, one)
         bad += _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps)
     return bad
 
