@@ -171,32 +171,41 @@ def _lane_residual(W, V, E, C, num, n, one):
 
 
 @njit
-def _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps):
-    """Store the block's answers and per-matrix verdicts; returns how many need the fallback."""
+def _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps, okv):
+    """Store the block's answers and per-matrix verdicts; returns how many need the fallback.
+
+    The verdicts are computed for all lanes at once, branch-free (``_verdict``'s rules as
+    selects, so that the loop vectorises); only failing lanes take the scalar path."""
     nn = n * n
     for k0 in range(0, nn, 16):  # tiles, as in _load
         k1 = min(nn, k0 + 16)
         for l in range(m):
             for k in range(k0, k1):
                 Xf[b0 + l, k] = R[k, l]
+    ne = n * eps
+    for l in range(m):
+        na = np.float64(nA[l])
+        nx = np.float64(nX[l])
+        nu = np.float64(num[l])
+        den = n * na * nx * eps
+        ratio = nu / den
+        inf_ratio = (den == 0.0 and nu > 0.0) or (den == np.inf and nu == nu)
+        ratio = np.inf if inf_ratio else ratio
+        rc = 1.0 / (na * nx)
+        ok = ratio < PASS_RATIO and rc >= eps and ratio * ne < rc and na < np.inf
+        cert[0, b0 + l] = ratio
+        cert[1, b0 + l] = rc
+        status[b0 + l] = 0 if ok else FALLBACK
+        okv[l] = 1 if ok else 0
     bad = 0
     for l in range(m):
-        b = b0 + l
-        if not np.isfinite(nA[l]):
-            # A sum of |entries| is finite iff every entry is, unless it overflowed.
-            if not _all_finite(A, b):
-                _nonfinite(X, cert, status, b)
-                continue
-            status[b] = FALLBACK
-            bad += 1
+        if okv[l]:
             continue
-        ratio, rc, ok = _verdict(np.float64(num[l]), np.float64(nA[l]), np.float64(nX[l]), n, eps)
-        if ok:
-            cert[0, b] = ratio
-            cert[1, b] = rc
-            status[b] = 0
+        b = b0 + l
+        # A sum of |entries| is finite iff every entry is, unless it overflowed.
+        if not np.isfinite(nA[l]) and not _all_finite(A, b):
+            _nonfinite(X, cert, status, b)
         else:
-            status[b] = FALLBACK
             bad += 1
     return bad
 
@@ -320,6 +329,7 @@ def small(A, X, cert, status, start, stop, eps):
     nA = np.empty(L, A.dtype)
     nX = np.empty(L, A.dtype)
     num = np.empty(L, A.dtype)
+    okv = np.empty(L, np.int8)
     one = np.ones(1, A.dtype)[0]
     bad = 0
     for b0 in range(start, stop, L):
@@ -340,7 +350,7 @@ def small(A, X, cert, status, start, stop, eps):
         _lane_norm1(Va, S, nA, n)
         _lane_norm1(R, S, nX, n)
         _lane_residual(R, Va, E, C, num, n, one)
-        bad += _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps)
+        bad += _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps, okv)
     return bad
 
 
@@ -391,6 +401,7 @@ def gauss_jordan(A, X, cert, status, start, stop, eps):
     nA = np.empty(L, A.dtype)
     nX = np.empty(L, A.dtype)
     num = np.empty(L, A.dtype)
+    okv = np.empty(L, np.int8)
     one = np.ones(1, A.dtype)[0]
     bad = 0
     for b0 in range(start, stop, L):
@@ -403,5 +414,5 @@ def gauss_jordan(A, X, cert, status, start, stop, eps):
         _lane_norm1(V, S, nA, n)
         _lane_norm1(W, S, nX, n)
         _lane_residual(W, V, E, C, num, n, one)
-        bad += _finish(A, X, Xf, W, cert, status, b0, m, n, num, nA, nX, eps)
+        bad += _finish(A, X, Xf, W, cert, status, b0, m, n, num, nA, nX, eps, okv)
     return bad
