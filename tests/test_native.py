@@ -228,6 +228,7 @@ def test_kernel_constants_agree():
     from neuralinv.kernels import _numba_kernels as K
 
     assert K.FALLBACK == native.FALLBACK and K.NONFINITE == int(Status.NONFINITE)
+    assert K.SMALL_LANES == 64  # written as a literal in the generated _fused1 .. _fused4
 
 
 def _child(queue):
