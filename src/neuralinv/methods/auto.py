@@ -33,6 +33,8 @@ class Auto(Method):
          compilation on first use, then 3-7x faster; see ClosedForm). No effect on other sizes.
     Without compile: closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured).
     The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
+    On CPU for n <= 32 (no spd/compile) the native kernels of :mod:`.native` answer first;
+    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels").
     """
 
     spd: bool = False
