@@ -152,7 +152,8 @@ def test_compiled_batch_sizes_do_not_recompile():
     assert counters["stats"]["unique_graphs"] == before  # batch sizes 1 .. 64: no recompile
 
 
-def test_auto_compile_equals_auto_statuses_labels_and_fallbacks():
+def test_auto_compile_equals_auto_statuses_labels_and_fallbacks(monkeypatch):
+    monkeypatch.setenv("NEURALINV_NATIVE", "0")  # the eager torch path of auto
     A = mixed_batch(3, torch.float32, 4096)  # large enough for eager auto to pick closed_form
     fast, eager = Auto(compile=True).invert(A), Auto().invert(A)
     assert eager.stats["primary"] == "closed_form"

@@ -293,6 +293,7 @@ def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
     monkeypatch.setattr(auto_module, "certificate", recording("auto"))
     monkeypatch.setattr(base_module, "certificate", recording("base"))
     monkeypatch.setattr(closed_form_module, "certificate", recording("closed_form"))
+    monkeypatch.setenv("NEURALINV_NATIVE", "0")  # auto's torch path (native: test_native.py)
     per = 1024 if n <= 3 else 30  # 3x3: a batch large enough for auto to pick closed_form
     A = torch.cat([with_cond(per, n, c, seed=n) for c in (10.0, 1e6, 1e9, 1e25)])
     A = A.to(torch.float32)

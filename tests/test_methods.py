@@ -57,8 +57,12 @@ def check_against_reference(sol, A, cond, *, must_pass_below):
     assert X.shape == A.shape and X.dtype == A.dtype
     assert sol.status.shape == A.shape[:-2] and sol.residual.shape == A.shape[:-2]
     ok = sol.status == int(ni.Status.OK)
-    # The certificate the Solution reports is the one recomputed from scratch here.
-    torch.testing.assert_close(sol.residual, residual_ratio(A, X), equal_nan=True)
+    # The certificate the Solution reports is the one recomputed from scratch here, up to the
+    # rounding of its own evaluation (auto's native kernels sum in another order, and in
+    # float64 for float32 closed forms: a ratio is a rounding-level number).
+    torch.testing.assert_close(
+        sol.residual, residual_ratio(A, X), equal_nan=True, atol=2.0, rtol=0.05
+    )
     assert bool((sol.residual[ok] < PASS_RATIO).all())
     eps = torch.finfo(A.dtype).eps
     if n:
@@ -219,7 +223,8 @@ def test_closed_form_refines_answers_whose_certificate_fails():
     torch.testing.assert_close(sol.inverse, reference(A), rtol=1e-8, atol=0)
 
 
-def test_auto_falls_back_to_lu_where_closed_form_fails():
+def test_auto_falls_back_to_lu_where_closed_form_fails(monkeypatch):
+    monkeypatch.setenv("NEURALINV_NATIVE", "0")  # auto's torch path (native: test_native.py)
     A = conditioned((4096,), 3, 1e13, seed=8)
     direct = ni.invert(A, method="closed_form")
     assert bool((direct.residual >= PASS_RATIO).any())  # the fallback has work to do

@@ -65,6 +65,8 @@ def raise_for_status(sol: Solution) -> None:
     # slice's, and under torch.func no tensor converts to numpy.
     physical = getattr(sol, "_physical_status", None)
     if physical is None:
+        if sol.all_ok:  # the usual case: one check instead of one scan per status
+            return
         shape, indices = tuple(sol.status.shape), sol.indices
     else:
         shape, found = physical

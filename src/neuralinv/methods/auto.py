@@ -14,6 +14,8 @@ from .cholesky import Cholesky
 from .closed_form import MAX_N as CLOSED_FORM_MAX_N
 from .closed_form import ClosedForm
 from .lu import LU
+from .native import fast_invert as _native_invert
+from .native import native_partial as _native_partial
 
 #: Eager closed forms beat certified LU from this many matrices, for n up to this size.
 _EAGER_CLOSED_FORM_MIN_BATCH = 4096
@@ -31,6 +33,8 @@ class Auto(Method):
          compilation on first use, then 3-7x faster; see ClosedForm). No effect on other sizes.
     Without compile: closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured).
     The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
+    On CPU for n <= 32 (no spd/compile) the native kernels of :mod:`.native` answer first;
+    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels").
     """
 
     spd: bool = False
@@ -56,7 +60,28 @@ class Auto(Method):
             return ClosedForm()
         return LU()
 
+    # --- native kernels (methods/native.py): the default path on CPU for n <= 32 ---------
+    def invert(self, A):
+        if not (self.spd or self.compile):
+            sol = _native_invert(A)
+            if sol is not None:
+                return sol
+        return super().invert(A)
+
     def _invert(self, A: Tensor) -> Partial:
+        why = "spd or compile requested"
+        if not (self.spd or self.compile):
+            part, why = _native_partial(A)
+            if part is not None:
+                return part
+        part = self._invert_torch(A)
+        part.stats.setdefault("native", False)
+        part.stats.setdefault("native_reason", why)
+        return part
+
+    # --- end native ----------------------------------------------------------------------
+
+    def _invert_torch(self, A: Tensor) -> Partial:
         method = self.choose(A.shape[-1], A.shape[0], A.device)
         part = method._invert(A)
         if part.method is None:

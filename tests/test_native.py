@@ -1,0 +1,279 @@
+"""The native kernels of ``auto`` (kernels/native.py, methods/native.py) against float64
+references and against the torch path: answers, certificates, statuses, labels, fallbacks.
+
+Speed is the benchmark's business (``neuralinv bench``), never a timed test here. Every
+comparison across code paths uses tolerances.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import neuralinv as ni
+from neuralinv.certify import PASS_RATIO, certificate, trusted
+from neuralinv.kernels import native
+from neuralinv.solution import Status
+
+pytest.importorskip("numba")
+
+SIZES = (1, 2, 3, 4, 5, 8, 16, 17, 32)
+DTYPES = (torch.float32, torch.float64)
+EPS = {torch.float32: float(torch.finfo(torch.float32).eps), torch.float64: 2.2e-16}
+
+
+def well_conditioned(B, n, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed + n)
+    A = torch.randn(B, n, n, generator=g, dtype=torch.float64) / n**0.5
+    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    return A.to(dtype)
+
+
+def with_cond(B, n, cond, dtype, seed=0):
+    """Random matrices with 2-norm condition number ``cond`` (log-spaced singular values)."""
+    g = torch.Generator().manual_seed(seed + 7 * n)
+    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
+    s = torch.logspace(0, -np.log10(cond), n, dtype=torch.float64)
+    return (U * s[None, None, :] @ V.mT).to(dtype)
+
+
+def check_certified(A, sol):
+    """Every OK answer is certified by the torch certificate too and close to the float64
+    inverse (relative error bounded by the residual times cond, with room for rounding);
+    every non-OK answer matches what LU alone reports; labels are native or lu."""
+    A64 = A.double()
+    n, dtype = A.shape[-1], A.dtype
+    X = torch.as_tensor(sol.inverse)
+    status = torch.as_tensor(sol.status)
+    ok = status == int(Status.OK)
+    if A.shape[0] == 0:
+        return
+    assert set(np.unique(sol.method.astype(str))) <= {"native_closed_form", "native_gauss_jordan", "lu"}
+    if bool(ok.any()):
+        r, c = certificate(A[ok], X[ok])
+        assert bool((r < PASS_RATIO * 1.01).all()), float(r.max())
+        assert bool(trusted(r, c, n, dtype).float().mean() > 0.99)
+        torch.testing.assert_close(torch.as_tensor(sol.residual)[ok].double(), r.double(), rtol=0.1, atol=5.0)
+        torch.testing.assert_close(torch.as_tensor(sol.rcond)[ok].double(), c.double(), rtol=1e-3, atol=0)
+        ref = torch.linalg.inv(A64[ok])
+        err = torch.linalg.matrix_norm(X[ok].double() - ref, ord=1)
+        bound = 4 * PASS_RATIO * n * EPS[dtype] * torch.linalg.matrix_norm(ref, ord=1) / c.double()
+        assert bool((err <= bound + 1e-300).all())
+    # A failing native answer is recomputed by LU: every other non-OK matrix is LU's verdict.
+    failed = (~ok & (status != int(Status.NONFINITE))).numpy()
+    assert (sol.method[failed] == "lu").all()
+    fell_back = torch.as_tensor(sol.method == "lu")
+    if bool(fell_back.any()):
+        lu = ni.invert(A[fell_back], method="lu")
+        assert torch.equal(status[fell_back], torch.as_tensor(lu.status))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_random_batches_and_lane_remainders(n, dtype):
+    for B in (0, 1, 63, 130):
+        A = well_conditioned(B, n, dtype, seed=B)
+        sol = ni.invert(A)
+        assert sol.stats.get("native", True) is True
+        assert tuple(torch.as_tensor(sol.inverse).shape) == (B, n, n)
+        if B:
+            assert sol.all_ok, sol.counts()
+            kind = "native_closed_form" if n <= 4 else "native_gauss_jordan"
+            assert set(sol.method) == {kind}
+            assert sol.stats["primary"] == kind
+        check_certified(A, sol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (2, 3, 4, 5, 8, 16, 32))
+def test_ill_conditioned(n, dtype):
+    conds = (1e3, 1e5, 1e7) if dtype == torch.float32 else (1e6, 1e10, 1e14)
+    A = torch.cat([with_cond(40, n, c, dtype) for c in conds])
+    sol = ni.invert(A)
+    check_certified(A, sol)
+    lu = ni.invert(A, method="lu")
+    # Same statuses as LU up to borderline cases of the certificate itself.
+    same = np.mean(np.asarray(sol.status) == np.asarray(lu.status))
+    assert same >= 0.95
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (1, 2, 3, 4, 5, 12, 32))
+@pytest.mark.parametrize("scale", (1e-30, 1e30))
+def test_scaled(n, dtype, scale):
+    A = well_conditioned(70, n, dtype)
+    sol = ni.invert(A * scale)
+    assert sol.all_ok, sol.counts()
+    check_certified(A * scale, sol)
+    base = ni.invert(A)
+    ref = torch.as_tensor(base.inverse).double()
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(
+        torch.as_tensor(sol.inverse).double() * scale, ref, rtol=tol, atol=tol * float(ref.abs().max())
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (1, 2, 3, 4, 5, 9, 32))
+def test_singular_nonfinite_and_pivoting(n, dtype):
+    A = well_conditioned(70, n, dtype)
+    A[0] = 0  # exactly singular: LU's zero pivot
+    A[1, 0, 0] = float("nan")
+    A[2, -1, -1] = float("inf")
+    A[3, :, 0] = -float("inf")
+    if n > 1:
+        A[4] = torch.eye(n, dtype=dtype).flip(0)  # needs pivoting: unpivoted elimination fails
+        A[5, 1] = A[5, 0]  # two equal rows
+    sol = ni.invert(A)
+    status = np.asarray(sol.status)
+    assert status[0] == Status.SINGULAR and sol.method[0] == "lu"
+    for b in (1, 2, 3):
+        assert status[b] == Status.NONFINITE
+        assert np.isnan(np.asarray(sol.inverse[b])).all()
+        assert np.isnan(float(sol.residual[b])) and np.isnan(float(sol.rcond[b]))
+    if n > 1:
+        assert status[4] == Status.OK
+        torch.testing.assert_close(torch.as_tensor(sol.inverse[4]), torch.eye(n, dtype=dtype).flip(0))
+        assert status[5] != Status.OK
+    assert (status[6:] == Status.OK).all()
+    # The same statuses as the torch path.
+    assert sol.counts() == ni.invert(A, method="lu").counts()
+    with pytest.raises(ni.InputError):
+        ni.inv(A)
+
+
+def test_overflowing_float64_goes_to_lu():
+    A = well_conditioned(10, 4, torch.float64) * 1e200  # determinant overflows: closed form fails
+    sol = ni.invert(A)
+    assert sol.all_ok and set(sol.method) == {"lu"} and sol.stats["fallbacks"] == 10
+
+
+@pytest.mark.parametrize("n", (3, 8))
+def test_non_contiguous_numpy_and_batch_shapes(n):
+    A = well_conditioned(2 * 3 * 5, n, torch.float64).reshape(2, 3, 5, n, n)
+    view = A.transpose(-1, -2)[:, :, ::2]
+    assert not view.is_contiguous()
+    sol = ni.invert(view)
+    assert sol.all_ok and tuple(sol.status.shape) == (2, 3, 3)
+    torch.testing.assert_close(sol.inverse, torch.linalg.inv(view), rtol=1e-10, atol=1e-12)
+    sol_np = ni.invert(view.numpy().astype(np.float32))
+    assert isinstance(sol_np.inverse, np.ndarray) and sol_np.inverse.dtype == np.float32
+    np.testing.assert_allclose(sol_np.inverse, torch.linalg.inv(view).numpy(), rtol=1e-4, atol=1e-5)
+    assert sol_np.method.shape == (2, 3, 3)
+    half = ni.invert(view.to(torch.float16))
+    assert half.inverse.dtype == torch.float16 and half.all_ok
+
+
+def test_threads_split_the_batch_with_the_same_answers():
+    A = well_conditioned(3000, 8, torch.float32)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ni.invert(A)
+        torch.set_num_threads(2)
+        two = ni.invert(A)
+    finally:
+        torch.set_num_threads(old)
+    torch.testing.assert_close(one.inverse, two.inverse, rtol=1e-6, atol=1e-7)
+    assert np.array_equal(np.asarray(one.status), np.asarray(two.status))
+
+
+def test_autograd_input_uses_the_kernel_inside_method_invert():
+    A = well_conditioned(5, 3, torch.float64).requires_grad_(True)
+    sol = ni.invert(A)
+    assert sol.stats["native"] is True and set(sol.method) == {"native_closed_form"}
+    sol.inverse.sum().backward()
+    B = A.detach().clone().requires_grad_(True)
+    torch.linalg.inv(B).sum().backward()
+    torch.testing.assert_close(A.grad, B.grad)
+
+
+def test_env_var_disables_the_native_path(monkeypatch):
+    A = well_conditioned(50, 3, torch.float32)
+    monkeypatch.setenv(native.ENV, "0")
+    sol = ni.invert(A)
+    assert sol.stats["native"] is False and native.ENV in sol.stats["native_reason"]
+    assert "native_closed_form" not in set(sol.method)
+    monkeypatch.delenv(native.ENV)
+    fast = ni.invert(A)
+    torch.testing.assert_close(sol.inverse, fast.inverse, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(np.asarray(sol.status), np.asarray(fast.status))
+
+
+def test_missing_numba_falls_back_to_torch(monkeypatch):
+    monkeypatch.setattr(native, "_kernels", {})
+    monkeypatch.setattr(native, "_failures", {})
+    monkeypatch.setitem(sys.modules, "neuralinv.kernels._numba_kernels", None)  # import fails
+    A = well_conditioned(20, 6, torch.float64)
+    sol = ni.invert(A)
+    assert sol.all_ok and set(sol.method) == {"lu"}
+    assert sol.stats["native"] is False and "unavailable" in sol.stats["native_reason"]
+    assert ni.invert(A[:0]).inverse.shape == (0, 6, 6)
+
+
+def test_unsupported_sizes_use_the_torch_path():
+    sol = ni.invert(well_conditioned(4, 33, torch.float64))
+    assert sol.stats["native"] is False and "n=33" in sol.stats["native_reason"]
+    spd = ni.invert(well_conditioned(4, 3, torch.float64) @ well_conditioned(4, 3, torch.float64).mT, spd=True)
+    assert spd.stats["native"] is False
+
+
+def test_kernel_constants_agree():
+    from neuralinv.kernels import _numba_kernels as K
+
+    assert K.FALLBACK == native.FALLBACK and K.NONFINITE == int(Status.NONFINITE)
+    assert K.SMALL_LANES == 64  # written as a literal in the generated _fused1 .. _fused4
+
+
+def _child(queue):
+    # torch's own OpenMP pool is not usable with several threads in a forked child (GNU
+    # OpenMP hangs: that is why DataLoader workers run torch single-threaded), so the data is
+    # made on one thread; the native kernels use their own pool and may use two.
+    torch.set_num_threads(1)
+    A = well_conditioned(4000, 8, torch.float32)
+    torch.set_num_threads(2)
+    sol = ni.invert(A)  # only small torch ops (below torch's parallel grain) besides the kernel
+    torch.set_num_threads(1)
+    pool_here = native._pool is not None and native._pool[0] == os.getpid()
+    queue.put((sol.all_ok, float(np.asarray(sol.residual).max()), pool_here))
+
+
+def _loader_item(i):
+    A = well_conditioned(2000, 5, torch.float64, seed=i)
+    return torch.as_tensor(ni.invert(A).status)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_fork_after_threaded_use():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert ni.invert(well_conditioned(4000, 8, torch.float32)).all_ok  # pool threads started
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=_child, args=(q,))
+        p.start()
+        p.join(120)
+        assert p.exitcode == 0, "forked child hung or crashed"
+        ok, worst, pool_here = q.get(timeout=5)
+        assert ok and worst < PASS_RATIO and pool_here
+        for status in torch.utils.data.DataLoader(
+            _ItemDataset(), batch_size=None, num_workers=1, multiprocessing_context="fork", timeout=120
+        ):
+            assert bool((status == 0).all())
+    finally:
+        torch.set_num_threads(old)
+
+
+class _ItemDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return _loader_item(i)
