@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -277,3 +278,22 @@ class _ItemDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return _loader_item(i)
+
+
+def test_first_use_under_a_transform_keeps_the_native_path_and_the_tangent():
+    # The first call of a process inside torch.func.jvp must neither drop the tangent nor
+    # leave the kernel marked unavailable for the rest of the process.
+    code = (
+        "import torch, neuralinv as ni\n"
+        "A = torch.randn(4, 3, 3, dtype=torch.float64) + 3 * torch.eye(3, dtype=torch.float64)\n"
+        "T = torch.randn_like(A)\n"
+        "_, t = torch.func.jvp(ni.inv, (A,), (T,))\n"
+        "_, r = torch.func.jvp(torch.linalg.inv, (A,), (T,))\n"
+        "assert torch.allclose(t, r, rtol=1e-10, atol=1e-12), (t - r).abs().max()\n"
+        "s = ni.invert(A)\n"
+        "assert s.stats['native'], s.stats\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -101,7 +101,8 @@ def _build(key: tuple[str, torch.dtype]) -> None:
         K = importlib.import_module(f"{__package__}._numba_kernels")
         fn = getattr(K, name)
         n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
-        A = torch.zeros((0, n, n), dtype=dtype).numpy()
+        # numpy, not torch(...).numpy(): under a torch.func transform no tensor converts.
+        A = np.zeros((0, n, n), dtype=np.float32 if dtype == torch.float32 else np.float64)
         fn(A, A.copy(), np.zeros((2, 0), A.dtype), np.zeros(0, np.int8), 0, 0, _EPS[A.dtype.char])
     except Exception as exc:  # ImportError, numba's TypingError/LoweringError, cache errors, ...
         _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]

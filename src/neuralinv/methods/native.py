@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import _autograd
 from .._validate import Batch, square_batch
 from ..kernels import native as _native
 from ..solution import Solution, Status
@@ -78,8 +79,8 @@ def fast_invert(A: Any) -> Solution | None:
     start = time.perf_counter()
     Af = batch.flat
     B, n = Af.shape[0], batch.n
-    if B == 0 or batch.tensor.requires_grad:
-        return None
+    if B == 0 or batch.numpy_in is False and _autograd.needs_autograd(batch.tensor):
+        return None  # Method.invert's differentiable path (which runs the kernel inside)
     fn, label = _native.kernel(n, Af.dtype, Af.device, check_env=False)
     if fn is None:
         return None
@@ -112,6 +113,8 @@ def _plain_batch(A: Any) -> Batch | None:
     tensor without autograd, shape (..., n, n)), built without its general checks (a few
     microseconds of a single 3x3 call); None for anything else, which square_batch validates."""
     if type(A) is not torch.Tensor or A.dtype not in _NP or A.requires_grad or A.ndim < 2:
+        return None
+    if A.layout != torch.strided:
         return None
     shape = A.shape
     n = shape[-1]
