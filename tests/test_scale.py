@@ -111,20 +111,25 @@ METHODS = {
     "newton_schulz": dict(method="newton_schulz"),
     "block": dict(method=Block(base="closed_form", base_size=2)),
     "block_ns": dict(method=Block(base="newton_schulz")),
-    "auto_closed_form": dict(method="auto"),  # a batch of >= 4096: closed_form, then LU
+    "auto_closed_form": dict(method="auto"),  # torch path, batch >= 4096: closed_form, then LU
+    "auto_native": dict(method="auto"),  # the default: native kernels (n <= 32 on CPU)
     "auto_lu": dict(method="auto"),
 }
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("name", list(METHODS))
-def test_every_method_is_scale_free(name, dtype):
-    n = {"closed_form": 3, "auto_closed_form": 3, "block": 5, "block_ns": 7}.get(name, 6)
+def test_every_method_is_scale_free(name, dtype, monkeypatch):
+    n = {"closed_form": 3, "auto_closed_form": 3, "auto_native": 3, "block": 5, "block_ns": 7}.get(name, 6)
     per = 280 if name == "auto_closed_form" else 2
     A = scaled_batch(n, dtype, per=per, seed=1, spd=name == "cholesky")
+    if name in ("auto_closed_form", "auto_lu"):
+        monkeypatch.setenv("NEURALINV_NATIVE", "0")  # auto's torch path
     sol = ni.invert(A, **METHODS[name])
     if name == "auto_closed_form":
         assert sol.stats["primary"] == "closed_form"
+    if name == "auto_native":  # numba is a dependency: the kernel must have answered
+        assert sol.stats["native"], sol.stats
     check_scale_free(sol, A)
     # Power-of-two scales change only the exponents: the answers agree with scale 1's within
     # rounding (not bit for bit: the method may take another path for a rescaled matrix).

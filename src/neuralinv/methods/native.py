@@ -114,7 +114,7 @@ def _plain_batch(A: Any) -> Batch | None:
     microseconds of a single 3x3 call); None for anything else, which square_batch validates."""
     if type(A) is not torch.Tensor or A.dtype not in _NP or A.requires_grad or A.ndim < 2:
         return None
-    if A.layout != torch.strided:
+    if A.layout != torch.strided or A.is_nested:
         return None
     shape = A.shape
     n = shape[-1]
