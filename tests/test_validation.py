@@ -81,7 +81,7 @@ def test_unknown_method_lists_every_valid_name():
         ("gradient", {"optimizer": "adam", "options": {"betas": (2.0, 0.9)}}, "Adam"),
         ("gradient", {"options": [("momentum", 0.9)]}, "options must be a dict"),
         ("cholesky", {"symmetry_tol": -1}, "symmetry_tol must be a finite number >= 0"),
-        ("lu", {"tol": 1.0}, "unknown option 'tol' for method 'lu'; its options: \(none\)"),
+        ("lu", {"tol": 1.0}, r"unknown option 'tol' for method 'lu'; its options: \(none\)"),
         ("auto", {"spd": True, "steps": 3}, "unknown option 'steps' for method 'auto'; its options: compile, spd"),
     ],
 )
