@@ -86,7 +86,18 @@ def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
         except (ValueError, TypeError, OverflowError) as exc:
             raise InputError(f"{name} is not a rectangular array of numbers: {exc}") from None
         return torch.from_numpy(arr), True
-    raise InputError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(A).__name__}")
+    if hasattr(A, "__array__") or hasattr(A, "__array_interface__"):
+        # other array-likes (pandas, xarray, array-API objects): numpy's np.asarray rule
+        try:
+            arr = np.asarray(A)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{name} could not be converted to an array: {exc}") from None
+        if isinstance(arr, np.ndarray):
+            return as_tensor(arr, name)
+    raise InputError(
+        f"{name} must be a torch.Tensor, a numpy.ndarray or an array-like (nested lists, an object "
+        f"with __array__), got {type(A).__name__}"
+    )
 
 
 def _check_tensor(A: Tensor, name: str) -> None:

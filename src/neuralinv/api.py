@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import certify
-from ._validate import square_batch
+from ._peers import array_wrap, structured, write_out
+from ._validate import flag, square_batch
 from .errors import (
     IllConditionedWarning,
     InputError,
@@ -23,16 +26,40 @@ from .methods import resolve
 from .solution import Solution, Status
 
 
-def invert(A: Any, method: Any = "auto", **options: Any) -> Solution:
+def invert(
+    A: Any,
+    method: Any = "auto",
+    *,
+    check_finite: bool = True,
+    overwrite_a: bool = False,
+    assume_a: str | None = None,
+    lower: bool = False,
+    **options: Any,
+) -> Solution:
     """Invert a batch of square matrices (..., n, n) and certify every answer.
 
     ``method`` is a registered name (see ``neuralinv.METHODS``), a Method instance or a trained
     LearnedInverse; ``options`` are that method's fields. Numerical failure is reported in
     ``Solution.status``, never raised; bad arguments raise :class:`InputError` before any work.
+    scipy's keywords: ``assume_a``/``lower`` say which entries are read and pick the method
+    ("pos": cholesky; see :func:`neuralinv._peers.structured`); ``check_finite`` and
+    ``overwrite_a`` are accepted and change nothing (NaN/Inf matrices always get status
+    NONFINITE, at the cost of one sum over the batch; the input is never written).
+    Array-likes are accepted as numpy accepts them; an ndarray subclass (np.matrix) comes
+    back as that subclass.
     """
+    if check_finite is not True or overwrite_a is not False or assume_a is not None or lower is not False:
+        flag("check_finite", check_finite)
+        flag("overwrite_a", overwrite_a)
+        A, method = structured(A, method, options, assume_a, lower)
+    wrap = array_wrap(A)
     if options and torch._C._functorch.peek_interpreter_stack() is not None:
-        return _resolve_outside_transforms(method, options).invert(A)
-    return resolve(method, **options).invert(A)
+        sol = _resolve_outside_transforms(method, options).invert(A)
+    else:
+        sol = resolve(method, **options).invert(A)
+    if isinstance(A, np.ndarray) and type(A) is not np.ndarray:
+        sol = dataclasses.replace(sol, inverse=wrap(sol.inverse))
+    return sol
 
 
 def _resolve_outside_transforms(method: Any, options: dict) -> Any:
@@ -44,18 +71,33 @@ def _resolve_outside_transforms(method: Any, options: dict) -> Any:
         return resolve(method, **options)
 
 
-def inv(A: Any, method: Any = "auto", **options: Any) -> Any:
+def inv(
+    A: Any,
+    method: Any = "auto",
+    *,
+    out: Any = None,
+    check_finite: bool = True,
+    overwrite_a: bool = False,
+    assume_a: str | None = None,
+    lower: bool = False,
+    **options: Any,
+) -> Any:
     """Like :func:`invert` but returns the inverse, raising on any matrix without a trusted one.
 
     Raises InputError (NaN/Inf input), SingularMatrixError, NotPositiveDefiniteError or
     NotConvergedError naming every failing batch index; warns IllConditionedWarning and
     OutOfRegionWarning (answers from the exact fallback) naming theirs. Under torch.func.vmap
     the indices are those of the physical batch: the vmapped dimensions first (outermost vmap
-    first), then A's own batch dimensions.
+    first), then A's own batch dimensions. ``out=`` (torch): a tensor (an ndarray for numpy
+    results) of the result's shape and dtype, written into and returned; the scipy keywords
+    are :func:`invert`'s.
     """
-    sol = invert(A, method, **options)
+    sol = invert(
+        A, method, check_finite=check_finite, overwrite_a=overwrite_a, assume_a=assume_a,
+        lower=lower, **options,
+    )
     raise_for_status(sol)
-    return sol.inverse
+    return write_out(sol.inverse, out)
 
 
 def raise_for_status(sol: Solution) -> None:

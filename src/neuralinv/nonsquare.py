@@ -30,7 +30,7 @@ torch.func (vmap, jacrev, jacfwd, hessian) work. The ridge routes are plain torc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,11 +47,20 @@ _LSTSQ_METHODS = ("auto", "qr", "svd")
 
 @dataclass(frozen=True)
 class LstsqResult:
-    """A least-squares solution with its certificate.
+    """A least-squares solution with its certificate; unpacks like torch's and numpy's result.
+
+    ``X, residuals, rank, singular_values = ni.lstsq(A, B)`` (and ``res[0]`` .. ``res[3]``,
+    ``len(res) == 4``) give torch.linalg.lstsq's / numpy.linalg.lstsq's four values; the
+    certificate fields below are attributes only.
 
     solution: (..., n, k) (or (..., n) for a vector right-hand side), minimising
               ``||A X - B||_F^2 + ridge ||X||_F^2`` (minimum norm among minimisers).
-    residual: (...) relative normal-equation residual
+    residuals: numpy's and torch's ``residuals``: the squared residual norms
+              ``||A X - B||_2^2`` per column, (..., k) ((..., 1) for a vector B, as numpy), where
+              they apply: m > n and every element of full rank n; else empty (shape (0,)), as
+              numpy returns them. Under torch.func transforms (ranks cannot be read) they are
+              computed whenever m > n.
+    residual: (...) the certificate: relative normal-equation residual
               ``||A^T (A X - B) + ridge X||_F / (||A||_F (||A||_F ||X||_F + ||B||_F))``.
               A backward-stable solver makes it a small multiple of eps whatever the
               conditioning; a truncated SVD leaves about ``sigma_discarded / sigma_1`` in it, so
@@ -59,6 +68,9 @@ class LstsqResult:
     rank:     (...) numerical rank used: ``min(m, n)`` on the qr and ridge routes (the ridge
               system always has full rank), the number of kept singular values on the svd route.
               -1 where the element's input had NaN/Inf entries (no answer).
+    singular_values: (..., min(m, n)) singular values of A (numpy's ``s``), computed when first
+              read (unpacking reads it); NaN for elements with NaN/Inf entries; empty under
+              torch.func transforms. Not differentiable.
     method:   (...) numpy array of "qr", "svd" or "ridge": what produced each answer; "none"
               for non-finite inputs. None under torch.func transforms (vmap, jacrev, jacfwd),
               where per-element values cannot be read.
@@ -75,6 +87,8 @@ class LstsqResult:
     method: np.ndarray | None
     tol: float
     status: Any
+    residuals: Any = None
+    _svd_of: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> Any:
@@ -86,6 +100,48 @@ class LstsqResult:
         r = self.residual
         r = r.detach().cpu().numpy() if isinstance(r, Tensor) else np.asarray(r)
         return bool(np.all(r <= self.tol))
+
+    @property
+    def singular_values(self) -> Any:
+        cached = self.__dict__.get("_singular_values")
+        if cached is None:
+            cached = _singular_values(*self._svd_of) if self._svd_of is not None else None
+            object.__setattr__(self, "_singular_values", cached)
+        return cached
+
+    def _values(self) -> tuple:
+        return (self.solution, self.residuals, self.rank, self.singular_values)
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            i = int(index)
+            if not -4 <= i < 4:
+                raise IndexError(f"LstsqResult index {i} out of range (it has 4 values)")
+            if i % 4 != 3:  # only the singular values cost work
+                return (self.solution, self.residuals, self.rank)[i % 4]
+        return self._values()[index]
+
+
+def _singular_values(Af: Tensor, batch: tuple[int, ...], out_dtype: torch.dtype, numpy_out: bool) -> Any:
+    """Singular values of a flat (count, m, n) batch, NaN for non-finite elements."""
+    m, n = Af.shape[-2:]
+    with torch.no_grad():
+        if _wrapped(Af):
+            S = Af.new_zeros((0,))
+        elif Af.numel() == 0:
+            S = Af.new_zeros(batch + (min(m, n),))
+        else:
+            finite = torch.isfinite(Af).all(-1).all(-1)
+            S = torch.linalg.svdvals(torch.where(finite[:, None, None], Af, _eye_like(Af)))
+            S = S.masked_fill(~finite[:, None], float("nan")).reshape(batch + (min(m, n),))
+        S = S.to(out_dtype)
+    return S.cpu().numpy() if numpy_out else S
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,9 +224,26 @@ def _qr_solve(A: Tensor, B: Tensor, QR: tuple[Tensor, Tensor] | None = None) -> 
     """Least squares (tall) or minimum norm (wide) solution from one Householder QR."""
     Q, R = _qr_factor(A) if QR is None else QR
     if A.shape[-2] >= A.shape[-1]:
-        return torch.linalg.solve_triangular(R, Q.mT @ B, upper=True)
-    # A = R^T Q^T; minimum-norm X = Q R^-T B
-    return Q @ torch.linalg.solve_triangular(R.mT, B, upper=False)
+        solve = lambda Y: torch.linalg.solve_triangular(R, Q.mT @ Y, upper=True)  # noqa: E731
+    else:
+        # A = R^T Q^T; minimum-norm X = Q R^-T B
+        solve = lambda Y: Q @ torch.linalg.solve_triangular(R.mT, Y, upper=False)  # noqa: E731
+    return _refined(A, B, solve)
+
+
+def _refined(A: Tensor, B: Tensor, solve) -> Tensor:
+    """``solve(B)``, plus in float32 one step of mixed-precision iterative refinement:
+    ``X + solve(B - A X)`` with the residual formed in float64. numpy computes float32
+    problems in float64 throughout (numpy.linalg's ``_commonType``); one refinement step gets
+    consistent systems (square, wide, or tall with B in A's range) to that accuracy at float32
+    factorisation cost (``[[1, 2], [3, 4]] x = [2, 1]`` with an rcond: 1.7e-6 error before,
+    0 after). For inconsistent tall problems the error stays at backward-stable float32 level,
+    that of LAPACK's sgelsd."""
+    X = solve(B)
+    if A.dtype != torch.float32:
+        return X
+    R = (B.double() - A.double() @ X.double()).to(A.dtype)
+    return X + solve(R)
 
 
 def _truncated_svd(A: Tensor, rtol: float, atol: Tensor | float = 0.0):
@@ -182,9 +255,10 @@ def _truncated_svd(A: Tensor, rtol: float, atol: Tensor | float = 0.0):
     return U, sinv, Vh, keep
 
 
-def _svd_solve_values(A: Tensor, B: Tensor, rtol: float) -> tuple[Tensor, Tensor]:
+def _svd_solve_values(A: Tensor, B: Tensor, rtol: Any) -> tuple[Tensor, Tensor]:
     U, sinv, Vh, keep = _truncated_svd(A, rtol)
-    return Vh.mT @ (sinv.unsqueeze(-1) * (U.mT @ B)), keep.sum(-1)
+    X = _refined(A, B, lambda Y: Vh.mT @ (sinv.unsqueeze(-1) * (U.mT @ Y)))
+    return X, keep.sum(-1)
 
 
 def _r_looks_singular(R: Tensor) -> Tensor:
@@ -260,9 +334,11 @@ def _lstsq_values(A: Tensor, B: Tensor, route: Tensor | None, rtol: float):
     return X.reshape(batch + (n, k)), rank.reshape(batch), route.reshape(batch)
 
 
-def _pinv_values(A: Tensor, rtol: float, atol: float) -> Tensor:
+def _pinv_values(A: Tensor, rtol: Any, atol: Any, hermitian: bool = False) -> Tensor:
     """Truncated-SVD pseudo-inverse per element of (..., m, n), scaled by powers of two first;
-    NaN for non-finite elements."""
+    NaN for non-finite elements. rtol, atol: numbers or tensors broadcasting against the batch
+    shape (per-matrix cutoffs). hermitian: A is symmetric; an eigendecomposition stands in for
+    the SVD (singular values = |eigenvalues|), as numpy and torch do."""
     batch = A.shape[:-2]
     m, n = A.shape[-2:]
     count = math.prod(batch)
@@ -275,8 +351,18 @@ def _pinv_values(A: Tensor, rtol: float, atol: float) -> Tensor:
         Af = torch.where(finite[:, None, None], Af, _eye_like(Af))
     e = _exponent(Af)
     As = _ldexp(Af, -e[:, None, None])
-    U, sinv, Vh, _ = _truncated_svd(As, rtol, _ldexp(torch.full_like(e, atol), -e).unsqueeze(-1))
-    P = _ldexp(Vh.mT @ (sinv.unsqueeze(-1) * U.mT), -e[:, None, None])
+    per = lambda c: torch.as_tensor(c, dtype=A.dtype, device=A.device).expand(batch).reshape(count)  # noqa: E731
+    r, a = per(rtol), _ldexp(per(atol), -e)
+    if hermitian:
+        L, V = torch.linalg.eigh(As)
+        S = L.abs()
+        cut = torch.maximum(r * S.amax(-1), a).unsqueeze(-1)
+        keep = S > cut
+        linv = torch.where(keep, 1.0 / torch.where(keep, L, torch.ones_like(L)), torch.zeros_like(L))
+        P = _ldexp(V @ (linv.unsqueeze(-1) * V.mT), -e[:, None, None])
+    else:
+        U, sinv, Vh, _ = _truncated_svd(As, r.unsqueeze(-1), a.unsqueeze(-1))
+        P = _ldexp(Vh.mT @ (sinv.unsqueeze(-1) * U.mT), -e[:, None, None])
     if not all_finite:
         P = P.masked_fill(~finite[:, None, None], float("nan"))
     return P.reshape(batch + (n, m))
@@ -409,8 +495,8 @@ class _Pinv(torch.autograd.Function):
     """Truncated-SVD pseudo-inverse of (..., m, n); derivatives from the formula above."""
 
     @staticmethod
-    def forward(A: Tensor, rtol: float, atol: float):  # type: ignore[override]
-        return _pinv_values(A, rtol, atol)
+    def forward(A: Tensor, rtol: Any, atol: Any, hermitian: bool = False):  # type: ignore[override]
+        return _pinv_values(A, rtol, atol, hermitian)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
@@ -424,10 +510,10 @@ class _Pinv(torch.autograd.Function):
         # -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)   (torch's pinv_backward)
         T = G.mT @ (P @ Pt)
         S = (Pt @ P) @ G.mT
-        return -Pt @ G @ Pt + (T - A @ (P @ T)) + (S - (S @ P) @ A), None, None
+        return -Pt @ G @ Pt + (T - A @ (P @ T)) + (S - (S @ P) @ A), None, None, None
 
     @staticmethod
-    def jvp(ctx, dA: Tensor, _drtol: Any, _datol: Any):  # type: ignore[override]
+    def jvp(ctx, dA: Tensor, _drtol: Any, _datol: Any, _dherm: Any = None):  # type: ignore[override]
         A, P = ctx.saved_tensors
         dAt = dA.mT
         K = dAt @ (P.mT @ P)
@@ -435,8 +521,14 @@ class _Pinv(torch.autograd.Function):
         return -P @ dA @ P + P @ (P.mT @ L) + (K - P @ (A @ K))
 
     @staticmethod
-    def vmap(info, in_dims, A, rtol, atol):  # type: ignore[override]
-        return _Pinv.apply(_front(A, in_dims[0], info.batch_size), rtol, atol), 0
+    def vmap(info, in_dims, A, rtol, atol, hermitian=False):  # type: ignore[override]
+        size = info.batch_size
+        # per-matrix cutoffs that are vmapped move to the front with A; others broadcast
+        if isinstance(rtol, Tensor) and in_dims[1] is not None:
+            rtol = _front(rtol, in_dims[1], size)
+        if isinstance(atol, Tensor) and in_dims[2] is not None:
+            atol = _front(atol, in_dims[2], size)
+        return _Pinv.apply(_front(A, in_dims[0], size), rtol, atol, hermitian), 0
 
 
 def _coefficients(W: Tensor, xs: list[Tensor], route: Tensor, rtol: float) -> list[Tensor]:
@@ -600,52 +692,124 @@ def _broadcast_pair(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor, tuple[int, ..
     return A.expand(batch + A.shape[-2:]), B.expand(batch + B.shape[-2:]), tuple(batch)
 
 
+#: torch.linalg.lstsq's and scipy.linalg.lstsq's driver names -> the route they stand for here.
+DRIVERS = {"gels": "qr", "gelsy": "auto", "gelsd": "svd", "gelss": "svd"}
+
+
+def _driver_method(driver: Any, lapack_driver: Any, method: str) -> str:
+    """``method`` after torch's ``driver=`` / scipy's ``lapack_driver=`` (see :data:`DRIVERS`)."""
+    if driver is not None and lapack_driver is not None:
+        raise InputError("give driver (torch) or lapack_driver (scipy), not both")
+    name, key = (driver, "driver") if driver is not None else (lapack_driver, "lapack_driver")
+    if name is None:
+        return method
+    v.one_of(key, name, tuple(DRIVERS))
+    mapped = DRIVERS[name]
+    if method not in ("auto", mapped):
+        raise InputError(f"{key}={name!r} means method={mapped!r}; it conflicts with method={method!r}")
+    return mapped
+
+
+def _rcond_value(rcond: Any, cond: Any) -> float | None:
+    """numpy's/torch's ``rcond`` (scipy's ``cond``): None, a cutoff >= 0, or negative for
+    machine precision (LAPACK's convention, numpy's ``rcond=-1``); the caller takes eps then."""
+    if rcond is not None and cond is not None:
+        raise InputError("give rcond (numpy, torch) or cond (scipy), not both")
+    value = rcond if rcond is not None else cond
+    if value is None:
+        return None
+    name = "rcond" if rcond is not None else "cond"
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    return f
+
+
 def lstsq(
     A: Any,
     B: Any,
-    ridge: float = 0.0,
     rcond: float | None = None,
+    *,
+    ridge: float = 0.0,
     method: str = "auto",
+    driver: str | None = None,
+    cond: float | None = None,
+    lapack_driver: str | None = None,
+    check_finite: bool = True,
+    overwrite_a: bool = False,
+    overwrite_b: bool = False,
 ) -> LstsqResult:
     """Solve ``min ||A X - B||_F^2 + ridge ||X||_F^2`` for each matrix of a batch, certified.
 
-    A: (..., m, n); B: (..., m, k) with batch dimensions broadcasting against A's, or a vector
-    (..., m) when its shape is A's without the last dimension. Returns the minimum-norm solution.
+    A: (..., m, n); B: (..., m, k) with batch dimensions broadcasting against A's, a vector
+    (..., m) when its shape is A's without the last dimension, or a 1-D (m,) vector shared by
+    every matrix of the batch (numpy's and scipy's rule). Returns the minimum-norm solution,
+    as an :class:`LstsqResult` that unpacks like torch's and numpy's
+    ``(solution, residuals, rank, singular_values)``.
 
+    ``rcond`` (third positional, as in numpy, torch and scipy; scipy's name ``cond`` too):
+    solve by SVD, treating singular values ``<= rcond * sigma_1`` as zero; negative means
+    machine precision (numpy's ``rcond=-1``). None: ``method="auto"`` uses QR and moves the
+    elements whose R looks singular to the SVD route, whose cutoff is then numpy's default
+    ``eps * max(m, n)``. ``method="qr"`` forces QR (inf/NaN on rank deficiency; the certificate
+    then fails), ``method="svd"`` the SVD. ``driver`` (torch) / ``lapack_driver`` (scipy):
+    "gels" -> qr, "gelsy" -> auto, "gelsd" and "gelss" -> svd (:data:`DRIVERS`).
     ``ridge > 0``: Tikhonov regularisation (route "ridge"; ridge is absolute, in the units of
-    ``A^T A``). Otherwise ``rcond`` (or ``method="svd"``) solves by SVD, treating singular
-    values ``<= rcond * sigma_1`` as zero (default rcond ``eps * max(m, n)``), and
-    ``method="auto"`` uses QR, moving the elements whose R looks singular to the SVD route.
-    ``method="qr"`` forces QR (inf/NaN on rank deficiency; the certificate then fails).
+    ``A^T A``; keyword only).
+
+    Types: numpy arrays, lists and other array-likes in -> numpy out (ndarray subclasses of B,
+    e.g. np.matrix, are kept for the solution and residuals, as numpy keeps them); torch in ->
+    torch out. A torch B of an integer or bool dtype is refused, as torch.linalg.lstsq refuses
+    it (numpy and lists of integers compute in float64, as numpy does).
+    ``check_finite``, ``overwrite_a``, ``overwrite_b`` (scipy) are accepted and change nothing:
+    NaN/Inf elements always get NaN answers on their own (one pass over the data), and the
+    inputs are never written.
 
     Batch elements with NaN/Inf in A or B get a NaN solution, rank -1, method "none" and status
     ``Status.NONFINITE``; the other elements are solved as usual (nothing is raised). Answers
     do not depend on the scale of A or B (each element is scaled by a power of two first).
+    float32 solutions get one step of iterative refinement with a float64 residual.
     Differentiable (also twice, forward mode, torch.func.vmap/jacrev/jacfwd) with the
     fixed-rank derivative of the pseudo-inverse; under torch.func transforms ``method`` is None.
     """
+    from ._peers import array_wrap
+
+    wrap = array_wrap(B)
+    if isinstance(B, Tensor) and not (B.dtype.is_floating_point or B.dtype.is_complex):
+        raise InputError(
+            f"B is a torch tensor of dtype {B.dtype}; torch.linalg.lstsq refuses integer and bool "
+            f"right-hand sides, and so does neuralinv (it would silently change the precision): "
+            f"pass B.to(A.dtype)"
+        )
     At, numpy_in, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
     Bt, numpy_b, out_b = v.real_array(B, "B", min_ndim=1, shape_text="(..., m, k) or (..., m)")
     ridge = v.positive("ridge", ridge, allow_zero=True)
     v.one_of("method", method, _LSTSQ_METHODS)
-    if rcond is not None:
-        v.positive("rcond", rcond, allow_zero=True)
+    for name, value in (("check_finite", check_finite), ("overwrite_a", overwrite_a), ("overwrite_b", overwrite_b)):
+        v.flag(name, value)
+    method = _driver_method(driver, lapack_driver, method)
+    rcond = _rcond_value(rcond, cond)
     if ridge > 0 and (rcond is not None or method != "auto"):
         raise InputError(
             "ridge > 0 regularises by itself; do not combine it with rcond or method "
             f"(got ridge={ridge}, rcond={rcond!r}, method={method!r})"
         )
     if rcond is not None and method == "qr":
-        raise InputError("rcond is an SVD cutoff; it cannot be used with method='qr'")
+        raise InputError("rcond is an SVD cutoff; it cannot be used with method='qr' (driver 'gels')")
     if At.device != Bt.device:
         raise InputError(f"A is on {At.device} but B is on {Bt.device}")
     m, n = At.shape[-2:]
-    vector = Bt.ndim == At.ndim - 1 and tuple(Bt.shape) == tuple(At.shape[:-1])
+    vector = Bt.ndim == 1 or (Bt.ndim == At.ndim - 1 and tuple(Bt.shape) == tuple(At.shape[:-1]))
     if vector:
         Bt = Bt.unsqueeze(-1)
     if Bt.ndim < 2 or Bt.shape[-2] != m:
         raise InputError(
-            f"B must have shape (..., {m}, k) or {tuple(At.shape[:-1])} to match A of shape "
+            f"B must have shape (..., {m}, k), {tuple(At.shape[:-1])} or ({m},) to match A of shape "
             f"{tuple(At.shape)}, got shape {tuple(Bt.shape) if not vector else tuple(Bt.shape[:-1])}"
         )
     dtype = torch.promote_types(At.dtype, Bt.dtype)
@@ -671,7 +835,10 @@ def lstsq(
             forced = torch.full((count,), _SVD, dtype=torch.int8, device=Af.device)
         elif method == "qr":
             forced = torch.full((count,), _QR, dtype=torch.int8, device=Af.device)
-        rtol = _default_rtol(m, n, dtype) if rcond is None else rcond
+        if rcond is None:
+            rtol = _default_rtol(m, n, dtype)
+        else:
+            rtol = eps(dtype) if rcond < 0 else rcond
         Xf, rank, route = _Lstsq.apply(Af, Bf, forced, rtol)
         if count == 0 or m == 0 or n == 0 or k == 0:
             # keep the graph (and the empty answer's zero gradient) connected to A and B
@@ -687,6 +854,7 @@ def lstsq(
     ).to(torch.int8)
     if _wrapped(rank) or (route is not None and _wrapped(route)):
         labels = None  # inside torch.func transforms per-element values cannot be read
+        full_rank = m > n
     else:
         names = np.array(["qr", "svd"], dtype=object)
         labels = (
@@ -696,48 +864,127 @@ def lstsq(
         )
         labels[nonfinite.cpu().numpy()] = "none"
         labels = labels.reshape(batch)
+        full_rank = m > n and bool((rank == n).all())
+    out_dtype = out_a if out_a == out_b else torch.promote_types(out_a, out_b)
+    if full_rank:  # numpy's and torch's residuals: squared column norms of A X - B
+        residuals = (Af @ Xf - Bf).square().sum(-2).reshape(batch + (k,)).to(out_dtype)
+    else:
+        residuals = Xf.new_zeros((0,), dtype=out_dtype)
     X = Xf.reshape(batch + (n, k))
     if vector:
         X = X.squeeze(-1)
-    out_dtype = out_a if out_a == out_b else torch.promote_types(out_a, out_b)
     X = X.to(out_dtype)
     res, rank, status = res.reshape(batch), rank.reshape(batch), status.reshape(batch)
-    if numpy_in and numpy_b:
+    numpy_out = numpy_in and numpy_b
+    svd_of = (Af.detach(), batch, out_dtype, numpy_out)
+    if numpy_out:
         return LstsqResult(
-            X.detach().cpu().numpy(),
+            wrap(X.detach().cpu().numpy()),
             res.cpu().numpy(),
             rank.cpu().numpy(),
             labels,
             tol,
             status.cpu().numpy(),
+            wrap(residuals.detach().cpu().numpy()),
+            svd_of,
         )
-    return LstsqResult(X, res, rank, labels, tol, status)
+    return LstsqResult(X, res, rank, labels, tol, status, residuals, svd_of)
 
 
-def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: float = 0.0) -> Any:
+def _cutoff(name: str, value: Any, batch: tuple[int, ...], device) -> Any:
+    """A cutoff: None, a number >= 0, or (torch) a tensor/array of them broadcasting against
+    the batch shape, one per matrix."""
+    if value is None or not isinstance(value, (Tensor, np.ndarray)):
+        return None if value is None else v.positive(name, value, allow_zero=True)
+    t = torch.as_tensor(np.asarray(value) if isinstance(value, np.ndarray) else value).detach()
+    if t.is_complex() or t.dtype == torch.bool:
+        raise InputError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    t = t.to(device=device, dtype=torch.float64)
+    if t.numel() and not bool((torch.isfinite(t) & (t >= 0)).all()):
+        raise InputError(f"{name} must hold finite numbers >= 0, got {value!r}")
+    try:
+        torch.broadcast_shapes(t.shape, batch)
+        if len(torch.broadcast_shapes(t.shape, batch)) > len(batch):
+            raise RuntimeError
+    except RuntimeError:
+        raise InputError(
+            f"{name} has shape {tuple(t.shape)}, which does not broadcast against the batch shape {batch} of A"
+        ) from None
+    return t
+
+
+def pinv(
+    A: Any,
+    rtol: Any = None,
+    hermitian: bool = False,
+    *,
+    atol: Any = None,
+    rcond: Any = None,
+    ridge: float = 0.0,
+    out: Any = None,
+    check_finite: bool = True,
+    return_rank: bool = False,
+) -> Any:
     """Moore-Penrose pseudo-inverse of each matrix of a batch (..., m, n) -> (..., n, m).
 
     Singular values ``<= max(atol, rtol * sigma_1)`` are treated as zero (torch.linalg.pinv's
-    convention and defaults). ``ridge > 0`` returns the Tikhonov inverse
+    convention and defaults: neither given -> ``rtol = eps * max(m, n)``; only a positive atol
+    -> ``rtol = 0``, per matrix). ``rtol`` and ``atol`` are numbers or tensors broadcasting
+    against the batch shape (one cutoff per matrix, as torch). ``rcond`` is numpy's name for
+    rtol (numpy's own default, 1e-15, is not used: give it explicitly for numpy's cutoff).
+    ``hermitian=True``: A is symmetric and only its lower triangle is read (numpy and torch);
+    computed from an eigendecomposition. ``ridge > 0`` (keyword) returns the Tikhonov inverse
     ``(A^T A + ridge I)^-1 A^T`` instead, smooth in A (cannot be combined with rtol/atol; ridge
-    is absolute, in the units of ``A^T A``).
+    is absolute, in the units of ``A^T A``). ``out=`` (torch): written into and returned.
+    ``return_rank`` (scipy): return ``(pinv, rank)``, the number of kept singular values per
+    matrix (-1 for NaN/Inf elements; ``min(m, n)`` with a ridge). ``check_finite`` (scipy) is
+    accepted and changes nothing (see below).
     A batch element with NaN/Inf entries gets an all-NaN pseudo-inverse; the others are
     computed as usual (torch.linalg.pinv raises for NaN and returns zeros for Inf instead).
     ``pinv(c A) = pinv(A) / c`` at any scale c that does not overflow the answer.
     Gradients are finite for any rank (see the module docstring); they grow like
     ``1 / sigma_r^2`` for the smallest kept singular value sigma_r, so prefer :func:`lstsq` or a
     solve over forming a pseudo-inverse. Differentiable twice, in forward mode and under
-    torch.func.vmap/jacrev/jacfwd. Numpy in, numpy out.
+    torch.func.vmap/jacrev/jacfwd. Numpy (and array-likes) in, numpy out; ndarray subclasses
+    (np.matrix) are kept, as numpy keeps them.
     """
+    from ._peers import array_wrap, write_out
+
+    wrap = array_wrap(A)
     At, numpy_in, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
+    hermitian = v.flag("hermitian", hermitian)
+    v.flag("check_finite", check_finite)
+    return_rank = v.flag("return_rank", return_rank)
     ridge = v.positive("ridge", ridge, allow_zero=True)
+    if rcond is not None:
+        if rtol is not None:
+            raise InputError("give rtol or rcond (numpy's name for it), not both")
+        rtol = rcond
+    m, n = At.shape[-2:]
+    batch = tuple(At.shape[:-2])
+    rtol = _cutoff("rtol" if rcond is None else "rcond", rtol, batch, At.device)
+    atol = _cutoff("atol", atol, batch, At.device)
     if ridge > 0 and (rtol is not None or atol is not None):
         raise InputError(
             f"ridge > 0 regularises by itself; do not combine it with rtol/atol (got rtol={rtol!r}, atol={atol!r})"
         )
-    m, n = At.shape[-2:]
-    r, a = _cutoffs(rtol, atol, m, n, At.dtype)
-    batch = tuple(At.shape[:-2])
+    if hermitian:
+        if m != n:
+            raise InputError(f"hermitian=True needs square matrices, got shape {tuple(At.shape)}")
+        if ridge > 0:
+            raise InputError("hermitian=True and ridge > 0 cannot be combined")
+        # numpy and torch read the lower triangle only
+        At = torch.tril(At) + torch.tril(At, -1).mT
+    if isinstance(rtol, Tensor) or isinstance(atol, Tensor):
+        default = _default_rtol(m, n, At.dtype)
+        a = torch.zeros((), dtype=torch.float64, device=At.device) if atol is None else torch.as_tensor(atol)
+        if rtol is None:
+            r = torch.where(a > 0, 0.0, default) if atol is not None else torch.tensor(default)
+        else:
+            r = torch.as_tensor(rtol)
+        r, a = r.to(At.dtype), a.to(At.dtype)
+    else:
+        r, a = _cutoffs(rtol, atol, m, n, At.dtype)
     count = math.prod(batch)
     if count == 0 or m == 0 or n == 0:
         P = At.new_zeros(batch + (n, m)) + 0 * At.sum()
@@ -746,9 +993,32 @@ def pinv(A: Any, rtol: float | None = None, atol: float | None = None, ridge: fl
         eye = torch.eye(m, dtype=At.dtype, device=At.device).expand(count, m, m)
         P = _ridge_solve(Af, eye, ridge).reshape(batch + (n, m))
     else:
-        P = _Pinv.apply(At, r, a)
+        P = _Pinv.apply(At, r, a, hermitian)
     P = P.to(out_dtype)
-    return P.detach().cpu().numpy() if numpy_in else P
+    P = wrap(P.detach().cpu().numpy()) if numpy_in else P
+    P = write_out(P, out)
+    if not return_rank:
+        return P
+    rank = _pinv_rank(At.detach(), r, a, hermitian, ridge, batch)
+    return P, (rank.cpu().numpy() if numpy_in else rank)
+
+
+def _pinv_rank(A: Tensor, r: Any, a: Any, hermitian: bool, ridge: float, batch: tuple[int, ...]) -> Tensor:
+    """Singular values kept by :func:`pinv`'s cutoff, per matrix; -1 for non-finite ones."""
+    m, n = A.shape[-2:]
+    count = math.prod(batch)
+    if count == 0 or m == 0 or n == 0 or ridge > 0:
+        return torch.full(batch, min(m, n), dtype=torch.int64, device=A.device)
+    Af = A.reshape(count, m, n)
+    finite = torch.isfinite(Af).all(-1).all(-1)
+    Af = torch.where(finite[:, None, None], Af, _eye_like(Af))
+    e = _exponent(Af)
+    As = _ldexp(Af, -e[:, None, None])
+    S = torch.linalg.eigvalsh(As).abs() if hermitian else torch.linalg.svdvals(As)
+    per = lambda c: torch.as_tensor(c, dtype=A.dtype, device=A.device).expand(batch).reshape(count)  # noqa: E731
+    cut = torch.maximum(per(r) * S.amax(-1), _ldexp(per(a), -e))
+    rank = (S > cut[:, None]).sum(-1).masked_fill(~finite, -1)
+    return rank.reshape(batch)
 
 
 def project(

@@ -22,6 +22,10 @@ METHODS: dict[str, type[Method]] = {
 }
 
 
+#: The keywords ni.invert / ni.inv take besides a method's options (ni.inv also takes out).
+ENTRY_KEYWORDS = ("assume_a", "check_finite", "lower", "out (ni.inv)", "overwrite_a")
+
+
 def with_option(option: str) -> list[str]:
     """The registered method names whose dataclass has the field ``option`` (e.g. "compile")."""
     return sorted(name for name, cls in METHODS.items() if option in {f.name for f in fields(cls)})
@@ -42,8 +46,17 @@ def resolve(method: Any = "auto", **options: Any) -> Method:
             raise InputError(
                 f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}"
             )
+        cls = METHODS[method]
+        valid = sorted(f.name for f in fields(cls) if f.init and not f.name.startswith("_"))
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise InputError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+                f"method {method!r}; its options: {', '.join(valid) or '(none)'}; the keywords of "
+                f"ni.invert/ni.inv: {', '.join(ENTRY_KEYWORDS)}"
+            )
         try:
-            return METHODS[method](**options)
+            return cls(**options)
         except TypeError as exc:
             raise InputError(f"bad options for method {method!r}: {exc}") from None
     if hasattr(method, "as_method"):

@@ -1,0 +1,151 @@
+"""numpy.linalg's test cases (linalg/tests/test_linalg.py: LstsqCases, PinvCases, InvCases and
+their matrix/subclass checks) run against neuralinv, with numpy's inputs and decimals."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_almost_equal
+
+import neuralinv as ni
+
+# numpy's LinalgCase inputs (real): square, tall, wide, single and double
+CASES = {
+    "single": (np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32), np.array([2.0, 1.0], dtype=np.float32)),
+    "double": (np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([2.0, 1.0])),
+    "double_2": (np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[2.0, 1.0, 4.0], [3.0, 4.0, 6.0]])),
+    "8x8": (np.random.default_rng(1234).random((8, 8)), np.random.default_rng(1235).random(8)),
+    "tall": (np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([2.0, 1.0, 3.0])),
+    "tall_single": (np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32),
+                    np.array([[2.0, 1.0], [1.0, 3.0], [3.0, 1.0]], dtype=np.float32)),
+    "wide": (np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 6.0]]), np.array([2.0, 1.0])),
+    "wide_single": (np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 6.0]], dtype=np.float32), np.array([2.0, 1.0], dtype=np.float32)),
+}
+
+
+def decimal(a):
+    return 6 if a.dtype == np.float32 else 12
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("rcond", [-1, None])
+def test_lstsq_cases(name, rcond):
+    a, b = CASES[name]
+    m, n = a.shape
+    u, s, vt = np.linalg.svd(a, False)
+    x, residuals, rank, sv = ni.lstsq(a, b, rcond=rcond)
+    if m <= n:
+        assert_almost_equal(b, a @ x, decimal=decimal(a))
+        assert rank == m
+    else:
+        assert rank == n
+    assert_almost_equal(sv, s, decimal=decimal(a))
+    if rank == n and m > n:
+        expect = (np.abs(a @ x - b) ** 2).sum(axis=0)
+        expect = np.asarray(expect).reshape(-1) if b.ndim == 1 else expect
+        assert residuals.shape == expect.shape
+    else:
+        expect = np.array([])
+    assert_almost_equal(residuals, expect, decimal=decimal(a) - 2)
+    assert np.issubdtype(residuals.dtype, np.floating)
+    assert x.dtype == a.dtype and isinstance(x, np.ndarray)
+    ref = np.linalg.lstsq(a.astype(np.float64), b.astype(np.float64), rcond=rcond)[0]
+    assert_almost_equal(x, ref, decimal=decimal(a) - 1)
+
+
+def test_lstsq_float32_rcond_is_float64_accurate():
+    # the issue's case: 1.9e-6 error before the float64-residual refinement
+    a, b = CASES["single"]
+    x = ni.lstsq(a, b, rcond=1e-6).solution
+    assert np.abs(x - [-3.0, 2.5]).max() < 1e-6
+
+
+def test_lstsq_rcond_semantics_and_rank():
+    # numpy's test_future_rcond / rank: a cutoff relative to sigma_1
+    a = np.array([[0.0, 1.0, 0.0, 1.0, 2.0, 0.0], [0.0, 2.0, 0.0, 0.0, 1.0, 0.0],
+                  [1.0, 0.0, 1.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 2.0, 3.0, 0.0]]).T
+    b = np.array([1, 0, 0, 0, 0, 0])
+    a[:, 3] = a[:, 0] + a[:, 1]  # rank 3 in exact arithmetic
+    for rcond in (-1, None):
+        got = ni.lstsq(a, b, rcond=rcond)
+        assert got.rank == np.linalg.lstsq(a, b, rcond=rcond)[2] == 3
+    _, _, r, s = ni.lstsq(a, b, rcond=1e-1)
+    assert r == int((s > 1e-1 * s[0]).sum())
+
+
+@pytest.mark.parametrize("m, n, k", [(0, 4, 1), (4, 0, 2), (4, 2, 0), (0, 0, 3)])
+def test_lstsq_empty(m, n, k):
+    a, b = np.ones((m, n)), np.ones((m, k))
+    x, res, rank, s = ni.lstsq(a, b)
+    ref = np.linalg.lstsq(a, b, rcond=None)
+    assert x.shape == ref[0].shape and (x == 0).all()
+    assert s.shape == ref[3].shape
+
+
+def test_lstsq_1d_b_broadcasts_over_a_batch():
+    rng = np.random.default_rng(3)
+    A, b = rng.standard_normal((5, 6, 3)), rng.standard_normal(6)
+    x = ni.lstsq(A, b).solution
+    assert x.shape == (5, 3)
+    for i in range(5):
+        assert_almost_equal(x[i], np.linalg.lstsq(A[i], b, rcond=None)[0], decimal=12)
+
+
+def test_matrix_and_subclasses_are_kept():
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    for f in (np.linalg.inv, ni.inv, np.linalg.pinv, ni.pinv):
+        assert type(f(m)) is np.matrix
+    assert type(ni.invert(m).inverse) is np.matrix
+    assert_almost_equal(ni.inv(m), np.linalg.inv(m), decimal=14)
+    x, res, _, _ = ni.lstsq(m, np.matrix([[1.0], [2.0]]))
+    assert type(x) is np.matrix and type(res) is np.matrix
+
+    class Sub(np.ndarray):
+        pass
+
+    s = np.eye(3).view(Sub) * 2
+    assert type(ni.inv(s)) is Sub and type(np.linalg.inv(s)) is Sub
+
+
+def test_array_likes():
+    class Like:
+        def __array__(self, dtype=None, copy=None):
+            return np.array([[2.0, 0.0], [0.0, 4.0]])
+
+    assert_almost_equal(ni.inv(Like()), [[0.5, 0], [0, 0.25]])
+    assert_almost_equal(ni.inv([[2, 0], [0, 4]]), [[0.5, 0], [0, 0.25]])
+    assert ni.inv(np.array([[2, 0], [0, 4]])).dtype == np.float64  # integers: float64, as numpy
+
+
+@pytest.mark.parametrize("name", ["double", "8x8", "tall", "wide", "single", "tall_single"])
+def test_pinv_cases(name):
+    # numpy's PinvCases: a @ pinv(a) @ a == a, and agreement with numpy.linalg.pinv
+    a = CASES[name][0]
+    p = ni.pinv(a)
+    assert_almost_equal(a @ p @ a, a, decimal=decimal(a) - 1)
+    assert_almost_equal(p, np.linalg.pinv(a), decimal=decimal(a) - 2)
+    assert_almost_equal(ni.pinv(a, rcond=1e-15), np.linalg.pinv(a, rcond=1e-15), decimal=decimal(a) - 2)
+
+
+def test_pinv_hermitian():
+    # numpy's PinvHermitianCases: only the lower triangle is read
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((4, 4))
+    a = B + B.T
+    a[1, 2] = 1e3  # an upper entry numpy ignores with hermitian=True
+    ref = np.linalg.pinv(a, hermitian=True)
+    assert_almost_equal(ni.pinv(a, hermitian=True), ref, decimal=11)
+    low = np.tril(a) + np.tril(a, -1).T
+    assert_almost_equal(ni.pinv(a, None, True), np.linalg.pinv(low), decimal=11)
+
+
+@pytest.mark.parametrize("name", ["double", "8x8", "single"])
+def test_inv_cases(name):
+    a = CASES[name][0]
+    x = ni.inv(a)
+    assert_almost_equal(a @ x, np.eye(a.shape[0]), decimal=decimal(a) - 1)
+    assert x.dtype == a.dtype
+
+
+def test_inv_0_size_and_batches():
+    assert ni.inv(np.zeros((0, 1, 1))).shape == (0, 1, 1)
+    a = np.random.default_rng(0).standard_normal((3, 2, 4, 4))
+    assert_almost_equal(ni.inv(a), np.linalg.inv(a), decimal=10)
