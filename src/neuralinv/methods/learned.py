@@ -467,7 +467,8 @@ def candidate_scale(region: Any, A: Tensor) -> Tensor:
     Ball {A0 + D : |D_ij| <= r}: the s closest to the center along the ray, in Frobenius norm
     (``<A, A0> / <A, A>``), clamped into the interval of s with every ``|s a_ij - c_ij| <= r``
     (the intersection of one interval per entry; empty means no scaling reaches the ball).
-    Balls (a union): each ball's candidate, keeping the one that lands deepest inside its ball.
+    Balls (a union): first ``sqrt(n) / ||A||_F``, the normalisation ``Balls.fit`` fits with;
+    where that misses every ball, each ball's candidate, keeping the one deepest inside its ball.
     Other regions are not scaled.
     """
     kind = type(region).__name__
@@ -484,19 +485,36 @@ def candidate_scale(region: Any, A: Tensor) -> Tensor:
     if kind == "Ball":
         return _ball_scale(region.center, float(region.radius), A)
     if kind == "Balls":
-        # Each ball's own candidate; keep, per matrix, the one that lands deepest inside its
-        # ball (relative distance max|s a - c| / r smallest), NaN where none lands inside.
-        best = nan.clone()
-        depth = torch.full_like(best, float("inf"))
-        for ball in region.balls:
-            sb = _ball_scale(ball.center, float(ball.radius), A)
-            c = ball.center.to(device=A.device, dtype=torch.float64)
-            rel = (A * sb.nan_to_num(0.0)[:, None, None] - c).abs().flatten(1).amax(1) / ball.radius
-            better = torch.isfinite(sb) & (rel <= 1) & (rel < depth)
-            best = torch.where(better, sb, best)
-            depth = torch.where(better, rel, depth)
+        # First the scale the fit normalised by (``||s A||_F = sqrt(n)``, Balls.fit): one
+        # scalar per matrix, and where it lands inside some ball (typically all of a fitted
+        # workload) the per-ball intervals are not needed.
+        n = A.shape[-1]
+        norm = torch.linalg.matrix_norm(A, ord="fro")
+        s0 = torch.where(norm > 0, n**0.5 / norm, nan)
+        shrink = 1 - 1e-6  # the ball test is <= r: leave room for the rounding of s A
+        rel0 = region.distances(A * s0.nan_to_num(0.0)[:, None, None]).amin(-1)
+        best = torch.where(torch.isfinite(s0) & (rel0 <= shrink), s0, nan)
+        rest = (~torch.isfinite(best)).nonzero().squeeze(-1)
+        if rest.numel() == 0:
+            return best
+        best[rest] = _union_scale(region, A[rest])
         return best
     return nan
+
+
+def _union_scale(region: Any, A: Tensor) -> Tensor:
+    """Each ball's own candidate; keep, per matrix, the one that lands deepest inside its ball
+    (relative distance ``max|s a - c| / r`` smallest), NaN where none lands inside."""
+    best = torch.full(A.shape[:1], float("nan"), dtype=torch.float64, device=A.device)
+    depth = torch.full_like(best, float("inf"))
+    for ball in region.balls:
+        sb = _ball_scale(ball.center, float(ball.radius), A)
+        c = ball.center.to(device=A.device, dtype=torch.float64)
+        rel = (A * sb.nan_to_num(0.0)[:, None, None] - c).abs().flatten(1).amax(1) / ball.radius
+        better = torch.isfinite(sb) & (rel <= 1) & (rel < depth)
+        best = torch.where(better, sb, best)
+        depth = torch.where(better, rel, depth)
+    return best
 
 
 def _ball_scale(center: Tensor, r: float, A: Tensor) -> Tensor:
