@@ -14,7 +14,7 @@ from .errors import (
 from .learned_inverse import LearnedInverse
 from .methods import METHODS, Method
 from .nonsquare import LstsqResult, OrthogonalProjection, lstsq, pinv, project
-from .regions import Ball, Box
+from .regions import Ball, Balls, Box
 from .solution import Solution, Status
 from .svd_gd import SVDGDResult, svd_gd
 from .training import TrainConfig, train
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METHODS",
     "Ball",
+    "Balls",
     "Box",
     "IllConditionedWarning",
     "InputError",

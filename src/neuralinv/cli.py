@@ -327,8 +327,18 @@ def train(
     seed: int = typer.Option(None, "--seed", help="Random seed [0]"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out"),
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write"),
+    data: list[Path] = typer.Option(
+        None, "--data",
+        help="Fit the region to these matrix files (any format; `--data A.npy B.npy` or repeated "
+        "--data) and mix their matrices into training; the size comes from the data",
+    ),
+    coverage: float = typer.Option(None, "--coverage", help="--data: share of the matrices the fitted balls must cover [0.99]"),
+    balls: int = typer.Option(None, "--balls", help="--data: number of balls [default: the fewest that reach --coverage]"),
+    data_share: float = typer.Option(None, "--data-share", help="--data: share of each batch taken from the data [0.25]"),
+    more_data: list[Path] = typer.Argument(None, help="More --data files", show_default=False),
 ) -> None:
-    """Train a learned inverter on a region (also under `torchrun --nproc-per-node N -m neuralinv train`)."""
+    """Train a learned inverter on a region, or on a region fitted to your matrices with --data
+    (also under `torchrun --nproc-per-node N -m neuralinv train`)."""
     import os
 
     from .io import read_matrices
@@ -336,10 +346,26 @@ def train(
     from .training.loop import train as run_training
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
+    files = list(data or []) + list(more_data or [])
     # A failed run that created --out removes it; an interrupted one keeps it (it resumes).
     with _removed_on_failure(out if main_rank else None, keep_when_interrupted=True):
         try:
+            if more_data and not data:
+                raise InputError(f"unexpected argument(s) {', '.join(map(str, more_data))}: "
+                                 "matrix files go after --data")
+            if not files and any(v is not None for v in (coverage, balls, data_share)):
+                raise InputError("--coverage, --balls and --data-share go with --data")
             base = TrainConfig.load(config) if config is not None else None
+            fit = None
+            if files:
+                region_flags = {"--region": region, "--low": low, "--high": high,
+                                "--min-abs-det": min_abs_det, "--min-sigma": min_sigma,
+                                "--center": center, "--radius": radius}
+                given = [k for k, v in region_flags.items() if v is not None]
+                if given:
+                    raise InputError(f"--data fits the region to the data; drop {', '.join(given)}")
+                base, fit = _fitted_base(base, files, size, coverage, balls, data_share, arch, seed)
+                size = None
             cfg = config_from_options(
                 base, size=size, region=region, low=low, high=high, min_abs_det=min_abs_det,
                 min_sigma=min_sigma, center=None if center is None else read_matrices(center),
@@ -349,12 +375,40 @@ def train(
                 ensemble=ensemble, val_every=val_every, device=device, seed=seed,
             )
             if not main_rank:
-                run_training(cfg, out, None, resume=resume)
+                run_training(cfg, out, None, resume=resume, fit=fit)
                 return
-            model = _train_with_progress(cfg, out, resume, run_training)
+            model = _train_with_progress(cfg, out, resume, run_training, fit)
         except (InputError, FloatingPointError, OSError) as exc:
             fail(str(exc))
     _print_training_summary(model, out)
+
+
+def _fitted_base(base, files, size, coverage, balls, data_share, arch, seed):
+    """The training config with the region fitted to ``files`` (and the data recorded), and
+    the fit record for fit.json. The architecture defaults to ``correction`` (each matrix
+    corrected around its nearest ball's center)."""
+    from .fitting import fit_files
+    from .training.config import TrainConfig
+
+    base = base or TrainConfig()
+    region = fit_files(files, coverage=0.99 if coverage is None else coverage, k=balls,
+                       seed=base.seed if seed is None else seed)
+    rep = region.fit_report
+    if size is not None and size != region.n:
+        raise InputError(f"--size {size} but the --data matrices are {region.n}x{region.n}")
+    console.print(
+        f"fitted {rep.k} ball(s) to {rep.count:,} {region.n}x{region.n} matrices from "
+        f"{', '.join(str(f) for f in files)}: covered {100 * rep.covered:.2f}% (asked "
+        f"{100 * rep.coverage:.4g}%), {rep.near_singular} near-singular left out, smallest "
+        f"margin sigma_min >= {region.margin:.3g} (normalised by ||A||_F/sqrt(n))",
+        highlight=False, soft_wrap=True,
+    )
+    changes = {"n": region.n, "region": region, "data": tuple(f["path"] for f in rep.files),
+               "data_sha256": tuple(f["sha256"] for f in rep.files),
+               "data_share": data_share if data_share is not None else (base.data_share or 0.25)}
+    if arch is None and base.model.arch != "correction":
+        changes["arch"] = "correction"
+    return base.override(**changes), {"region": region.describe()["kind"], **rep.as_dict()}
 
 
 @contextmanager
@@ -375,16 +429,15 @@ def _removed_on_failure(directory: Path | None, *, keep_when_interrupted: bool =
         raise
 
 
-def _train_with_progress(cfg, out, resume, run_training):
+def _train_with_progress(cfg, out, resume, run_training, fit=None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    region = cfg.region.describe()
     m = cfg.model
     shape = (f"width {m.width}, {m.blocks} blocks" if m.arch == "dense_resnet"
              else f"depth {m.depth}, width {m.width}, {m.activation}")
     console.print(
         f"training {m.arch} ({shape}) on a {cfg.n}x{cfg.n} "
-        f"{region['kind']}, loss {cfg.loss}, {cfg.steps} steps x {cfg.batch_size}, "
+        f"{_region_words(cfg.region)}, loss {cfg.loss}, {cfg.steps} steps x {cfg.batch_size}, "
         f"ensemble {cfg.ensemble}, device {cfg.device} -> {out}",
         highlight=False,
     )
@@ -413,7 +466,12 @@ def _train_with_progress(cfg, out, resume, run_training):
                 fields.update(mae=f"{p.val_mae:.3g}", contract=f"{100 * p.val_contract:.1f}%")
             bar.update(tasks[p.member], completed=p.step, **fields)
 
-        return run_training(cfg, out, update, resume=resume)
+        return run_training(cfg, out, update, resume=resume, fit=fit)
+
+
+def _region_words(region) -> str:
+    kind = region.describe()["kind"]
+    return f"union of {region.k} ball(s)" if kind == "balls" else kind
 
 
 def _print_training_summary(model, out) -> None:
@@ -421,7 +479,7 @@ def _print_training_summary(model, out) -> None:
 
     metrics = model.metrics
     cfg = model.config
-    table = Table(title=f"{cfg.model.arch} on a {cfg.n}x{cfg.n} {cfg.region.describe()['kind']}")
+    table = Table(title=f"{cfg.model.arch} on a {cfg.n}x{cfg.n} {_region_words(cfg.region)}")
     for col in ("member", "best step", "val MAE", "val R2", "contract"):
         table.add_column(col, justify="right")
     for mem in metrics.get("members", []):

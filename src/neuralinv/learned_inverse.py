@@ -2,7 +2,8 @@
 
 A model directory holds ``config.toml`` (everything needed to rebuild the networks),
 ``member-K.safetensors`` (weights, including the input/target scaling as buffers) and
-``metrics.json`` (validation history), and ``manifest.json`` (written last: the SHA-256 of those
+``metrics.json`` (validation history), ``fit.json`` for a region fitted to data (how: the data
+files, their SHA-256, the coverage asked and reached, the number of balls), and ``manifest.json`` (written last: the SHA-256 of those
 files, so a directory mixing two models refuses to load); training adds ``runs/``
 (TensorBoard) and ``training-state.pt`` (for resuming). :meth:`LearnedInverse.load` needs all
 but the last two.
@@ -28,17 +29,22 @@ from .training import checkpoint as ckpt
 from .training.config import TrainConfig
 
 BUILTIN_PREFIX = "builtin:"
+#: How a fitted region was fitted (written by ``neuralinv train --data``).
+FIT_FILE = "fit.json"
 
 
 class LearnedInverse:
     """An ensemble of networks mapping (B, n, n) matrices of ``region`` to inverse guesses."""
 
-    def __init__(self, config: TrainConfig, members: list[nn.Module], metrics: dict | None = None):
+    def __init__(self, config: TrainConfig, members: list[nn.Module], metrics: dict | None = None,
+                 fit: dict | None = None):
         if not members:
             raise InputError("a LearnedInverse needs at least one member network")
         self.config = config
         self.members = [m.eval() for m in members]
         self.metrics = metrics or {}
+        #: How the region was fitted to data (fit.json), or None.
+        self.fit = fit
 
     @property
     def region(self):
@@ -118,6 +124,10 @@ class LearnedInverse:
         for k, m in enumerate(self.members):
             put(ckpt.member_file(k), st_save(ckpt.cpu_state(m)))
         put(ckpt.METRICS_FILE, (json.dumps(self.metrics, indent=1) + "\n").encode())
+        if self.fit is not None:
+            put(FIT_FILE, (json.dumps(self.fit, indent=1) + "\n").encode())
+        else:
+            (d / FIT_FILE).unlink(missing_ok=True)
         for extra in _extra_members(d, self.config.ensemble):
             extra.unlink(missing_ok=True)  # members of an earlier, larger ensemble
         ckpt.write_manifest(d, "complete", files)
@@ -149,9 +159,17 @@ class LearnedInverse:
         metrics = ckpt.read_json(metrics_path)
         if not isinstance(metrics, dict):
             raise InputError(f"{metrics_path}: expected a JSON object")
+        fit_path = d / FIT_FILE
+        fit = None
+        if fit_path.is_file():
+            fit = ckpt.read_json(fit_path)
+            if not isinstance(fit, dict):
+                raise InputError(f"{fit_path}: expected a JSON object")
         if complete:
             digests[ckpt.CONFIG_FILE] = ckpt.sha256(config_path.read_bytes())
             digests[ckpt.METRICS_FILE] = ckpt.sha256(metrics_path.read_bytes())
+            if fit is not None:
+                digests[FIT_FILE] = ckpt.sha256(fit_path.read_bytes())
             recorded = manifest["files"]
             for name in sorted(set(recorded) | set(digests)):
                 if recorded.get(name) != digests.get(name):
@@ -161,7 +179,7 @@ class LearnedInverse:
                         f"was interrupted); train it again, e.g. `neuralinv train --config "
                         f"{config_path} --out {d} --no-resume`"
                     )
-        return cls(config, members, metrics)
+        return cls(config, members, metrics, fit)
 
     @classmethod
     def _load_partial(cls, d: Path, config: TrainConfig, manifest: dict | None) -> LearnedInverse:
@@ -232,8 +250,8 @@ def member_numbers(config: TrainConfig) -> int:
         u, g = m.width, 2 * m.width
         block = sum(linear(u + i * g, g) for i in range(SUBLAYERS)) + linear(u + SUBLAYERS * g, u)
         return linear(n2, u) + m.blocks * block + linear(u, n2) + scaled
-    if m.arch == "correction":
-        return mlp() + 2 * n2 + 2
+    if m.arch == "correction":  # per ball: g, center, center inverse, in and out scale
+        return getattr(config.region, "k", 1) * (mlp() + 2 * n2 + 2)
     return 0  # build_model names the unknown arch
 
 

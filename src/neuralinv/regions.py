@@ -7,7 +7,7 @@ A network can only approximate the inverse on a region that stays away from the 
 * say whether matrices belong to it (``contains``);
 * describe itself as a plain, TOML-serialisable dict (``describe`` / ``region_from_description``).
 
-Two regions:
+Three regions:
 
 * :class:`Box` -- i.i.d. uniform entries in ``[low, high)``, optionally rejecting matrices with
   ``|det| <= min_abs_det`` or ``sigma_min <= min_sigma``. The DeepMatrixInversion training set
@@ -16,6 +16,8 @@ Two regions:
   gives ``||D||_2 <= ||D||_F <= n r``, so ``n r < sigma_min(A0)`` proves that every matrix of
   the ball is invertible (Weyl: ``sigma_min(A0 + D) >= sigma_min(A0) - ||D||_2 > 0``).
   :meth:`Ball.check` enforces exactly that.
+* :class:`Balls` -- a union of such balls, each one checked the same way. ``Ball.fit(A)`` and
+  ``Balls.fit(A)`` fit them to a user's matrices (:mod:`neuralinv.fitting`).
 """
 
 from __future__ import annotations
@@ -214,6 +216,9 @@ class Ball:
     center: Tensor
     radius: float
     _sigma: float = field(init=False, repr=False)
+    #: How :meth:`fit` chose this ball (a :class:`neuralinv.fitting.FitReport`); None for a
+    #: ball written down or read back. Not part of equality or of :meth:`describe`.
+    fit_report: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         c, _ = as_tensor(self.center, "center")
@@ -251,6 +256,23 @@ class Ball:
                 f"sigma_min(center) = {s:.6g} (over by {n * r - s:.6g}); "
                 f"use radius < {s / n:.6g}"
             )
+
+    @classmethod
+    def fit(cls, A: Any, coverage: float = 0.99, **options: Any) -> Ball:
+        """One certified ball covering ``coverage`` of the matrices ``A`` (..., n, n).
+
+        ``Balls.fit(A, k=1, ...)`` returned as a single :class:`Ball`; see
+        :func:`neuralinv.fitting.fit_balls` for the options and the refusals. ``fit_report``
+        says how it was fitted and the share of ``A`` it actually covers.
+        """
+        from .fitting import fit_balls
+
+        if "k" in options:
+            raise InputError("Ball.fit fits one ball; use Balls.fit(A, k=...) for a union")
+        balls = fit_balls(A, coverage=coverage, k=1, **options)
+        ball = balls.balls[0]
+        object.__setattr__(ball, "fit_report", balls.fit_report)
+        return ball
 
     @classmethod
     def default(cls, n: int) -> Ball:
@@ -316,6 +338,141 @@ class Ball:
         return hash((self.radius, tuple(self.center.flatten().tolist())))
 
 
+@dataclass(frozen=True, eq=False)
+class Balls:
+    """A union of certified balls of one size: ``A`` belongs when some ball contains it.
+
+    ``balls``: the :class:`Ball` members (each proven away from the singular set at
+    construction, so the union is too). ``weights``: how often :meth:`sample` draws from each
+    ball (normalised to sum to 1; default: equal) -- :meth:`fit` sets them to the share of the
+    data each ball holds, so training sees the regions the data fill in their proportions.
+    """
+
+    balls: tuple
+    weights: tuple | None = None
+    fit_report: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        balls = tuple(self.balls) if not isinstance(self.balls, Ball) else (self.balls,)
+        if not balls:
+            raise InputError("Balls needs at least one ball")
+        for i, b in enumerate(balls):
+            if not isinstance(b, Ball):
+                raise InputError(f"Balls: member {i} is a {type(b).__name__}, not a Ball")
+        sizes = sorted({b.n for b in balls})
+        if len(sizes) > 1:
+            raise InputError(f"Balls: all balls must have one size, got sizes {sizes}")
+        object.__setattr__(self, "balls", balls)
+        w = self.weights
+        if w is None:
+            w = [1.0] * len(balls)
+        w = [positive(f"weights[{i}]", x) for i, x in enumerate(w)]
+        if len(w) != len(balls):
+            raise InputError(f"Balls: {len(w)} weights for {len(balls)} balls")
+        total = math.fsum(w)
+        object.__setattr__(self, "weights", tuple(x / total for x in w))
+        object.__setattr__(self, "_centers", torch.stack([b.center for b in balls]))
+        object.__setattr__(self, "_radii", torch.tensor([b.radius for b in balls], dtype=torch.float64))
+
+    @classmethod
+    def fit(cls, A: Any, coverage: float = 0.99, k: int | None = None, **options: Any) -> Balls:
+        """Certified balls whose union covers ``coverage`` of the matrices ``A`` (..., n, n);
+        ``k=None`` picks the number of balls (the fewest that reach the coverage). See
+        :func:`neuralinv.fitting.fit_balls`; ``fit_report`` says what was covered."""
+        from .fitting import fit_balls
+
+        return fit_balls(A, coverage=coverage, k=k, **options)
+
+    @property
+    def n(self) -> int:
+        return self.balls[0].n
+
+    @property
+    def k(self) -> int:
+        return len(self.balls)
+
+    @property
+    def centers(self) -> Tensor:
+        """``(k, n, n)`` float64 CPU tensor of the centers."""
+        return self._centers
+
+    @property
+    def radii(self) -> Tensor:
+        """``(k,)`` float64 CPU tensor of the radii."""
+        return self._radii
+
+    @property
+    def margin(self) -> float:
+        """The smallest ball margin: a lower bound on sigma_min of every matrix of the union."""
+        return min(b.margin for b in self.balls)
+
+    def check(self) -> None:
+        for b in self.balls:
+            b.check()
+
+    def distances(self, A: Any) -> Tensor:
+        """``(..., k)`` float64: ``max_ij |A_ij - center_ij| / radius`` to each ball (<= 1: inside)."""
+        t = _square(A, self.n)
+        c = self._centers.to(t.device)
+        r = self._radii.to(t.device)
+        t64 = t.to(torch.float64)
+        cols = [(t64 - c[j]).abs().flatten(-2).amax(-1) / r[j] for j in range(self.k)]
+        return torch.stack(cols, -1)
+
+    def nearest(self, A: Any) -> Tensor:
+        """``(...)`` int64: the ball each matrix is (relatively) nearest to; a matrix inside some
+        ball gets one that contains it."""
+        return self.distances(A).argmin(-1)
+
+    def contains(self, A: Any) -> Tensor:
+        """``(...)`` bool: some ball contains the matrix (each decided as ``Ball.contains``)."""
+        t = _square(A, self.n)
+        inside = self.balls[0].contains(t)
+        for b in self.balls[1:]:
+            inside = inside | b.contains(t)
+        return inside
+
+    def sample(
+        self,
+        batch: int,
+        *,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype: torch.dtype = torch.float64,
+    ) -> Tensor:
+        """``(batch, n, n)``: a ball drawn by ``weights``, then uniformly from it (as Ball.sample)."""
+        batch = int_at_least("batch", batch, 0)
+        dtype = _float_dtype(dtype)
+        device = _resolve_device(generator, device)
+        w = torch.tensor(self.weights, dtype=torch.float64, device=device)
+        which = torch.multinomial(w, batch, replacement=True, generator=generator) if batch else (
+            torch.zeros(0, dtype=torch.int64, device=device))
+        u = torch.rand(batch, self.n, self.n, generator=generator, device=device, dtype=dtype)
+        c = self._centers.to(device=device, dtype=dtype)[which]
+        r = self._radii.to(device=device, dtype=dtype)[which][:, None, None]
+        return c + r * (2 * u - 1)
+
+    def describe(self) -> dict:
+        return {
+            "kind": "balls",
+            "n": self.n,
+            "radii": [b.radius for b in self.balls],
+            "weights": list(self.weights),
+            "centers": [b.center.tolist() for b in self.balls],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Balls):
+            return NotImplemented
+        return self.balls == other.balls and self.weights == other.weights
+
+    def __hash__(self) -> int:
+        return hash((self.balls, self.weights))
+
+    def __len__(self) -> int:
+        return self.k
+
+
 def _round_down(x: float, digits: int) -> float:
     """``x > 0`` rounded toward zero to ``digits`` significant decimal digits, as the float
     nearest that short decimal (the decimal arithmetic is exact: ``Decimal(x)`` is x's value)."""
@@ -331,7 +488,7 @@ def _square(A: Any, n: int) -> Tensor:
     return t.detach()
 
 
-def region_from_description(d: dict) -> Box | Ball:
+def region_from_description(d: dict) -> Box | Ball | Balls:
     """Inverse of ``describe()``: rebuild a region from its plain dict (e.g. read from TOML)."""
     if not isinstance(d, dict):
         raise InputError(f"region description must be a dict, got {type(d).__name__}")
@@ -361,7 +518,29 @@ def region_from_description(d: dict) -> Box | Ball:
         if "n" in d and d["n"] != ball.n:
             raise InputError(f"ball description says n={d['n']!r} but its center is {ball.n}x{ball.n}")
         return ball
-    raise InputError(f"region 'kind' must be 'box' or 'ball', got {kind!r}")
+    if kind == "balls":
+        _no_extra(d, {"kind", "n", "radii", "centers", "weights"})
+        for key in ("centers", "radii"):
+            if key not in d:
+                raise InputError(f"balls region description needs {key!r}")
+        centers, radii = d["centers"], d["radii"]
+        if not isinstance(centers, list) or not isinstance(radii, list) or len(centers) != len(radii):
+            raise InputError("balls 'centers' and 'radii' must be lists of the same length")
+        balls = []
+        for i, (c, r) in enumerate(zip(centers, radii)):
+            try:
+                center = np.asarray(c, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"balls 'centers'[{i}] is not a square list of lists of numbers: {exc}") from None
+            try:
+                balls.append(Ball(torch.from_numpy(center), r))
+            except InputError as exc:
+                raise InputError(f"balls member {i}: {exc}") from None
+        region = Balls(tuple(balls), d.get("weights"))
+        if "n" in d and d["n"] != region.n:
+            raise InputError(f"balls description says n={d['n']!r} but its centers are {region.n}x{region.n}")
+        return region
+    raise InputError(f"region 'kind' must be 'box' or 'ball' (or 'balls', a union of balls), got {kind!r}")
 
 
 def _no_extra(d: dict, allowed: set[str]) -> None:

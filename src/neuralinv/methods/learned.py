@@ -467,6 +467,8 @@ def candidate_scale(region: Any, A: Tensor) -> Tensor:
     Ball {A0 + D : |D_ij| <= r}: the s closest to the center along the ray, in Frobenius norm
     (``<A, A0> / <A, A>``), clamped into the interval of s with every ``|s a_ij - c_ij| <= r``
     (the intersection of one interval per entry; empty means no scaling reaches the ball).
+    Balls (a union): first ``sqrt(n) / ||A||_F``, the normalisation ``Balls.fit`` fits with;
+    where that misses every ball, each ball's candidate, keeping the one deepest inside its ball.
     Other regions are not scaled.
     """
     kind = type(region).__name__
@@ -481,25 +483,60 @@ def candidate_scale(region: Any, A: Tensor) -> Tensor:
         s = s_hi * (1 - 1e-6)
         return torch.where((s_hi > 0) & torch.isfinite(s_hi) & (s >= s_lo), s, nan)
     if kind == "Ball":
-        c = region.center.to(device=A.device, dtype=torch.float64).flatten()
-        r = float(region.radius)
-        a = A.flatten(1)
-        inf = torch.full_like(a, float("inf"))
-        # |s a - c| <= r  <=>  (c - r) <= s a <= (c + r): one interval of s per entry.
-        lo = torch.where(a > 0, (c - r) / a, torch.where(a < 0, (c + r) / a, -inf))
-        up = torch.where(a > 0, (c + r) / a, torch.where(a < 0, (c - r) / a, inf))
-        # A zero entry is admissible for every s iff |c| <= r; otherwise for none.
-        zero_bad = ((a == 0) & (c.abs() > r)).any(1)
-        s_lo, s_hi = lo.amax(1).clamp_min(0), up.amin(1)
-        # Stay inside against rounding: s * A is formed in the input's dtype (float32 rounds
-        # by ~6e-8 relative), so the margin is relative to s as well as to the interval.
-        shrink = torch.minimum((s_hi - s_lo) / 4, 1e-6 * (s_hi - s_lo) + 1e-6 * s_hi.abs())
-        aa = (a * a).sum(1)
-        proj = torch.where(aa > 0, (a * c).sum(1) / aa, nan)
-        s = torch.minimum(torch.maximum(proj, s_lo + shrink), s_hi - shrink)
-        ok = (s_hi > s_lo) & (s > 0) & ~zero_bad & torch.isfinite(s)
-        return torch.where(ok, s, nan)
+        return _ball_scale(region.center, float(region.radius), A)
+    if kind == "Balls":
+        # First the scale the fit normalised by (``||s A||_F = sqrt(n)``, Balls.fit): one
+        # scalar per matrix, and where it lands inside some ball (typically all of a fitted
+        # workload) the per-ball intervals are not needed.
+        n = A.shape[-1]
+        norm = torch.linalg.matrix_norm(A, ord="fro")
+        s0 = torch.where(norm > 0, n**0.5 / norm, nan)
+        shrink = 1 - 1e-6  # the ball test is <= r: leave room for the rounding of s A
+        rel0 = region.distances(A * s0.nan_to_num(0.0)[:, None, None]).amin(-1)
+        best = torch.where(torch.isfinite(s0) & (rel0 <= shrink), s0, nan)
+        rest = (~torch.isfinite(best)).nonzero().squeeze(-1)
+        if rest.numel() == 0:
+            return best
+        best[rest] = _union_scale(region, A[rest])
+        return best
     return nan
+
+
+def _union_scale(region: Any, A: Tensor) -> Tensor:
+    """Each ball's own candidate; keep, per matrix, the one that lands deepest inside its ball
+    (relative distance ``max|s a - c| / r`` smallest), NaN where none lands inside."""
+    best = torch.full(A.shape[:1], float("nan"), dtype=torch.float64, device=A.device)
+    depth = torch.full_like(best, float("inf"))
+    for ball in region.balls:
+        sb = _ball_scale(ball.center, float(ball.radius), A)
+        c = ball.center.to(device=A.device, dtype=torch.float64)
+        rel = (A * sb.nan_to_num(0.0)[:, None, None] - c).abs().flatten(1).amax(1) / ball.radius
+        better = torch.isfinite(sb) & (rel <= 1) & (rel < depth)
+        best = torch.where(better, sb, best)
+        depth = torch.where(better, rel, depth)
+    return best
+
+
+def _ball_scale(center: Tensor, r: float, A: Tensor) -> Tensor:
+    """:func:`candidate_scale` for one ball ``{center + D : |D_ij| <= r}`` (float64; NaN: none)."""
+    nan = torch.full(A.shape[:1], float("nan"), dtype=torch.float64, device=A.device)
+    c = center.to(device=A.device, dtype=torch.float64).flatten()
+    a = A.flatten(1)
+    inf = torch.full_like(a, float("inf"))
+    # |s a - c| <= r  <=>  (c - r) <= s a <= (c + r): one interval of s per entry.
+    lo = torch.where(a > 0, (c - r) / a, torch.where(a < 0, (c + r) / a, -inf))
+    up = torch.where(a > 0, (c + r) / a, torch.where(a < 0, (c - r) / a, inf))
+    # A zero entry is admissible for every s iff |c| <= r; otherwise for none.
+    zero_bad = ((a == 0) & (c.abs() > r)).any(1)
+    s_lo, s_hi = lo.amax(1).clamp_min(0), up.amin(1)
+    # Stay inside against rounding: s * A is formed in the input's dtype (float32 rounds
+    # by ~6e-8 relative), so the margin is relative to s as well as to the interval.
+    shrink = torch.minimum((s_hi - s_lo) / 4, 1e-6 * (s_hi - s_lo) + 1e-6 * s_hi.abs())
+    aa = (a * a).sum(1)
+    proj = torch.where(aa > 0, (a * c).sum(1) / aa, nan)
+    s = torch.minimum(torch.maximum(proj, s_lo + shrink), s_hi - shrink)
+    ok = (s_hi > s_lo) & (s > 0) & ~zero_bad & torch.isfinite(s)
+    return torch.where(ok, s, nan)
 
 
 def network_counts(sol: Solution) -> dict[str, int]:

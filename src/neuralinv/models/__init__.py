@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import InputError
-from .correction import Correction
+from .correction import Correction, UnionCorrection
 from .dense_resnet import DenseResNet
 from .mlp import ACTIVATIONS, MLP, count_parameters
 from .scaled import Scaled
@@ -24,10 +24,11 @@ MODELS: dict[str, type[nn.Module]] = {
 def build_model(
     arch: str, region, *, depth: int, width: int, blocks: int, scaling: str, activation: str = "relu"
 ) -> nn.Module:
-    """The network for ``arch`` on ``region`` (a Box or Ball).
+    """The network for ``arch`` on ``region`` (a Box, Ball or Balls).
 
     mlp: ``depth`` linear layers of ``width``; dense_resnet: ``width`` units, ``blocks`` blocks;
-    correction: needs a Ball, and g is an mlp of ``depth`` and ``width``. With
+    correction: needs a Ball (or Balls: :class:`UnionCorrection`, one g per ball, each matrix
+    corrected around its nearest center), and g is an mlp of ``depth`` and ``width``. With
     ``scaling="standardize"`` mlp and dense_resnet are wrapped in :class:`Scaled`; correction
     always scales its remainder (``scaling="none"`` leaves that scale at 1). ``activation``
     applies to mlp and to correction's g (dense_resnet is ReLU, as in DeepMatrixInversion).
@@ -38,6 +39,8 @@ def build_model(
     elif arch == "dense_resnet":
         net = DenseResNet(n, width, blocks)
     elif arch == "correction":
+        if hasattr(region, "balls"):  # a union of balls: correct around the nearest center
+            return UnionCorrection(region.centers, region.radii, depth, width, activation)
         if not hasattr(region, "center"):
             raise InputError(
                 f"arch 'correction' corrects the linear approximation around a Ball's center; "
@@ -49,4 +52,5 @@ def build_model(
     return Scaled(net, n) if scaling == "standardize" else net
 
 
-__all__ = ["ACTIVATIONS", "MLP", "MODELS", "Correction", "DenseResNet", "Scaled", "build_model", "count_parameters"]
+__all__ = ["ACTIVATIONS", "MLP", "MODELS", "Correction", "DenseResNet", "Scaled", "UnionCorrection", "build_model",
+           "count_parameters"]

@@ -22,7 +22,7 @@ from typing import Any
 from .._validate import int_at_least, one_of, positive, random_seed
 from ..errors import InputError
 from ..models import ACTIVATIONS, MODELS
-from ..regions import Ball, Box, region_from_description
+from ..regions import Ball, Balls, Box, region_from_description
 
 LOSSES = ("mse", "identity", "both")
 OPTIMIZERS = ("adam", "adamw")
@@ -62,10 +62,15 @@ class TrainConfig:
     0 picks ``ceil(steps / (1 + m + m^2))`` for ``restart_mult`` m, so the third cycle ends at
     the last step), ``one_cycle`` or ``constant``. ``val_every``: steps between validations, each one a
     checkpoint; the best validation MAE is the model kept.
+
+    data: matrix files the region was fitted to (``neuralinv train --data``), with their
+    SHA-256 in ``data_sha256``; each training batch then takes a ``data_share`` of its matrices
+    from them (those the model's routing sends to the network, scaled into the region as it
+    scales them), the rest fresh from the region. None: region samples only.
     """
 
     n: int = 3
-    region: Box | Ball | None = None
+    region: Box | Ball | Balls | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: str = "mse"
     identity_weight: float = 1.0
@@ -86,19 +91,23 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"
     tensorboard: bool = True
+    data: tuple | None = None
+    data_sha256: tuple | None = None
+    data_share: float | None = None
 
     def __post_init__(self) -> None:
         int_at_least("n", self.n, 1)
         if self.region is None:
             object.__setattr__(self, "region", Ball.default(self.n))
-        elif not isinstance(self.region, (Box, Ball)):
-            raise InputError(f"region must be a Box or Ball, got {type(self.region).__name__}")
+        elif not isinstance(self.region, (Box, Ball, Balls)):
+            raise InputError(f"region must be a Box, Ball or Balls, got {type(self.region).__name__}")
         if self.region.n != self.n:
             raise InputError(f"region is for {self.region.n}x{self.region.n} matrices but n={self.n}")
         if not isinstance(self.model, ModelConfig):
             raise InputError(f"model must be a ModelConfig, got {type(self.model).__name__}")
-        if self.model.arch == "correction" and not isinstance(self.region, Ball):
+        if self.model.arch == "correction" and not isinstance(self.region, (Ball, Balls)):
             raise InputError("arch 'correction' needs a ball region (it corrects around the center)")
+        self._check_data()
         one_of("loss", self.loss, LOSSES)
         positive("identity_weight", self.identity_weight, allow_zero=True)
         one_of("scaling", self.scaling, SCALINGS)
@@ -118,6 +127,24 @@ class TrainConfig:
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise InputError(f"device must be 'cpu' or 'cuda[:k]', got {self.device!r}")
         one_of("dtype", self.dtype, DTYPES)
+
+    def _check_data(self) -> None:
+        for name in ("data", "data_sha256"):
+            v = getattr(self, name)
+            if v is not None:
+                if isinstance(v, str) or not all(isinstance(x, str) for x in v):
+                    raise InputError(f"{name} must be a list of strings, got {v!r}")
+                object.__setattr__(self, name, tuple(v))
+        if self.data is None:
+            if self.data_sha256 is not None or self.data_share is not None:
+                raise InputError("data_sha256 and data_share go with data (the matrix files)")
+            return
+        if not self.data:
+            raise InputError("data must name at least one matrix file")
+        if self.data_sha256 is not None and len(self.data_sha256) != len(self.data):
+            raise InputError(f"data_sha256 has {len(self.data_sha256)} entries for {len(self.data)} files")
+        share = 0.25 if self.data_share is None else self.data_share
+        object.__setattr__(self, "data_share", positive("data_share", share, allow_zero=True, at_most=1.0))
 
     # -- overrides ---------------------------------------------------------------------------
     def override(self, **changes: Any) -> TrainConfig:
@@ -254,11 +281,11 @@ def config_from_options(
     n = base.n if size is None else int_at_least("size", size, 1)
     old = base.region.describe()
     kind = region or old["kind"]
-    one_of("region", kind, ("box", "ball"))
     region_opts = (low, high, min_abs_det, min_sigma, center, radius)
     if region is None and all(v is None for v in region_opts) and n == base.n:
-        new_region: Box | Ball = base.region
-    elif kind == "box":
+        return base.override(**settings)  # the base's region (a fitted union included)
+    one_of("region", kind, ("box", "ball"))
+    if kind == "box":
         if center is not None or radius is not None:
             raise InputError("--center and --radius describe a ball; use --region ball")
         keep = old if old["kind"] == "box" else {}

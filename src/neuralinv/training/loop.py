@@ -135,13 +135,54 @@ def evaluate(model: nn.Module, A: Tensor, X_true: Tensor, chunk: int = 8192) -> 
 
 
 def linear_approximation_mae(config: TrainConfig, A: Tensor, X_true: Tensor) -> float | None:
-    """MAE of ``C - C D C`` around a Ball's center (the paper's baseline); None for a Box."""
-    center = getattr(config.region, "center", None)
+    """MAE of ``C - C D C`` around a Ball's center (the paper's baseline; for Balls around each
+    matrix's nearest center); None for a Box."""
+    region = config.region
+    if hasattr(region, "balls"):
+        which = region.nearest(A.cpu()).to(A.device)
+        centers = region.centers.to(A)
+        C = torch.linalg.inv(centers)[which]
+        D = A - centers[which]
+        return float((C - C @ D @ C - X_true).abs().mean())
+    center = getattr(region, "center", None)
     if center is None:
         return None
     C = torch.linalg.inv(center).to(A)
     D = A - center.to(A)
     return float((C - C @ D @ C - X_true).abs().mean())
+
+
+#: Data matrices kept for mixing into training batches (a uniform sample of the in-region ones).
+MAX_DATA_MATRICES = 200_000
+
+
+def data_matrices(config: TrainConfig, device=None) -> Tensor | None:
+    """The matrices of ``config.data`` that the learned method would hand to the network, as
+    the network sees them (scaled into the region as routing scales them), float64 on
+    ``device``; at most :data:`MAX_DATA_MATRICES` (a seeded uniform sample). None without data.
+    InputError when a file's SHA-256 differs from ``config.data_sha256`` (the data changed
+    since the region was fitted) or no data matrix lies in the region."""
+    if not config.data:
+        return None
+    from ..fitting import read_fit_data, sha256_file
+    from ..methods.learned import into_region
+
+    if config.data_sha256 is not None:
+        for path, digest in zip(config.data, config.data_sha256):
+            got = sha256_file(path) if Path(path).is_file() else None
+            if got != digest:
+                raise InputError(
+                    f"{path}: {'missing' if got is None else 'changed'} since the region was fitted "
+                    f"(SHA-256 {digest[:12]}..., now {got[:12] + '...' if got else 'none'}); "
+                    "fit and train again (--no-resume)"
+                )
+    data = read_fit_data(list(config.data), limit=MAX_DATA_MATRICES, seed=config.seed)
+    A = data.sample
+    inside, s = into_region(config.region, A, scale=True)
+    kept = (A * s[:, None, None])[inside]
+    if kept.shape[0] == 0:
+        raise InputError(f"{', '.join(config.data)}: no matrix lies in the model's region (even scaled)")
+    return kept.to(device or "cpu")
 
 
 # -- optimisation -----------------------------------------------------------------------------
@@ -170,13 +211,15 @@ def train(
     progress: ProgressFn | None = None,
     *,
     resume: bool = True,
+    fit: dict | None = None,
 ):
     """Train ``config.ensemble`` members on ``config.region``; return a LearnedInverse.
 
     With ``out``, the model directory is written there (config.toml, member-K.safetensors,
     metrics.json, runs/ for TensorBoard, training-state.pt for resuming) and, with ``resume``,
     an interrupted run in ``out`` continues from its last checkpoint. Under torchrun the work
-    is data-parallel over the ranks and only rank 0 writes.
+    is data-parallel over the ranks and only rank 0 writes. ``fit``: how the region was fitted
+    to data (written to the directory's fit.json).
     """
     from ..learned_inverse import LearnedInverse, check_architecture
 
@@ -186,10 +229,11 @@ def train(
     out = Path(out) if out is not None else None
     with context(config.device) as ctx:
         state = _prepare_out(config, out, resume, ctx)
+        fit = _fit_record(config, out, fit, ctx)
         run = _Run(config, out, progress, ctx, state)
         members = run.all_members()
         metrics = run.metrics()
-        model = LearnedInverse(config, members, metrics)
+        model = LearnedInverse(config, members, metrics, fit)
         if out is not None and ctx.is_main:
             model.save(out)
             run.save_state(finished=True)
@@ -233,6 +277,24 @@ def _prepare_out(config: TrainConfig, out: Path | None, resume: bool, ctx: Conte
     return state
 
 
+def _fit_record(config: TrainConfig, out: Path | None, fit: dict | None, ctx: Context) -> dict | None:
+    """The fit.json record: written into ``out`` at the start (so an interrupted run keeps it),
+    or, resuming a data-fitted run without one (``--config DIR/config.toml``), read back."""
+    from ..learned_inverse import FIT_FILE
+
+    if out is None or not config.data:
+        return fit
+    path = out / FIT_FILE
+    if fit is None:
+        got = ckpt.read_json(path) if path.is_file() else None
+        return got if isinstance(got, dict) else None
+    if ctx.is_main:
+        import json
+
+        ckpt.write_text(path, json.dumps(fit, indent=1) + "\n")
+    return fit
+
+
 def _diff(a: dict, b: dict) -> str:
     keys = [k for k in a if a.get(k) != b.get(k)]
     return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:4]) or "?"
@@ -246,6 +308,7 @@ class _Run:
         self.device = ctx.device
         self.val_A, self.val_X = validation_sample(config, self.device)
         self.baseline = linear_approximation_mae(config, self.val_A, self.val_X)
+        self.data = data_matrices(config, self.device)
         self.state = state
         self.best: list[dict] = list(state["best"]) if state else []
         self.best_mae: list[float] = list(state["best_mae"]) if state else []
@@ -314,7 +377,7 @@ class _Run:
         last_val: dict[str, float] | None = None
         net.train()
         for step in range(resume_step + 1, config.steps + 1):
-            A = config.region.sample(config.batch_size, generator=gen, device=device, dtype=torch.float64)
+            A = self._batch(gen)
             X_true = inverse_ex(A)[0].to(dtype) if config.loss != "identity" else None
             A = A.to(dtype)
             loss = loss_fn(config, A, net(A), X_true, scale)
@@ -358,6 +421,17 @@ class _Run:
             self.writer = None
         self.member, self.step = k + 1, 0
         self._live = None
+
+    def _batch(self, gen: torch.Generator) -> Tensor:
+        """A float64 training batch: fresh region samples, with ``data_share`` of it drawn (with
+        replacement) from the data matrices when the config has data."""
+        config, device = self.config, self.device
+        take = 0 if self.data is None else round(config.batch_size * config.data_share)
+        A = config.region.sample(config.batch_size - take, generator=gen, device=device, dtype=torch.float64)
+        if take:
+            idx = torch.randint(self.data.shape[0], (take,), generator=gen, device=device)
+            A = torch.cat([A, self.data[idx]])
+        return A
 
     def _validate(self, k: int, step: int, model: nn.Module, loss: float, lr: float) -> dict:
         model.eval()
@@ -422,6 +496,7 @@ class _Run:
             "train_seconds": round(self.elapsed, 3),
             "world_size": self.ctx.world_size,
             "validation": {"size": self.config.val_size, "linear_approximation_mae": self.baseline},
+            **({"data_matrices": int(self.data.shape[0])} if self.data is not None else {}),
             "members": members,
             "resumed_from": self.resumed_from,
             "rank_digests": self.digests,
