@@ -184,7 +184,7 @@ def test_invert_under_vmap_reports_per_slice_statuses_and_physical_labels():
     assert status.shape == (3, 2) and residual.shape == (3, 2) and rcond.shape == (3, 2)
     expected = torch.zeros(3, 2, dtype=torch.int8)
     expected[1, 0] = int(ni.Status.SINGULAR)
-    assert torch.equal(status, expected)
+    assert torch.equal(status, expected)  # bitwise: an exactly zero matrix among well-conditioned ones
     assert torch.isnan(X[1, 0]).all() and torch.isfinite(X[[0, 2]]).all()
     close(X[0], torch.linalg.inv(A[0]))
     # Labels are numpy, not tensors: they describe the physical batch, vmapped dims first.

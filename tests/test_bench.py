@@ -96,6 +96,7 @@ def test_well_conditioned_inputs_are_well_conditioned_and_seeded():
     A = well_conditioned(2000, 4, dtype=torch.float64, device="cpu", seed=0)
     s = torch.linalg.svdvals(A)
     assert float((s[:, 0] / s[:, -1]).median()) < 10
+    # bitwise: same call, same seed
     assert torch.equal(A, well_conditioned(2000, 4, dtype=torch.float64, device="cpu", seed=0))
     with pytest.raises(InputError, match="at least one size"):
         parse_sizes(" , ")

@@ -112,6 +112,7 @@ def test_closed_form_exactly_singular_is_singular_like_lu(dtype):
     # the exact determinant says SINGULAR. Either way no answer is certified.
     assert torch.equal(cf.status == 0, lu.status == 0)
     assert lu.status[:2].tolist() == [S, S]
+    # bitwise: the identity's cofactors and determinant are exact
     assert torch.isnan(cf.inverse[:3]).all() and torch.equal(
         cf.inverse[3], torch.eye(3, dtype=dtype)
     )
@@ -139,7 +140,7 @@ def test_closed_form_never_modifies_its_input(dtype):
         A = A + 10 * torch.eye(shape[-1], dtype=dtype)
         before = A.clone()
         X = ni.inv(A, method="closed_form")
-        assert torch.equal(A, before)
+        assert torch.equal(A, before)  # bitwise: untouched input vs its copy
         torch.testing.assert_close(X, torch.linalg.inv(before))
 
 
@@ -176,6 +177,7 @@ def test_certificate_fast_paths_equal_the_definitions(n, dtype):
     # itself (a few eps relative to ||X|| ||A||, i.e. O(1) in ratio units).
     torch.testing.assert_close(res, ref_res, equal_nan=True, atol=2.0, rtol=0.05)
     torch.testing.assert_close(rc, ref_rc, equal_nan=True)
+    # bitwise: which ratios are NaN or inf is set by construction (NaN, zero, inf X)
     assert torch.equal(torch.isnan(res), torch.isnan(ref_res))
     assert torch.equal(torch.isinf(res), torch.isinf(ref_res))
     torch.testing.assert_close(residual_ratio(A, X), res, equal_nan=True)
@@ -360,5 +362,6 @@ def test_fill_from_recertifies_only_the_replaced_rows():
     torch.testing.assert_close(rc, ref_rc, atol=0.0, rtol=1e-12)
     keep = ~mask
     assert torch.equal(res[keep], cert[0][keep]) and torch.equal(rc[keep], cert[1][keep])
+    # bitwise: a zero X has an infinite ratio (and part's certificate is not written into)
     assert torch.equal(cert[0][mask], torch.full((1,), float("inf"), dtype=torch.float64))
     assert float(res[2]) < PASS_RATIO  # part's own certificate was not modified in place

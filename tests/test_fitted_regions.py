@@ -109,7 +109,7 @@ def test_balls_contains_sample_describe_and_toml_round_trip():
     g = torch.Generator().manual_seed(0)
     S = region.sample(500, generator=g)
     assert S.shape == (500, 3, 3) and bool(region.contains(S).all())
-    assert torch.equal(S, region.sample(500, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(S, region.sample(500, generator=torch.Generator().manual_seed(0)))  # bitwise: same call
     # Each ball drawn in proportion to its weight.
     owner = region.nearest(S)
     share = torch.bincount(owner, minlength=region.k).double() / 500

@@ -32,6 +32,7 @@ def batches(allow_nonfinite=True):
 
 
 def same(a, b):
+    # bitwise: what was written is read back (file round trips, copies)
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
 
 
@@ -45,7 +46,7 @@ def test_round_trip_is_exact(tmp_path, ext, X, chunk):
     assert same(np.concatenate(list(iter_matrices(path, chunk))), X)
     # -0.0 keeps its sign through the text format too (NaN's sign and payload are not values).
     real = ~np.isnan(X)
-    assert np.array_equal(np.signbit(read_matrices(path))[real], np.signbit(X)[real])
+    assert np.array_equal(np.signbit(read_matrices(path))[real], np.signbit(X)[real])  # bitwise: round trip
 
 
 @FAST
@@ -82,6 +83,7 @@ def test_big_endian_and_fortran_npy_are_read(tmp_path):
     np.save(tmp_path / "be.npy", X.astype(">f8"))
     np.save(tmp_path / "f.npy", np.asfortranarray(X))
     for name in ("be.npy", "f.npy"):
+        # bitwise: a file round trip (byte order and layout are not values)
         assert np.array_equal(np.concatenate(list(iter_matrices(tmp_path / name, 2))), X)
 
 

@@ -111,6 +111,8 @@ def test_refine_false_returns_the_raw_guess_and_its_certificate():
     predictor = LinearApproximation()
     sol = ni.invert(A, method=Learned(model=predictor, refine=False))
     guess = predictor.predict(A)
+    # bitwise: all in region, one chunk, so the same predict call on the same batch, and the
+    # same certificate call on the same pair
     assert torch.equal(sol.inverse, guess)
     assert torch.equal(sol.residual, residual_ratio(A, guess))
     # A raw guess is nowhere near machine precision: its certificate says so.
@@ -204,7 +206,7 @@ def test_real_network_answers_in_region_after_refinement(tiny_model):
     assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-10, atol=1e-12)
     # The raw guess is the network's own: close, but far from exact.
     raw = ni.invert(A, method=tiny_model.as_method(refine=False))
-    assert torch.equal(raw.inverse, tiny_model.predict(A))
+    assert torch.equal(raw.inverse, tiny_model.predict(A))  # bitwise: same predict, same batch
     err = (raw.inverse - torch.linalg.inv(A)).abs().mean().item()
     assert 1e-6 < err < 0.5
     assert (raw.status == int(ni.Status.ILL_CONDITIONED)).all()
@@ -231,7 +233,7 @@ def test_model_directory_by_name(tiny_model, tmp_path):
     A = tiny_model.region.sample(20, generator=_gen(24), dtype=torch.float32)
     by_name = ni.invert(A, method="learned", model=str(tmp_path / "m"), max_iter=10)
     direct = ni.invert(A, method=tiny_model, max_iter=10)
-    assert torch.equal(by_name.inverse, direct.inverse)
+    assert torch.equal(by_name.inverse, direct.inverse)  # bitwise: the same model from a file, same call
     assert by_name.all_ok and network_counts(by_name)["network"] == 20
     with pytest.raises(ni.InputError, match="no such model directory"):
         ni.invert(A, method="learned", model=str(tmp_path / "missing"))
@@ -321,7 +323,7 @@ def test_refine_certified_returns_exactly_the_certificate():
     seed = X0.clone()
     runs = [refine_certified(A, X0, tol=10.0, max_iter=30, screen=guess_contracts, work=w)
             for w in (None, {})]
-    assert torch.equal(X0, seed)  # the seed is not modified
+    assert torch.equal(X0, seed)  # bitwise (a copy): the seed is not modified
     for r in runs:
         ratio, rc = certificate(A, r.X)
         # What Method.invert would compute on these answers: the same definition, but
@@ -408,6 +410,8 @@ def test_float32_region_test_agrees_with_contains():
     edge = [(BALL16.center + f * D).float() for f in (1 - 1e-7, 1.0, 1 + 1e-7, 1 + 1e-6)]
     B = torch.cat([A, *edge, 2 * A[:10]])
     got = region_contains(BALL16, B)
+    # bitwise: region_contains decides as contains by construction (its margin covers float32
+    # rounding; the rows within it are passed to contains itself)
     assert torch.equal(got, BALL16.contains(B))
     assert 0 < int(got[3000:3800].sum()) < 800  # the edge rows fall on both sides
 

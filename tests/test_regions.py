@@ -41,8 +41,8 @@ def test_box_sampling_is_deterministic_per_seed():
     a = box.sample(300, generator=gen(5))
     b = box.sample(300, generator=gen(5))
     c = box.sample(300, generator=gen(6))
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
+    assert torch.equal(a, b)  # bitwise: same call, same seed
+    assert not torch.equal(a, c)  # another seed, other samples
 
 
 def test_box_contains_rejects_out_of_range_and_near_singular():

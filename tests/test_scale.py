@@ -229,6 +229,7 @@ def test_ratio_keeps_the_dget03_order_for_ordinary_norms():
     num, nA, nX = (torch.rand(1000, generator=g) * 10 + 0.1 for _ in range(3))
     for n in (1, 3, 16):
         legacy = _ratio(num, n * nA * nX * eps(torch.float32))
+        # bitwise: the same elementwise operations in the same order (each correctly rounded)
         assert torch.equal(ratio_from_norms(num, nA, nX, n, torch.float32), legacy)
 
 
@@ -236,6 +237,7 @@ def test_pow2_scale_is_exact_across_the_whole_range():
     x = torch.tensor([[[1e-45, 3.0e38]]], dtype=torch.float32)  # subnormal and near max
     e = torch.tensor([149])
     assert float(pow2_scale(x[:, :, :1], e)) == 2.0 ** (149 - 149)  # 2^-149 * 2^149
+    # bitwise: scaling by powers of two is exact
     assert torch.equal(pow2_scale(pow2_scale(x[:, :, 1:], torch.tensor([-250])), torch.tensor([250])), x[:, :, 1:])
 
 

@@ -72,12 +72,13 @@ def test_save_load_gives_identical_predictions(tmp_path):
     A = cfg.region.sample(50, generator=torch.Generator().manual_seed(3))
     for dtype in (torch.float64, torch.float32):
         x1, x2 = model.predict(A.to(dtype)), loaded.predict(A.to(dtype))
-        assert x1.dtype == dtype and torch.equal(x1, x2)
+        assert x1.dtype == dtype and torch.equal(x1, x2)  # bitwise: weights round-tripped, same call
     # The ensemble mean is the mean of its members.
     each = torch.stack([m(A.float()) for m in loaded.members]).mean(0)
     torch.testing.assert_close(loaded.predict(A.float()), each)
     # save() of a loaded model reproduces it too.
     loaded.save(tmp_path / "copy")
+    # bitwise: a file round trip; predict casts to the members' float32 and back, as for x1
     assert torch.equal(ni.LearnedInverse.load(tmp_path / "copy").predict(A), x1.double())
 
 
@@ -85,7 +86,7 @@ def test_correction_model_round_trips(tmp_path):
     cfg = _tiny(model=ModelConfig(arch="correction", width=8))
     model = ni.train(cfg, out=tmp_path)
     A = cfg.region.sample(20, generator=torch.Generator().manual_seed(4))
-    assert torch.equal(model.predict(A), ni.LearnedInverse.load(tmp_path).predict(A))
+    assert torch.equal(model.predict(A), ni.LearnedInverse.load(tmp_path).predict(A))  # bitwise: round trip
 
 
 def _train_cmd(out: Path, *extra: str) -> list[str]:
@@ -188,7 +189,7 @@ def test_finished_run_resumes_to_the_same_model_without_training(tmp_path):
     first = ni.train(cfg, out=tmp_path)
     again = ni.train(cfg, out=tmp_path)
     A = cfg.region.sample(10, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(first.predict(A), again.predict(A))
+    assert torch.equal(first.predict(A), again.predict(A))  # bitwise: the saved model, reloaded
 
 
 def test_toml_round_trip_and_cli_style_overrides(tmp_path):
@@ -203,7 +204,7 @@ def test_toml_round_trip_and_cli_style_overrides(tmp_path):
     assert over.region == ni.Box(3, -1, 1, min_abs_det=0.2)
     ball = config_from_options(None, size=4, region="ball", radius=0.05)
     assert ball.region.n == 4 and ball.region.radius == 0.05
-    assert torch.equal(ball.region.center, ni.Ball.default(4).center)
+    assert torch.equal(ball.region.center, ni.Ball.default(4).center)  # bitwise: same constructor
     with pytest.raises(InputError, match="correction"):
         config_from_options(None, region="box", arch="correction")
     with pytest.raises(InputError, match="--center"):
@@ -243,4 +244,4 @@ def test_training_on_cuda(tmp_path):
     X = model.predict(A)
     assert X.is_cuda and X.shape == (8, 3, 3)
     loaded = ni.LearnedInverse.load(tmp_path)
-    assert torch.equal(loaded.predict(A), X)
+    assert torch.equal(loaded.predict(A), X)  # bitwise: round trip, same call on the same GPU
