@@ -429,3 +429,13 @@ def test_newton_schulz_seeds_single_or_batched():
     assert I.all_ok
     with pytest.raises(ni.InputError, match=r"seed of shape \(3, 4, 4\)"):
         ni.invert(A, method="newton_schulz", seed=rough[0])
+
+
+def test_gradient_default_schedule_keeps_sgd_at_its_fixed_rate():
+    # The plateau rule halved SGD's (momentum) rate on this easy 2x2 and it stopped converging.
+    A = conditioned((), 2, 5.0, seed=0).to(torch.float64)
+    sol = ni.invert(A, method="gradient")
+    assert sol.all_ok, (sol.counts(), float(sol.residual))
+    assert sol.stats["lr_halvings"] == 0
+    adam = ni.invert(A, method="gradient", optimizer="adam")
+    assert adam.all_ok and adam.stats["lr_halvings"] > 0  # the adaptive ones keep the plateau rule
