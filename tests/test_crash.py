@@ -154,3 +154,23 @@ def test_killed_training_leaves_no_temporary_file_and_resumes_clean(tmp_path, si
     assert resumed.returncode == 0, resumed.stderr
     assert litter(out) == []
     assert (out / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_generate_signalled_between_its_two_renames_finishes_the_pair(tmp_path, sig):
+    # SIGTERM/SIGINT in the middle of the pair's renames is held back until both files are
+    # new: the process then dies of the signal, and no reader ever sees a torn pair. (Before,
+    # the signal interrupted the commit, the second staged file was discarded although the
+    # journal named it, and the next reader deleted the journal: new matrices, old inverses.)
+    assert neuralinv("generate", "3", "200", "-o", "d", "--seed", "1", cwd=tmp_path).returncode == 0
+    mats, invs = tmp_path / "d_matrices_3x3.mx", tmp_path / "d_matrices_inverted_3x3.mx"
+    proc, marker = start(["generate", "3", "200", "-o", "d", "--seed", "2"], tmp_path,
+                         f"pair:{mats.name}")
+    wait_for(proc, lambda: marker.exists())
+    assert kill(proc, sig) in (-sig, 128 + sig)  # Ctrl-C exits 130, as shells report it
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert neuralinv("generate", "3", "200", "-o", "d", "--seed", "2", cwd=clean).returncode == 0
+    assert digest(mats) == digest(clean / mats.name)
+    assert digest(invs) == digest(clean / invs.name)
+    assert litter(tmp_path) == []

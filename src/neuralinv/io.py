@@ -36,6 +36,7 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -116,7 +117,9 @@ def _pause_point(point: str) -> None:
     marker = os.environ.get(_ENV_PAUSE + "_FILE")
     if marker:
         Path(marker).write_text(str(os.getpid()))
-    while True:  # until killed (signals still run their handlers)
+    # Until killed (signals still run their handlers), or, inside a section that holds
+    # signals back (_signals_deferred), until one arrives: the section then runs to its end.
+    while not (_HELD and _HELD[-1]):
         time.sleep(0.05)
 
 
@@ -381,27 +384,64 @@ def commit_together(files: list[AtomicFile]) -> None:
     parent = files[0].parent
     if any(f.parent != parent for f in files):
         raise ValueError("commit_together: the files must share a directory")
-    blocked = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
-    can_block = hasattr(signal, "pthread_sigmask")
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if can_block else None
-    try:
+    with _signals_deferred():
         staged = [f.stage() for f in files]
         fsync_dir(parent)
         journal = _temp_path(files[0].path, "pair")
         plan = {"pid": os.getpid(), "renames": [[s.name, f.path.name] for s, f in zip(staged, files)]}
         write_text(journal, json.dumps(plan) + "\n")
+        # From here on the journal owns the staged files: an exception must not discard one
+        # (a reader rolls the renames forward), so the writers forget them before renaming.
+        for f in files:
+            f._staged = None
         for i, (s, f) in enumerate(zip(staged, files)):
             with contextlib.suppress(FileNotFoundError):  # a reader may have rolled it forward
                 os.replace(s, f.path)
-            f._staged = None
             if i == 0 and len(files) > 1:
                 _pause_point(f"pair:{f.path.name}")
         fsync_dir(parent)
         journal.unlink(missing_ok=True)
         fsync_dir(parent)
+
+
+#: The signals held back by the _signals_deferred sections now running (main thread only; a
+#: stack because sections may nest). Read by the test pause points.
+_HELD: list[list[int]] = []
+
+_DEFERRED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back for a short critical section and deliver them after it.
+
+    Python runs signal handlers in the main thread whichever thread the kernel picked (a
+    thread mask, pthread_sigmask, does not stop that when torch's or the kernels' threads
+    exist), so the handlers themselves are swapped for ones that only record the signal.
+    Outside the main thread handlers cannot be changed; there nothing is raised asynchronously
+    in this thread anyway. SIGKILL cannot be held: the pair journal covers it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum, _frame):
+        pending.append(signum)
+
+    old = {}
+    _HELD.append(pending)
+    try:
+        for sig in _DEFERRED:
+            old[sig] = signal.signal(sig, hold)
+        yield
     finally:
-        if can_block:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        _HELD.remove(pending)
+        for sig in pending:
+            signal.raise_signal(sig)
 
 
 # ----------------------------------------------------------------------------------- reading
