@@ -38,6 +38,12 @@ LANES = 16
 NONFINITE = 5
 FALLBACK = -1
 PASS_RATIO = 30.0
+#: The kernels' answers (closed forms, unpivoted elimination) are kept only when
+#: ``||I - X A||_1 < 1 / UNPIVOTED_MARGIN`` besides the certificate's own rules; the others go to
+#: pivoted LU, whose answer the ordinary certificate judges. The certificate alone accepts up
+#: to ``||I - X A||_1 < 1`` (relative error of X below 1); unpivoted float32 elimination reached
+#: that edge on matrices of condition 1e6-1e7 with errors of 0.3-0.4 where LU's were below 0.06.
+UNPIVOTED_MARGIN = 8.0
 #: Lanes of the closed-form kernel (a literal in its generated code: see _fused3).
 SMALL_LANES = 64
 
@@ -49,19 +55,6 @@ _OPTS = {"nogil": True, "cache": True, "fastmath": {"contract"}, "error_model": 
 def _nmax(a, b):
     """max that keeps a NaN once it has appeared (like torch.amax)."""
     return b if (b > a or b != b) else a
-
-
-@njit
-def _verdict(num, nA, nX, n, eps):
-    """(ratio, rcond, trusted) exactly as certify._ratio / certify.trusted define them."""
-    den = n * nA * nX * eps
-    if (den == 0.0 and num > 0.0) or (den == np.inf and num == num):
-        ratio = np.inf
-    else:
-        ratio = num / den
-    rc = 1.0 / (nA * nX)
-    ok = ratio < PASS_RATIO and rc >= eps and ratio * (n * eps) < rc
-    return ratio, rc, ok
 
 
 @njit
@@ -142,7 +135,10 @@ def _lane_norm1(M, S, out, n):
 @njit
 def _lane_residual(W, V, E, C, num, n, one):
     """num[l] = ||I - W_l V_l||_1, two rows of the product at a time (one load of V per two
-    multiply-adds). E, C: (2 n, L) / (n, L) scratch."""
+    multiply-adds). E, C: (2 n, L) / (n, L) float64 scratch: the products of the stored
+    (float32 or float64) entries are formed and summed in float64, so that the residual of a
+    float32 answer is not itself off by rounding (computed in float32, its error of about one
+    ratio unit let answers with a true ||I - XA||_1 >= 1 pass near the rcond edge)."""
     L = V.shape[1]
     for j in range(n):
         for l in range(L):
@@ -159,9 +155,9 @@ def _lane_residual(W, V, E, C, num, n, one):
             for j in range(n):
                 a = k * n + j
                 for l in range(L):
-                    v = V[a, l]
-                    E[j, l] -= W[i0 * n + k, l] * v
-                    E[n + j, l] -= W[i1 * n + k, l] * v
+                    v = np.float64(V[a, l])
+                    E[j, l] -= np.float64(W[i0 * n + k, l]) * v
+                    E[n + j, l] -= np.float64(W[i1 * n + k, l]) * v
         rows = 2 if i1 > i0 else 1
         for r in range(rows):
             for j in range(n):
@@ -178,8 +174,8 @@ def _lane_residual(W, V, E, C, num, n, one):
 def _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps, okv, store):
     """Store the block's answers and per-matrix verdicts; returns how many need the fallback.
 
-    The verdicts are computed for all lanes at once, branch-free (``_verdict``'s rules as
-    selects, so that the loop vectorises); only failing lanes take the scalar path."""
+    The verdicts are computed for all lanes at once, branch-free (certify._ratio / certify.trusted's
+    rules, plus UNPIVOTED_MARGIN, as selects, so that the loop vectorises); only failing lanes take the scalar path."""
     nn = n * n
     for k0 in range(0, nn if store else 0, 16):  # tiles, as in _load
         k1 = min(nn, k0 + 16)
@@ -196,7 +192,7 @@ def _finish(A, X, Xf, R, cert, status, b0, m, n, num, nA, nX, eps, okv, store):
         inf_ratio = (den == 0.0 and nu > 0.0) or (den == np.inf and nu == nu)
         ratio = np.inf if inf_ratio else ratio
         rc = 1.0 / (na * nx)
-        ok = ratio < PASS_RATIO and rc >= eps and ratio * ne < rc and na < np.inf
+        ok = ratio < PASS_RATIO and rc >= eps and ratio * ne * UNPIVOTED_MARGIN < rc and na < np.inf
         cert[0, b0 + l] = ratio
         cert[1, b0 + l] = rc
         status[b0 + l] = 0 if ok else FALLBACK
@@ -531,7 +527,8 @@ def _gauss_jordan_lanes(W, p, f, n, one):
 @njit(**_OPTS)
 def gauss_jordan(A, X, cert, status, start, stop, eps):
     """Any n (used for 5 .. 32): unpivoted Gauss-Jordan on blocks of matrices laid out
-    batch-innermost, then the certificate on the same block, all in working precision."""
+    batch-innermost, then the certificate on the same block (elimination in working precision,
+    the residual in float64)."""
     n = A.shape[1]
     nn = n * n
     L = _lanes(n)
@@ -539,14 +536,14 @@ def gauss_jordan(A, X, cert, status, start, stop, eps):
     Xf = X.reshape(X.shape[0], nn)
     V = np.empty((nn, L), A.dtype)
     W = np.empty((nn, L), A.dtype)
-    E = np.empty((2 * n, L), A.dtype)
-    C = np.empty((n, L), A.dtype)
+    E = np.empty((2 * n, L), np.float64)
+    C = np.empty((n, L), np.float64)
     S = np.empty(L, A.dtype)
     p = np.empty(L, A.dtype)
     f = np.empty(L, A.dtype)
     nA = np.empty(L, A.dtype)
     nX = np.empty(L, A.dtype)
-    num = np.empty(L, A.dtype)
+    num = np.empty(L, np.float64)
     okv = np.empty(L, np.int8)
     one = np.ones(1, A.dtype)[0]
     bad = 0
@@ -559,6 +556,6 @@ def gauss_jordan(A, X, cert, status, start, stop, eps):
         _gauss_jordan_lanes(W, p, f, n, one)
         _lane_norm1(V, S, nA, n)
         _lane_norm1(W, S, nX, n)
-        _lane_residual(W, V, E, C, num, n, one)
+        _lane_residual(W, V, E, C, num, n, 1.0)
         bad += _finish(A, X, Xf, W, cert, status, b0, m, n, num, nA, nX, eps, okv, True)
     return bad
