@@ -336,3 +336,16 @@ def test_native_answers_near_the_rcond_edge_are_as_good_as_lu(n):
     ref = torch.linalg.inv(Ad)
     err = (X - ref).abs().sum(-2).amax(-1) / ref.abs().sum(-2).amax(-1)
     assert float(err.max()) < 0.13
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_the_kernel_lock_is_held_leaves_the_child_usable():
+    # A DataLoader worker forked while another thread compiles a kernel (seconds, under the
+    # lock) inherits the lock held; the child must get a fresh one.
+    with native._lock:
+        pid = os.fork()
+        if pid == 0:  # child: a held inherited lock would block here
+            ok = native._lock.acquire(timeout=5)
+            os._exit(0 if ok and native._pool is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

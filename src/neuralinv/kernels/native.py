@@ -51,6 +51,18 @@ _kernels: dict[tuple[str, torch.dtype], Any] = {}
 _failures: dict[tuple[str, torch.dtype], str] = {}
 _load_times: dict[tuple[str, torch.dtype], float] = {}
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
+
+
+def _after_fork_in_child() -> None:
+    # A fork while another thread held the lock (compiling a kernel takes seconds) would leave
+    # the child's copy locked forever; the parent's pool threads do not exist in the child.
+    global _lock, _pool
+    _lock = threading.Lock()
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _DTYPES = (torch.float32, torch.float64)
 
 
@@ -120,8 +132,8 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         with _lock:
             pool = _pool
             if pool is None or pool[0] != pid or pool[1] < workers:
-                if pool is not None and pool[0] == pid:
-                    pool[2].shutdown(wait=False)
+                # The old pool is left to the garbage collector, not shut down: another
+                # thread may be about to submit to it.
                 pool = (pid, workers, ThreadPoolExecutor(workers, "neuralinv-native"))
                 _pool = pool
     return pool[2]
