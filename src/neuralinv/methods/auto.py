@@ -61,12 +61,8 @@ class Auto(Method):
         return LU()
 
     # --- native kernels (methods/native.py): the default path on CPU for n <= 32 ---------
-    def invert(self, A):
-        if not (self.spd or self.compile):
-            sol = _native_invert(A)
-            if sol is not None:
-                return sol
-        return super().invert(A)
+    def _fast(self, batch):
+        return None if (self.spd or self.compile) else _native_invert(batch)
 
     def _invert(self, A: Tensor) -> Partial:
         why = "spd or compile requested"

@@ -80,7 +80,15 @@ class Method:
         batch = square_batch(A)
         if not batch.numpy_in and _autograd.needs_autograd(batch.tensor):
             return _differentiable(self, batch)
+        fast = self._fast(batch)
+        if fast is not None:
+            return fast
         return self._solve_batch(batch)
+
+    def _fast(self, batch) -> Solution | None:
+        """A whole Solution by a shortcut for a validated batch without autograd, or None
+        (the default): ``auto``'s native kernels (:mod:`.native`)."""
+        return None
 
     def _solve(self, A: Tensor) -> Solution:
         """``invert`` on a plain tensor (no autograd, no functorch wrapper), already checked by

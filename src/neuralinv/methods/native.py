@@ -4,8 +4,9 @@ answers in one pass, pivoted LU for every answer whose certificate fails.
 Two entry points, both used by :class:`~neuralinv.methods.auto.Auto` and both returning None
 when no native kernel applies (``auto`` then runs its torch path):
 
-* :func:`fast_invert` replaces ``Method.invert`` for the common case (CPU, float32/float64,
-  n <= 32, no autograd): validation, one kernel pass that also screens NaN/Inf and computes
+* :func:`fast_invert` is ``auto``'s ``Method._fast``, called by ``Method.invert`` after its
+  validation for the common case (CPU, float32/float64, n <= 32, no autograd): one kernel
+  pass that also screens NaN/Inf and computes
   the certificate and the statuses, and, if every status is OK, the Solution built directly
   (no finiteness pre-pass, no second certificate, no status bookkeeping).
 * :func:`native_partial` is the same kernel as a ``Method._invert`` answer (a Partial carrying
@@ -20,14 +21,12 @@ zero pivot, ILL_CONDITIONED where LU's certificate fails too).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .. import _autograd
-from .._validate import Batch, square_batch
+from .._validate import Batch
 from ..kernels import native as _native
 from ..solution import Solution, Status
 from .base import Partial, certify, fill_from, labels
@@ -71,16 +70,17 @@ def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
     return _to_partial(A, X, cert, status, bad, label), None
 
 
-def fast_invert(A: Any) -> Solution | None:
-    """``Auto().invert(A)`` through a native kernel, or None where none applies."""
+def fast_invert(batch: Batch) -> Solution | None:
+    """``Auto().invert`` of a validated batch without autograd (``Method.invert`` sends those
+    to its differentiable path, which runs the kernel inside) through a native kernel, or
+    None where none applies."""
     if _native.disabled_by_env():
         return None
-    batch = _plain_batch(A) or square_batch(A)
     start = time.perf_counter()
     Af = batch.flat
     B, n = Af.shape[0], batch.n
-    if B == 0 or batch.numpy_in is False and _autograd.needs_autograd(batch.tensor):
-        return None  # Method.invert's differentiable path (which runs the kernel inside)
+    if B == 0:
+        return None
     fn, label = _native.kernel(n, Af.dtype, Af.device, check_env=False)
     if fn is None:
         return None
@@ -108,25 +108,6 @@ def fast_invert(A: Any) -> Solution | None:
     sol.stats["solve_time_s"] = solve_time
     sol.stats["time_s"] = time.perf_counter() - start
     return sol
-
-
-def _plain_batch(A: Any) -> Batch | None:
-    """``square_batch(A)`` for the common case that needs no conversion (a CPU float32/float64
-    tensor without autograd, shape (..., n, n)), built without its general checks (a few
-    microseconds of a single 3x3 call); None for anything else, which square_batch validates."""
-    if type(A) is not torch.Tensor or A.dtype not in _NP or A.requires_grad or A.ndim < 2:
-        return None
-    if A.layout != torch.strided or A.is_nested:
-        return None
-    shape = A.shape
-    n = shape[-1]
-    if shape[-2] != n or A.device.type != "cpu":
-        return None
-    batch_shape = tuple(shape[:-2])
-    B = 1
-    for d in batch_shape:
-        B *= d
-    return Batch(A, A.reshape(B, n, n), batch_shape, n, A.dtype, False)
 
 
 def _out(batch, x: np.ndarray, dtype: torch.dtype | None = None):
