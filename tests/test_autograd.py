@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import neuralinv as ni
-from neuralinv._autograd import attach_inverse_grad
 from neuralinv.methods import METHODS as REGISTRY
 
 N = 3
@@ -104,16 +103,6 @@ def test_backward_through_vmap_of_a_tensor_that_requires_grad():
         torch.func.vmap(f)(m).sum().backward()
         grads.append(m.grad)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
-
-
-def test_attach_inverse_grad_backward_forward_and_no_op():
-    M = well_conditioned()
-    X = torch.linalg.inv(M)
-    assert attach_inverse_grad(M, X) is X  # nothing to attach
-    m = M.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(
-        lambda a: attach_inverse_grad(a, torch.linalg.inv(a.detach())), (m,), check_forward_ad=True
-    )
 
 
 def test_gradient_flows_through_batch_shapes_and_float32():

@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,7 +48,6 @@ MIN_WORK_PER_THREAD = 1 << 17
 _lock = threading.Lock()
 _kernels: dict[tuple[str, torch.dtype], Any] = {}
 _failures: dict[tuple[str, torch.dtype], str] = {}
-_load_times: dict[tuple[str, torch.dtype], float] = {}
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
 
 
@@ -100,15 +98,9 @@ def kernel(
     return _kernels[key], NAMES[key[0]]
 
 
-def load_time(n: int, dtype: torch.dtype) -> float | None:
-    """Seconds the first use of this kernel took in this process (compile or cache load)."""
-    return _load_times.get((kind(n), dtype))
-
-
 def _build(key: tuple[str, torch.dtype]) -> None:
     """Import numba and the kernels, compile (or load from numba's cache) one signature."""
     name, dtype = key
-    start = time.perf_counter()
     try:
         K = importlib.import_module(f"{__package__}._numba_kernels")
         fn = getattr(K, name)
@@ -119,7 +111,6 @@ def _build(key: tuple[str, torch.dtype]) -> None:
     except Exception as exc:  # ImportError, numba's TypingError/LoweringError, cache errors, ...
         _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
         return
-    _load_times[key] = time.perf_counter() - start
     _kernels[key] = fn
 
 
