@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 import neuralinv as ni
-from neuralinv.io import write_bytes
+from neuralinv.files import write_bytes
 from neuralinv.training.config import ModelConfig, TrainConfig
 
 

@@ -22,7 +22,7 @@ from _common import SHARED_DATA, Run, parse
 import neuralinv as ni
 from neuralinv.evaluation import plots
 from neuralinv.evaluation.metrics import compute, evaluate_method
-from neuralinv.io import iter_matrices
+from neuralinv.files import iter_matrices
 from neuralinv.training.config import ModelConfig, TrainConfig
 
 REPORTED = {"R2": 0.9998, "MSE": 0.0005, "MAE": 0.0097}

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import neuralinv.io as nio
+import neuralinv.files as nio
+import neuralinv.files.paths as nio_paths
 from neuralinv.errors import InputError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -83,7 +84,7 @@ def test_unreadable_input_names_the_file(tmp_path, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return real_open(file, *a, **k)
 
-    monkeypatch.setattr(nio, "open", no_permission, raising=False)
+    monkeypatch.setattr(nio_paths, "open", no_permission, raising=False)
     with pytest.raises(InputError, match=r"m\.mx: cannot read the input \(Permission denied\)"):
         nio.open_matrices(path)
 

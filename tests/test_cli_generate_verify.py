@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuralinv.io import read_matrices, write_matrices
+from neuralinv.files import read_matrices, write_matrices
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DMI = SHARED / "data" / "deepmatrixinversion"

@@ -1,7 +1,7 @@
 """Crash consistency, observed by killing real ``python -m neuralinv`` runs.
 
 A run is stopped at a chosen moment: ``NEURALINV_TEST_PAUSE=POINT`` makes the process create a
-marker file and sleep when it reaches POINT (see neuralinv.io), and the test then sends the
+marker file and sleep when it reaches POINT (see neuralinv.files._pause), and the test then sends the
 signal. The waits also accept the moment a temporary file or a new output shows up, so the
 same tests catch the writers that had no pause points.
 """

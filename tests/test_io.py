@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import neuralinv.io as nio
+import neuralinv.files.writing as writing
 from neuralinv import InputError
-from neuralinv.io import (
+from neuralinv.files import (
     MatrixWriter,
     iter_matrices,
     open_matrices,
@@ -208,7 +208,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch, ext):
     target = tmp_path / f"out{ext}"
     X = np.random.default_rng(3).standard_normal((5, 3, 3))
     if ext == ".mx":
-        monkeypatch.setattr(nio, "_text", _fail_on_second_call(nio._text))
+        monkeypatch.setattr(writing, "format_rows", _fail_on_second_call(writing.format_rows))
         with pytest.raises(KeyboardInterrupt):
             write_matrices(target, X, chunk_size=2)
     else:
@@ -224,7 +224,7 @@ def test_interrupted_overwrite_keeps_the_old_file(tmp_path, monkeypatch):
     old = np.eye(3)[None]
     write_matrices(target, old)
     before = target.read_bytes()
-    monkeypatch.setattr(nio, "_text", _fail_on_second_call(nio._text))
+    monkeypatch.setattr(writing, "format_rows", _fail_on_second_call(writing.format_rows))
     with pytest.raises(KeyboardInterrupt):
         write_matrices(target, np.ones((4, 3, 3)), chunk_size=1)
     assert target.read_bytes() == before

@@ -521,7 +521,7 @@ def plot(result: BenchResult, path, *, certified_only: bool = True) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_write
+    from .files import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     names = list(dict.fromkeys(r.approach for r in result.rows))
@@ -550,7 +550,7 @@ def plot(result: BenchResult, path, *, certified_only: bool = True) -> None:
 def write_json(result: BenchResult, path) -> None:
     import json
 
-    from .io import atomic_write
+    from .files import atomic_write
 
     with atomic_write(path, "w") as fh:
         json.dump(result.to_json(), fh, indent=2)

@@ -91,7 +91,7 @@ def invert(
     ),
 ) -> None:
     """Invert every matrix in a file, chunk by chunk, and certify each answer."""
-    from .streaming import invert_file
+    from .files.streaming import invert_file
 
     try:
         method, options = _learned_options(method, model, base, base_size)
@@ -188,7 +188,7 @@ def _learned_line(method: str, options: dict, res) -> str:
 
 
 def stream_summary_line(res) -> str:
-    """summary_line for a :class:`neuralinv.streaming.StreamResult`."""
+    """summary_line for a :class:`neuralinv.files.streaming.StreamResult`."""
     counts = ", ".join(f"{k} {v}" for k, v in res.status_counts.items())
     methods = ", ".join(f"{k} {v}" for k, v in res.method_counts.items())
     first = "" if res.first_not_ok is None else f" | first not OK: matrix {res.first_not_ok}"
@@ -238,8 +238,8 @@ def generate(
 ) -> None:
     """Write a DeepMatrixInversion-style dataset: matrices and their (pseudo-)inverses."""
     from ._validate import int_at_least, random_seed
-    from .datasets import generate as run
-    from .io import DEFAULT_CHUNK
+    from .files.datasets import generate as run
+    from .files import DEFAULT_CHUNK
 
     try:
         int_at_least("SIZE", size, 1)
@@ -277,7 +277,7 @@ def verify(
     tol: float = typer.Option(30.0, "--tol", help="Largest accepted deviation, in units of n*eps"),
 ) -> None:
     """Check that INVERSES inverts MATRICES; exit 1 naming the first bad matrix."""
-    from .datasets import verify_files
+    from .files.datasets import verify_files
 
     try:
         res = verify_files(matrices, inverses, kind=kind, tol=tol)
@@ -341,7 +341,7 @@ def train(
     (also under `torchrun --nproc-per-node N -m neuralinv train`)."""
     import os
 
-    from .io import read_matrices
+    from .files import read_matrices
     from .training.config import TrainConfig, config_from_options
     from .training.loop import train as run_training
 

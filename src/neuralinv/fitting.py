@@ -291,7 +291,7 @@ def read_fit_data(paths: list, *, limit: int = FIT_SAMPLE, seed: int = 0, chunk_
     one size over all files, finite), keeping a uniform random sample of at most ``limit``
     (random keys, the smallest kept: exact sampling without replacement, bounded memory).
     Errors name the file and the matrix index in it."""
-    from .io import open_matrices
+    from .files import open_matrices
 
     if not paths:
         raise InputError("--data needs at least one file")
@@ -348,7 +348,7 @@ def fit_files(paths: list, *, coverage: float = 0.99, k: int | None = None, seed
     """:func:`fit_balls` on the matrices of ``paths`` (streamed; a sample of at most
     ``FIT_SAMPLE`` for the clustering), with the covered share measured over *all* matrices
     of the files and the files (path, SHA-256, count) recorded in ``fit_report``."""
-    from .io import open_matrices
+    from .files import open_matrices
 
     data = read_fit_data(paths, seed=seed)
     try:

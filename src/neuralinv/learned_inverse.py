@@ -24,7 +24,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from .errors import InputError, PartialModelWarning
-from .io import write_bytes
+from .files import write_bytes
 from .training import checkpoint as ckpt
 from .training.config import TrainConfig
 

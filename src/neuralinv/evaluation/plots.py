@@ -26,8 +26,8 @@ def _plt():
 
 
 def _save(fig, path: str | Path) -> Path:
-    """The figure as a PNG through :func:`neuralinv.io.atomic_write` (creating the directory)."""
-    from ..io import atomic_write
+    """The figure as a PNG through :func:`neuralinv.files.atomic_write` (creating the directory)."""
+    from ..files import atomic_write
 
     path = Path(path)
     try:
@@ -260,7 +260,7 @@ def certificate_plot(input_path: str | Path, inverse_path: str | Path, path: str
     import torch
 
     from ..certify import PASS_RATIO, residual_ratio, sigma_min
-    from ..io import iter_matrices
+    from ..files import iter_matrices
 
     def head(p):
         parts, have = [], 0

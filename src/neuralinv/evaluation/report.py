@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..io import write_text
+from ..files import write_text
 from .metrics import Metrics
 
 #: (column title, Metrics attribute, format) in table order.
@@ -103,7 +103,7 @@ def _clean(x: Any) -> Any:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """``text`` to ``path`` through :func:`neuralinv.io.atomic_write`, creating the directory
+    """``text`` to ``path`` through :func:`neuralinv.files.atomic_write`, creating the directory
     (reports go into an output directory the caller names)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def evaluate_files(
     targets: optional reference-inverse files, one per data file in the same order; without
     them the reference is the float64 LU inverse of each matrix.
     """
-    from ..io import read_matrices
+    from ..files import read_matrices
 
     if (method is None) == (model is None):
         raise InputError("give exactly one of --method or --model")

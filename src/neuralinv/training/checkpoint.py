@@ -1,6 +1,6 @@
 """Atomic files of a model directory: member weights, the training state, JSON and TOML.
 
-Every write goes through :func:`neuralinv.io.atomic_write` (an unnamed file in the target's
+Every write goes through :func:`neuralinv.files.atomic_write` (an unnamed file in the target's
 directory, fsynced and renamed over the target), so a run killed at any moment, by any signal,
 leaves either the old file or the new one, never half of one, and no temporary file. Every read that fails raises an InputError naming the file.
 """
@@ -20,7 +20,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..errors import InputError
-from ..io import write_bytes
+from ..files import write_bytes
 
 STATE_FILE = "training-state.pt"
 CONFIG_FILE = "config.toml"
@@ -38,7 +38,7 @@ def member_file(k: int) -> str:
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """``data`` to ``path`` through :func:`neuralinv.io.atomic_write` (the one atomic writer:
+    """``data`` to ``path`` through :func:`neuralinv.files.atomic_write` (the one atomic writer:
     fsync, rename, directory fsync, 0o644; the directory must exist)."""
     write_bytes(path, data)
 

@@ -26,11 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validate import as_tensor, int_at_least, one_of, positive
-from .certify import PASS_RATIO, eps, norm1, residual_ratio
-from .errors import InputError
-from .io import DEFAULT_CHUNK, FORMATS, matrix_pair_writer, open_matrices, paired_chunks
-from .regions import Box
+from .._validate import as_tensor, int_at_least, one_of, positive
+from ..certify import PASS_RATIO, eps, norm1, residual_ratio
+from ..errors import InputError
+from ..regions import Box
+from .paths import DEFAULT_CHUNK, FORMATS
+from .reading import open_matrices, paired_chunks
+from .writing import matrix_pair_writer
 
 KINDS = ("invertible", "singular")
 
@@ -195,10 +197,10 @@ def generate(
     matrices whose float64 LU inverse certifies (dget03 ratio < 30), so every written inverse
     is right to working precision; ``Generated.rejected`` counts the others. Deterministic for a
     fixed seed and chunk_size. Both files are streamed in chunks and published together
-    (:func:`neuralinv.io.commit_together`): killed at any moment, the directory holds the old
+    (:func:`neuralinv.files.together.commit_together`): killed at any moment, the directory holds the old
     pair or the new pair, never new inverses beside old matrices.
     """
-    from . import api
+    from .. import api
 
     n = int_at_least("SIZE", n, 1)
     count = int_at_least("COUNT", count, 1)

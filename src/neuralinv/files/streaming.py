@@ -1,8 +1,8 @@
 """Invert a matrix file of any size chunk by chunk, with memory bounded by the chunk size.
 
-:func:`invert_file` reads ``(k, n, n)`` chunks (:mod:`neuralinv.io`), inverts and certifies each
-with one resolved method (so a learned model is loaded once), appends the inverses to an atomic
-:class:`~neuralinv.io.MatrixWriter`, and folds per-chunk results into a :class:`StreamResult`:
+:func:`invert_file` reads ``(k, n, n)`` chunks (:mod:`neuralinv.files.reading`), inverts and
+certifies each with one resolved method (so a learned model is loaded once), appends the inverses
+to an atomic :class:`~neuralinv.files.writing.MatrixWriter`, and folds per-chunk results into a :class:`StreamResult`:
 status and method counts, the worst residual ratio, and, against a target file, MAE, MSE and R2.
 """
 
@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .io import DEFAULT_CHUNK, MatrixWriter, check_output_path, open_matrices, paired_chunks
-from .solution import Status
+from ..solution import Status
+from .paths import DEFAULT_CHUNK, check_output_path
+from .reading import open_matrices, paired_chunks
+from .writing import MatrixWriter
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def invert_file(
     total)`` is called after each chunk (``total`` is None when unknown before reading, .mx).
     The output appears only if every chunk succeeded (atomic write).
     """
-    from .methods import resolve
+    from ..methods import resolve
 
     check_output_path(output)  # before any work: a directory or a missing folder says so
     inverter = resolve(method, **options)
