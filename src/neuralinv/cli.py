@@ -238,8 +238,8 @@ def generate(
 ) -> None:
     """Write a DeepMatrixInversion-style dataset: matrices and their (pseudo-)inverses."""
     from ._validate import int_at_least, random_seed
-    from .files.datasets import generate as run
     from .files import DEFAULT_CHUNK
+    from .files.datasets import generate as run
 
     try:
         int_at_least("SIZE", size, 1)
