@@ -1,5 +1,6 @@
 """svd_gd: the gradient-descent SVD against torch.linalg.svd."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,19 @@ def test_bad_shapes_and_values():
     A[1, 0, 0] = float("nan")
     with pytest.raises(ni.InputError, match=r"NaN or Inf .*\[\[1\]\]"):
         ni.svd_gd(A)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_in_numpy_out(dtype):
+    # Numpy in, numpy out (as ni.invert): every field is an ndarray of A's float dtype, with
+    # the values of the same call on a tensor.
+    A = np.random.default_rng(3).standard_normal((2, 4, 3)).astype(dtype)
+    res = ni.svd_gd(A, steps=300)
+    ref = ni.svd_gd(torch.from_numpy(A), steps=300)
+    for name in ("U", "S", "V", "loss_history", "reconstruction_error", "orthogonality_error"):
+        got, want = getattr(res, name), getattr(ref, name)
+        assert isinstance(got, np.ndarray), name
+        assert got.shape == tuple(want.shape) and got.dtype == want.numpy().dtype, name
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12)
+    assert res.S.dtype == dtype
+    np.testing.assert_allclose(res.S, np.linalg.svd(A.astype(np.float64), compute_uv=False), atol=1e-4)

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,17 +31,19 @@ class SVDGDResult:
     U: (..., m, k), S: (..., k) descending, V: (..., n, k), in A's floating dtype; each column
     pair's sign is fixed so the largest-magnitude entry of the U column is positive (as
     sklearn's svd_flip does), making results comparable with torch.linalg.svd.
-    loss_history: (steps,) float64 tensor, the batch-mean loss before each step.
+    loss_history: (steps,) float64, the batch-mean loss before each step.
     reconstruction_error: (...) ``||U diag(S) V^T - A||_F / ||A||_F``.
     orthogonality_error: (...) ``max(||U^T U - I||_F, ||V^T V - I||_F)``.
+
+    Every field is a tensor (on A's device), or a numpy array when A was a numpy array.
     """
 
-    U: Tensor
-    S: Tensor
-    V: Tensor
-    loss_history: Tensor
-    reconstruction_error: Tensor
-    orthogonality_error: Tensor
+    U: Tensor | np.ndarray
+    S: Tensor | np.ndarray
+    V: Tensor | np.ndarray
+    loss_history: Tensor | np.ndarray
+    reconstruction_error: Tensor | np.ndarray
+    orthogonality_error: Tensor | np.ndarray
 
 
 def _make_optimizer(name: str, params: list[Tensor], lr: float) -> torch.optim.Optimizer:
@@ -121,9 +124,10 @@ def svd_gd(
     sees the gradient it would see alone. ``optimizer`` is one of "adam", "sgd" (momentum 0.9),
     "rmsprop", "lbfgs" (one iteration with a strong-Wolfe line search per step).
     ``sign_step=False`` gives the blog's plain descent, which can stall with a singular value
-    stuck at 0 (see :func:`_sign_step`).
+    stuck at 0 (see :func:`_sign_step`). Numpy in, numpy out: for a numpy ``A`` every field of
+    the result is a numpy array.
     """
-    At, _, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
+    At, numpy_in, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
     v.one_of("optimizer", optimizer, OPTIMIZERS)
     steps = v.int_at_least("steps", steps, 1)
     lr = v.positive("lr", lr)
@@ -193,14 +197,15 @@ def svd_gd(
             torch.linalg.matrix_norm(U.mT @ U - eye), torch.linalg.matrix_norm(V.mT @ V - eye)
         )
 
-    def shaped(x: Tensor, tail: tuple[int, ...]) -> Tensor:
-        return x.reshape(batch + tail)
+    def out(x: Tensor, tail: tuple[int, ...] | None = None) -> Tensor | np.ndarray:
+        x = x if tail is None else x.reshape(batch + tail)
+        return x.cpu().numpy() if numpy_in else x
 
     return SVDGDResult(
-        U=shaped(U, (m, k)).to(out_dtype),
-        S=shaped(S, (k,)).to(out_dtype),
-        V=shaped(V, (n, k)).to(out_dtype),
-        loss_history=history,
-        reconstruction_error=shaped(rec_err, ()),
-        orthogonality_error=shaped(orth, ()),
+        U=out(U.to(out_dtype), (m, k)),
+        S=out(S.to(out_dtype), (k,)),
+        V=out(V.to(out_dtype), (n, k)),
+        loss_history=out(history),
+        reconstruction_error=out(rec_err, ()),
+        orthogonality_error=out(orth, ()),
     )
