@@ -512,7 +512,7 @@ def evaluate(
 ) -> None:
     """Score a method or a trained model: MAE, MSE, R2, relative error, |AX - I|, LAPACK pass
     fraction (for a model: the raw network next to the certified hybrid)."""
-    from .evaluation.report import rich_table
+    from .cli_render import metrics_table
     from .evaluation.runner import evaluate_files
 
     with _removed_on_failure(out):
@@ -523,7 +523,7 @@ def evaluate(
             )
         except (InputError, OSError) as exc:
             fail(str(exc))
-    console.print(rich_table(res.metrics, title="neuralinv evaluate", width=console.width))
+    console.print(metrics_table(res.metrics, title="neuralinv evaluate", width=console.width))
     console.print(
         f"wrote {res.json_path}, {res.markdown_path} and {len(res.figures)} figures",
         highlight=False, soft_wrap=True,

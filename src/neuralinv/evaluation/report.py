@@ -1,6 +1,7 @@
-"""Reports of evaluation results: table rows, a rich Table, JSON and markdown files.
+"""Reports of evaluation results: table rows (data), JSON and markdown files.
 
-Library code builds the table; only the CLI prints it. Files are written atomically.
+The terminal table is built from :func:`rows` by the CLI (:mod:`neuralinv.cli_render`); files
+are written atomically.
 """
 
 from __future__ import annotations
@@ -53,29 +54,6 @@ def rows(metrics: Sequence[Metrics]) -> tuple[list[str], list[list[str]]]:
     header = [t for t, _, _ in keep]
     body = [[_fmt(getattr(m, attr), spec) for _, attr, spec in keep] for m in metrics]
     return header, body
-
-
-def rich_table(metrics: Sequence[Metrics], title: str | None = None, width: int | None = None):
-    """One row per (dataset, method); transposed (one column each) when that is wider than
-    ``width``, so a narrow terminal shows every number whole instead of cutting them."""
-    from rich.table import Table
-
-    header, body = rows(metrics)
-    table = Table(title=title)
-    cells = [header, *body]
-    natural = sum(max(len(str(r[i])) for r in cells) + 3 for i in range(len(header))) + 1
-    if width is not None and natural > width and body:
-        table.add_column("metric", justify="left")
-        for r in body:
-            table.add_column(f"{r[0]}\n{r[1]}", justify="right")
-        for i, h in enumerate(header[2:], start=2):
-            table.add_row(h, *(str(r[i]) for r in body))
-        return table
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < 2 else "right")
-    for r in body:
-        table.add_row(*r)
-    return table
 
 
 def markdown_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
@@ -144,7 +122,6 @@ __all__ = [
     "atomic_write_text",
     "markdown_table",
     "metrics_markdown",
-    "rich_table",
     "rows",
     "write_json",
     "write_report",
