@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validate import as_tensor
 from ..errors import InputError
+from ..files import FORMATS
 from . import plots
 from .metrics import Details, Metrics, compute, evaluate_method
 from .report import write_json, write_report
@@ -34,7 +35,7 @@ class Evaluation:
 
 def _dataset_name(path: Path, used: set[str]) -> str:
     name = path.name
-    for suffix in (".mx", ".npy", ".npz", ".csv"):
+    for suffix in FORMATS:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     base, k = name, 2
