@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from neuralinv.evaluation.report import atomic_write_text, markdown_table, write_json
+from neuralinv.evaluation.report import markdown_table, write_json
+from neuralinv.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The DeepMatrixInversion validation files (outside the repository; may be absent).
@@ -86,7 +87,7 @@ class Run:
                 md.append(s["notes"] + "\n")
         for f in self.figures:
             md.append(f"![{Path(f).stem}]({f})\n")
-        atomic_write_text(self.args.out / "results.md", "\n".join(md))
+        write_text(self.args.out / "results.md", "\n".join(md))
         return wall
 
 

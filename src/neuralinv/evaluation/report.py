@@ -80,16 +80,10 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """``text`` to ``path`` through :func:`neuralinv.files.atomic_write`, creating the directory
-    (reports go into an output directory the caller names)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text(path, text)
-
-
 def write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
+    """``data`` as strict JSON (NaN/inf as null) through :func:`neuralinv.files.write_text`;
+    the directory must exist."""
+    return write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
 
 
 def write_report(
@@ -100,8 +94,10 @@ def write_report(
     context: dict | None = None,
     figures: Sequence[str | Path] = (),
 ) -> tuple[Path, Path]:
-    """``metrics.json`` and ``report.md`` in out_dir; figures are linked relative to it."""
+    """``metrics.json`` and ``report.md`` in out_dir (created if missing); figures are linked
+    relative to it."""
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     data = {"title": title, "context": context or {}, "results": [m.as_dict() for m in metrics]}
     data["figures"] = [str(Path(f).relative_to(out)) if Path(f).is_relative_to(out) else str(f) for f in figures]
     j = write_json(out / "metrics.json", data)
@@ -113,13 +109,12 @@ def write_report(
     md.append(metrics_markdown(metrics))
     for f in data["figures"]:
         md.append(f"![{Path(f).stem}]({f})\n")
-    m = atomic_write_text(out / "report.md", "\n".join(md))
+    m = write_text(out / "report.md", "\n".join(md))
     return j, m
 
 
 __all__ = [
     "COLUMNS",
-    "atomic_write_text",
     "markdown_table",
     "metrics_markdown",
     "rows",

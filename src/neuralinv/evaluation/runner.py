@@ -198,6 +198,7 @@ def analyze_model(
         )
     result = analyze_network(learned.members[member], learned.region, samples=samples, seed=seed, linprog=linprog)
     if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
         write_json(Path(out) / "analysis.json", result.as_dict())
     return result
 
