@@ -12,7 +12,7 @@ One concept per module:
 ``streaming``  :func:`~neuralinv.files.streaming.invert_file`: invert a file of any size chunk by chunk
 ``datasets``   :func:`~neuralinv.files.datasets.generate` / ``verify_files``: DeepMatrixInversion datasets
 
-This package imports only the file layer (numpy, no torch work); ``streaming`` and ``datasets``,
+This package imports only the file layer (no inversion code); ``streaming`` and ``datasets``,
 which invert and certify, are imported as submodules. Malformed input raises
 :class:`~neuralinv.errors.InputError` naming the file, and for text formats the line.
 """
