@@ -99,7 +99,7 @@ class BenchConfig:
 
 
 def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"auto"`` -> ("auto", {}); ``"auto:compile"`` -> ("auto", {"compile": True})."""
+    """``"auto"`` -> ("auto", {}); ``"learned:compile"`` -> ("learned", {"compile": True})."""
     from .methods import METHODS, with_option
 
     name, _, suffix = spec.partition(":")
@@ -111,7 +111,7 @@ def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     if not suffix:
         return name, {}
     if suffix != "compile":
-        raise InputError(f"methods: {spec!r}: the only suffix is ':compile' (e.g. auto:compile)")
+        raise InputError(f"methods: {spec!r}: the only suffix is ':compile' (e.g. learned:compile)")
     if name not in with_option("compile"):
         raise InputError(f"methods: {spec!r}: method {name!r} has no compile option")
     return name, {"compile": True}
