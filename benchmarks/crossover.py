@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from compiled_batch import median_ms  # the sibling script's timer (benchmarks/ is on sys.path)
+from batch_sweep import median_ms  # the sibling script's timer (benchmarks/ is on sys.path)
 
 from neuralinv.bench import DTYPES, well_conditioned
 from neuralinv.methods import LU, ClosedForm

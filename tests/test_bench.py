@@ -114,18 +114,29 @@ def test_bench_learned_model_runs_on_its_region_only():
     assert any("region" in note for note in res.notes)
 
 
-def test_bench_compiled_variant_is_prepared_outside_the_timings():
-    cfg = BenchConfig(sizes=(3, 5), batch=200, methods=("auto:compile",),
-                      references=("torch.linalg.inv",), repeats=1)  # fmt: skip
-    res = run(cfg)
+def test_bench_methods_come_from_the_registry_and_supports_decides_the_sizes():
+    from neuralinv.methods import METHODS, Method
+
+    # Every registered method that builds by name benches by name (block included, with its
+    # default base), and a method's supports() is what leaves it out of a size.
+    class TwoOnly(Method):
+        name = "two_only"
+
+        def supports(self, n, dtype, device="cpu"):
+            return n == 2
+
+        def _invert(self, A):
+            return METHODS["lu"]().kernel(A)
+
+    cfg = BenchConfig(sizes=(2, 3), batch=50, methods=("block", "newton_schulz"),
+                      references=("torch.linalg.inv",), repeats=1, alone=True)  # fmt: skip
+    res = run(cfg, extra={"two_only": TwoOnly()})
     rows = {(r.n, r.approach): r for r in res.rows}
-    assert set(rows) == {(n, a) for n in (3, 5)
-                         for a in ("torch.linalg.inv", "auto:compile", "auto:compile:alone")}  # fmt: skip
-    fast = rows[(3, "auto:compile")]
-    assert fast.certified and fast.passing == 1.0 and fast.statuses == {"OK": 200}
-    assert fast.setup_s is not None and fast.setup_s >= 0
-    assert rows[(3, "torch.linalg.inv")].setup_s is None
-    assert rows[(3, "auto:compile:alone")].worst_ratio < 30
+    for n in (2, 3):
+        for a in ("block", "block:alone", "newton_schulz"):
+            assert rows[(n, a)].worst_ratio < 30, (n, a)
+    assert (2, "two_only") in rows and (3, "two_only") not in rows
+    assert any("n=3: two_only skipped: two_only does not take 3x3 float32" in note for note in res.notes)
 
 
 def test_bench_learned_and_its_compiled_path_by_name_with_a_model():

@@ -10,7 +10,6 @@ observed failures as named regressions, and the edge where the inverse is not re
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
 import torch
@@ -29,7 +28,6 @@ from neuralinv.certify import (
 from neuralinv.methods import Block, ClosedForm, Gradient, NewtonSchulz
 from neuralinv.methods.newton_schulz import scaled_transpose
 
-HAVE_COMPILER = any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
 OK, ILL = int(ni.Status.OK), int(ni.Status.ILL_CONDITIONED)
 
 #: Scales whose inverse is representable with every entry a normal number (cond 10, n <= 8):
@@ -162,25 +160,14 @@ def test_learned_fallback_is_scale_free():
     check_scale_free(sol, A, allowed=(OK, int(ni.Status.OUT_OF_REGION)))
 
 
-@pytest.mark.skipif(not HAVE_COMPILER, reason="needs a C++ compiler for torch.compile")
-@pytest.mark.parametrize("n, dtype", [(3, torch.float32), (2, torch.float64)])
-def test_compiled_closed_form_is_scale_free(n, dtype):
-    A = scaled_batch(n, dtype, per=3, seed=4)
-    sol = ClosedForm(compile=True).invert(A)
-    assert sol.stats["compiled"]
-    check_scale_free(sol, A)
-
-
 # --- the three observed cases -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compile", [False, True])
+@pytest.mark.parametrize("n", [2, 3])
 @pytest.mark.parametrize("scale", [1e-100, 1e-200, 1e-300])
-def test_closed_form_tiny_well_conditioned_is_not_singular(scale, compile):
-    if compile and not HAVE_COMPILER:
-        pytest.skip("needs a C++ compiler for torch.compile")
-    A = well_conditioned(4, 2 if compile else 3, seed=5) * scale  # float64: det underflowed
-    sol = ClosedForm(compile=compile).invert(A)
+def test_closed_form_tiny_well_conditioned_is_not_singular(scale, n):
+    A = well_conditioned(4, n, seed=5) * scale  # float64: det underflowed
+    sol = ClosedForm().invert(A)
     assert sol.counts() == {"OK": 4}
     check_scale_free(sol, A)
 

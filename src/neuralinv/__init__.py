@@ -12,7 +12,18 @@ from .errors import (
     SingularMatrixError,
 )
 from .learned_inverse import LearnedInverse
-from .methods import METHODS, Method
+from .methods import (
+    LU,
+    METHODS,
+    Auto,
+    Block,
+    Cholesky,
+    ClosedForm,
+    Gradient,
+    Learned,
+    Method,
+    NewtonSchulz,
+)
 from .nonsquare import LstsqResult, OrthogonalProjection, lstsq, pinv, project
 from .regions import Ball, Balls, Box
 from .solution import Solution, Status
@@ -22,16 +33,24 @@ from .training import TrainConfig, train
 __version__ = "0.1.0"
 
 __all__ = [
+    "LU",
     "METHODS",
+    "Auto",
     "Ball",
     "Balls",
+    "Block",
     "Box",
+    "Cholesky",
+    "ClosedForm",
+    "Gradient",
     "IllConditionedWarning",
     "InputError",
     "InversionError",
+    "Learned",
     "LstsqResult",
     "LearnedInverse",
     "Method",
+    "NewtonSchulz",
     "NotConvergedError",
     "NotPositiveDefiniteError",
     "OrthogonalProjection",

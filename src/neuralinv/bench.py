@@ -9,10 +9,13 @@ machine both sides of a ratio then see the same load. GPU timings synchronise th
 Approaches:
   ``torch.linalg.inv``, ``numpy.linalg.inv`` (references, uncertified);
   ``<method>`` (the full certified path, ``Method.invert``: validation, certificate, labels);
-  ``<method>:compile`` (the same with ``compile=True``, for methods that have that option; the
-  compilation is done before the warm-up and reported as ``setup_s``, never timed);
-  ``<method>:alone`` (the method's kernel only, ``Method._invert``, no certificate, except for
-  a fused compiled kernel, whose certificate is part of the kernel).
+  ``<method>:compile`` (the same with ``compile=True``, for methods that have that option,
+  i.e. ``learned``; the compilation is done before the warm-up and reported as ``setup_s``,
+  never timed);
+  ``<method>:alone`` (the method's kernel only, ``Method.kernel``, no certificate, except for
+  a kernel that computes it as part of its answer).
+The methods are those of the registry (``neuralinv.methods.METHODS``); a method is left out of
+the sizes it does not take (``Method.supports``).
 """
 
 from __future__ import annotations
@@ -37,9 +40,6 @@ from .kernels.compiled import describe
 REFERENCES = ("torch.linalg.inv", "numpy.linalg.inv")
 DEFAULT_SIZES = (2, 3, 4, 8, 16, 32, 64, 128)
 DEFAULT_METHODS = ("auto", "closed_form", "lu")
-#: Methods that need more than a name (a trained model, a base method) are only benchmarked
-#: when passed as objects by a caller.
-NEEDS_ARGUMENTS = ("learned", "block")
 #: The note that names the requested methods that ran at no size at all.
 SKIPPED_EVERYWHERE = "requested but benchmarked at no size: "
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -52,8 +52,9 @@ class BenchConfig:
     batch:        matrices per size, capped so that one batch holds at most ``max_elements``
                   numbers (n = 128 at batch 100,000 would be 6.6 GB per copy); the table
                   reports the batch actually used.
-    methods:      registered method names; methods that cannot take a size (closed_form for
-                  n > 4) are left out of that size.
+    methods:      registered method names, each built with its defaults (a method that needs
+                  arguments is passed built, ``run(extra=...)``); a method is left out of the
+                  sizes it does not take (``Method.supports``: closed_form for n > 4).
     alone:        also time each method's kernel without the certificate.
     repeats:      timed rounds per size (after one warm-up round); the median is reported.
     model:        a trained model (directory or ``builtin:NAME``): adds the certified
@@ -85,13 +86,8 @@ class BenchConfig:
         random_seed("seed", self.seed)
         one_of("dtype", self.dtype, tuple(DTYPES))
         for spec in self.methods:
-            name, _ = method_spec(spec)
-            if name in NEEDS_ARGUMENTS and not (name == "learned" and self.model is not None):
-                raise InputError(
-                    f"method {name!r} needs a model or base method and cannot be benchmarked by "
-                    "name alone; give learned a model (--model), or pass the method as an object "
-                    "to neuralinv.bench.run(extra=...)"
-                )
+            if not (_learned(spec) and self.model is not None):
+                build(spec)
         for ref in self.references:
             one_of("reference", ref, REFERENCES)
         try:
@@ -103,7 +99,7 @@ class BenchConfig:
 
 
 def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"auto"`` -> ("auto", {}); ``"auto:compile"`` -> ("auto", {"compile": True})."""
+    """``"auto"`` -> ("auto", {}); ``"learned:compile"`` -> ("learned", {"compile": True})."""
     from .methods import METHODS, with_option
 
     name, _, suffix = spec.partition(":")
@@ -115,10 +111,30 @@ def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     if not suffix:
         return name, {}
     if suffix != "compile":
-        raise InputError(f"methods: {spec!r}: the only suffix is ':compile' (e.g. auto:compile)")
+        raise InputError(f"methods: {spec!r}: the only suffix is ':compile' (e.g. learned:compile)")
     if name not in with_option("compile"):
         raise InputError(f"methods: {spec!r}: method {name!r} has no compile option")
     return name, {"compile": True}
+
+
+def _learned(spec: str) -> bool:
+    return method_spec(spec)[0] == "learned"
+
+
+def build(spec: str):
+    """The method a spec names, built with its defaults (and ``compile=True`` for
+    ``NAME:compile``), or an InputError saying why it cannot be built from a name alone."""
+    from .methods import resolve
+
+    name, options = method_spec(spec)
+    try:
+        return resolve(name, **options)
+    except InputError as exc:
+        raise InputError(
+            f"method {name!r} needs a model or other arguments, so it cannot be benchmarked by "
+            f"name alone ({exc}); give learned a model (--model), or pass the method as an "
+            "object to neuralinv.bench.run(extra=...)"
+        ) from None
 
 
 @dataclass
@@ -279,28 +295,18 @@ def _score_partial(A: torch.Tensor):
     return score
 
 
-def _applicable(method, n: int) -> bool:
-    return _not_applicable(method, n) is None
-
-
-def _not_applicable(method, n: int) -> str | None:
-    """Why ``method`` cannot take n x n matrices, or None when it can."""
-    from .methods.closed_form import MAX_N, ClosedForm
-    from .methods.learned import Learned
-
-    if isinstance(method, Learned):
-        if n != method.model.n:
-            return f"the model inverts {method.model.n}x{method.model.n} matrices only"
+def _not_applicable(method, A: torch.Tensor) -> str | None:
+    """Why ``method`` cannot take the batch A (``Method.supports``), or None when it can."""
+    n = A.shape[-1]
+    if method.supports(n, A.dtype, A.device):
         return None
-    if isinstance(method, ClosedForm) and n > MAX_N:
-        return f"closed_form inverts n <= {MAX_N} only"
-    return None
+    return f"{method.name} does not take {n}x{n} {str(A.dtype).removeprefix('torch.')} matrices on {A.device.type}"
 
 
 def _uses_native(method: Any) -> bool:
     from .methods.auto import Auto
 
-    return type(method) is Auto and not (method.spd or method.compile)
+    return type(method) is Auto and not method.spd
 
 
 def _load_native(A: torch.Tensor) -> None:
@@ -314,8 +320,6 @@ def approaches_for(
 ) -> list[_Approach]:
     """The approaches benchmarked at one size, references first. Methods that cannot take
     this size are left out, each with a line in ``skipped`` saying why."""
-    from .methods import resolve
-
     n = A.shape[-1]
     out: list[_Approach] = []
     if "torch.linalg.inv" in config.references:
@@ -327,13 +331,10 @@ def approaches_for(
         out.append(
             _Approach("numpy.linalg.inv", False, lambda: np.linalg.inv(A_np), _score_inverse(A))
         )
-    methods = []
-    for spec in config.methods:
-        name, options = method_spec(spec)
-        if name not in NEEDS_ARGUMENTS:  # those come built, in extra
-            methods.append((spec, resolve(name, **options)))
+    # A learned spec comes built, in extra (run() builds it from config.model).
+    methods = [(spec, build(spec)) for spec in config.methods if spec not in extra]
     for label, method in methods + list(extra.items()):
-        why = _not_applicable(method, n)
+        why = _not_applicable(method, A)
         if why is not None:
             if skipped is not None:
                 skipped.append(f"n={n}: {label} skipped: {why}")
@@ -350,7 +351,7 @@ def approaches_for(
 
             def alone(m=method):
                 with torch.no_grad():
-                    return m._invert(A)
+                    return m.kernel(A)
 
             out.append(_Approach(f"{label}:alone", False, alone, _score_partial(A), prepare))
     return out
@@ -372,8 +373,7 @@ def run(
         from .methods.learned import Learned
 
         learned = Learned(model=config.model)
-        specs = [(spec, opts) for spec in config.methods
-                 for name, opts in [method_spec(spec)] if name == "learned"]
+        specs = [(spec, method_spec(spec)[1]) for spec in config.methods if _learned(spec)]
         for spec, opts in specs or [("learned", {})]:
             extra[spec] = Learned(model=learned.model, **opts) if opts else learned
         region = (learned.model.n, learned.model.region)
@@ -467,8 +467,7 @@ def run(
                 )
             )
         del A
-    requested = [spec for spec in config.methods if spec in extra or method_spec(spec)[0] not in NEEDS_ARGUMENTS]
-    never = [spec for spec in dict.fromkeys(requested) if spec not in ran]
+    never = [spec for spec in dict.fromkeys(config.methods) if spec not in ran]
     if never:
         notes.append(f"{SKIPPED_EVERYWHERE}{', '.join(never)} (see the n=... lines for why)")
     cfg = asdict(config)

@@ -218,14 +218,6 @@ def sigma_min(A: Tensor) -> Tensor:
     return torch.linalg.svdvals(A)[..., -1]
 
 
-def relative_distance_to_singular(A: Tensor) -> Tensor:
-    """``sigma_min / sigma_max`` = 1 / cond_2(A): scale-free closeness to the singular set."""
-    if A.shape[-1] == 0:
-        return A.new_ones(A.shape[:-2])
-    s = torch.linalg.svdvals(A)
-    return s[..., -1] / s[..., 0]
-
-
 def contracts(A: Tensor, X: Tensor) -> Tensor:
     """Whether Newton-Schulz started from X converges: ``||I - A X||_2 < 1``."""
     E = -(A @ X)

@@ -8,11 +8,11 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 
 from .errors import InputError, InversionError
+from .methods import METHODS, with_option
 
 app = typer.Typer(
     help="Certified batched matrix inversion: exact, iterative, gradient-descent and learned.",
@@ -50,13 +50,9 @@ def check_memory(what: str, arrays: str, copies: int, count: int, n: int, itemsi
     fits_in_memory(f"{what} ({copies} arrays: {arrays}, of {count:,} {n}x{n} matrices)", needed, available)
 
 
-def summary_line(sol) -> str:
-    counts = ", ".join(f"{k} {v}" for k, v in sol.counts().items())
-    methods = ", ".join(f"{k} {v}" for k, v in sol.method_counts().items())
-    return (
-        f"{int(np.prod(np.shape(sol.status)))} matrices | method: {methods} | "
-        f"worst residual ratio {sol.worst_residual:.3g} (pass < 30) | status: {counts}"
-    )
+#: The registered methods, for help texts (a new method appears here by its registry line).
+_METHOD_NAMES = ", ".join(sorted(METHODS))
+_COMPILE_METHODS = ", ".join(with_option("compile"))
 
 
 @app.command()
@@ -65,7 +61,9 @@ def invert(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Where to write the inverses; format by extension"
     ),
-    method: str = typer.Option("auto", "--method", "-m", help="auto, lu, cholesky, closed_form, newton_schulz, gradient, block (or learned with --model)"),
+    method: str = typer.Option(
+        "auto", "--method", "-m", help=f"{_METHOD_NAMES} (learned needs --model; block takes --base)"
+    ),
     target: Path | None = typer.Option(
         None, "--target", help="Reference inverses (any format): print MAE/MSE/R2 against them"
     ),
@@ -86,8 +84,8 @@ def invert(
     ),
     compile_: bool = typer.Option(
         False, "--compile",
-        help="Opt-in compiled kernels (auto, closed_form; learned: the fused path of small models "
-        "such as builtin:ball3-fast): seconds to compile once, faster on large files",
+        help=f"compile=True for --method {_COMPILE_METHODS} (learned: the fused path of small "
+        "models such as builtin:ball3-fast): seconds to compile once, faster on large files",
     ),
 ) -> None:
     """Invert every matrix in a file, chunk by chunk, and certify each answer."""
@@ -135,8 +133,6 @@ def invert(
 
 def _compile_option(method: str) -> bool:
     """``compile=True`` for ``invert --compile``, or an InputError naming the methods that have it."""
-    from .methods import METHODS, with_option
-
     having = with_option("compile")
     if method in METHODS and method not in having:
         raise InputError(f"--compile goes with --method {', '.join(having)}, not {method!r}")
@@ -180,15 +176,13 @@ def _learned_line(method: str, options: dict, res) -> str:
     fallback = ", ".join(f"{k} {v}" for k, v in whole.items()) or "none"
     line = f"block recursion answers: {pure + mixed} of {res.count}"
     base = options.get("base", "lu")
-    from .methods import METHODS
-
     if base not in METHODS:  # a learned base
         line += f" (every leaf from the network: {pure}, some leaves fell back: {mixed})"
     return line + f" | fell back whole: {sum(whole.values())} ({fallback})"
 
 
 def stream_summary_line(res) -> str:
-    """summary_line for a :class:`neuralinv.files.streaming.StreamResult`."""
+    """One line about a :class:`neuralinv.files.streaming.StreamResult`: counts, labels, worst ratio."""
     counts = ", ".join(f"{k} {v}" for k, v in res.status_counts.items())
     methods = ", ".join(f"{k} {v}" for k, v in res.method_counts.items())
     first = "" if res.first_not_ok is None else f" | first not OK: matrix {res.first_not_ok}"
@@ -504,7 +498,7 @@ def evaluate(
     data: list[Path] = typer.Option(..., "--data", help="Matrices to evaluate on (repeat for several files)"),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json, report.md and figures/"),
     model: str | None = typer.Option(None, "--model", help="Trained model directory (or builtin:NAME)"),
-    method: str | None = typer.Option(None, "--method", "-m", help="A registered method name instead of a model"),
+    method: str | None = typer.Option(None, "--method", "-m", help=f"A registered method ({_METHOD_NAMES}) instead of a model"),
     targets: list[Path] | None = typer.Option(
         None, "--targets", help="Reference inverses, one file per --data file in the same order"
     ),
@@ -634,7 +628,8 @@ def bench(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     methods: str = typer.Option(
         "auto,closed_form,lu", "--methods",
-        help="Comma-separated registered methods (e.g. add newton_schulz); NAME:compile benches compile=True (e.g. auto:compile); with --model also learned, learned:compile",
+        help=f"Comma-separated registered methods ({_METHOD_NAMES}; learned needs --model); "
+        f"NAME:compile benches compile=True ({_COMPILE_METHODS})",
     ),
     repeats: int = typer.Option(5, "--repeats", help="Timed rounds per size (median reported)"),
     max_elements: int = typer.Option(

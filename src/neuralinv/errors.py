@@ -38,7 +38,8 @@ class InversionError(ArithmeticError, np.linalg.LinAlgError, torch.linalg.LinAlg
 
 
 class SingularMatrixError(InversionError):
-    """At least one matrix is exactly singular (or has non-finite entries)."""
+    """At least one matrix is exactly singular. (A matrix with NaN or Inf entries is bad input:
+    ``ni.inv`` raises :class:`InputError` for it, status NONFINITE.)"""
 
 
 class NotConvergedError(InversionError):

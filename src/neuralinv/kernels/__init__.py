@@ -1,2 +1,2 @@
-"""Fused kernels for the hot paths, written as plain torch code that ``torch.compile`` turns into
-one loop per batch (C++ on CPU, Triton on CUDA); the same code run eagerly is their reference."""
+"""The kernels behind the methods: auto's native numba kernels (the default CPU path), the closed
+forms' adjugate formulas, and the inductor plumbing of the compiled learned path."""

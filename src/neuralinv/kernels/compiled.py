@@ -1,17 +1,17 @@
-"""Opt-in compilation of a batch kernel: built once per (kernel, n, dtype, device), never fatal.
+"""Opt-in compilation of a batch kernel (``Learned(compile=True)``): built once, never fatal.
 
 Compiling costs seconds (docs/performance.md, 2-core CPU: 12-14 s for the first small-n kernel
 in a fresh environment, 3.6 s in a later process that finds inductor's on-disk cache, under 1 s
 for each further kernel then), so it is only done when a caller asks for it (``compile=True`` on
-a method). The batch dimension is
-compiled dynamic, so a new batch size does not recompile; a batch of one is padded to two,
-because dynamo specialises sizes 0 and 1. If compilation fails (no C++ compiler, an unsupported
-device, a torch bug) the failure is recorded and the caller runs its eager code instead.
+the learned method). The batch dimension is compiled dynamic, so a new batch size does not
+recompile; a batch of one is padded to two, because dynamo specialises sizes 0 and 1. If
+compilation fails (no C++ compiler, an unsupported device, a torch bug) the failure is recorded
+and the caller runs its eager code instead. :func:`residual_norms` is the dget03 certificate
+written entry by entry, for kernels that inductor fuses into one loop.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 import types
 from collections.abc import Callable
@@ -65,15 +65,6 @@ class CompiledKernel:
         return (tuple(o[:1] for o in out) if pad else out), None
 
 
-@functools.cache
-def compiled_kernel(
-    kernel: Callable[[Tensor], tuple[Tensor, ...]], n: int, dtype: torch.dtype, device: torch.device
-) -> CompiledKernel:
-    """``kernel`` compiled for (B, n, n) batches of ``dtype`` on ``device`` (any B), warmed up."""
-    example = torch.eye(n, dtype=dtype, device=device).repeat(_WARMUP_BATCH, 1, 1)
-    return compile_kernel(kernel, example, name=f"{kernel.__name__}_n{n}")
-
-
 def compile_kernel(
     kernel: Callable[..., tuple[Tensor, ...]],
     example: Tensor,
@@ -83,7 +74,7 @@ def compile_kernel(
 ) -> CompiledKernel:
     """``kernel(A, *args)`` compiled with a dynamic batch, warmed up on ``example`` (a batch of
     about ``_WARMUP_BATCH`` matrices of the dtype and device it will see). Not cached: the caller
-    keeps the result (``compiled_kernel`` caches per key; a learned model keeps its own).
+    keeps the result (a learned model keeps its own).
     ``options``: inductor options added to ``_OPTIONS``."""
     start = time.perf_counter()
     try:
@@ -107,3 +98,30 @@ def describe(exc: Exception) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:300]
+
+
+def residual_norms(x: list[Tensor], a: list[Tensor], n: int) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
+    """``(E, ||E||_1, ||A||_1, ||X||_1)`` with ``E = I - X A``, from row-major entry lists.
+
+    ``E`` comes back row-major too. Sums run in the order of ``certify._entry_major_norms``:
+    each product entry over i in order, then the column sums over rows, then the largest.
+    """
+    E: list[Tensor | None] = [None] * (n * n)
+    num = norm_a = norm_x = None
+    for j in range(n):
+        col_e = col_a = col_x = None
+        for k in range(n):
+            # (X A)[k, j] accumulated over i in order, then I - (X A), as the eager certificate.
+            s = x[k * n] * a[j]
+            for i in range(1, n):
+                s = s + x[k * n + i] * a[i * n + j]
+            E[k * n + j] = 1.0 - s if k == j else -s
+            e = E[k * n + j].abs()
+            ak, xk = a[k * n + j].abs(), x[k * n + j].abs()
+            col_e = e if col_e is None else col_e + e
+            col_a = ak if col_a is None else col_a + ak
+            col_x = xk if col_x is None else col_x + xk
+        num = col_e if num is None else torch.maximum(num, col_e)
+        norm_a = col_a if norm_a is None else torch.maximum(norm_a, col_a)
+        norm_x = col_x if norm_x is None else torch.maximum(norm_x, col_x)
+    return E, num, norm_a, norm_x

@@ -1,11 +1,13 @@
-"""The registry of inversion methods, and how a method argument becomes a Method object."""
+"""The registry of inversion methods, and how a method argument becomes a Method object.
+
+``METHODS`` is the one list of methods: the CLI's help, the bench, ``resolve`` and the generic
+tests (tests/test_methods.py, tests/test_autograd.py) all derive theirs from it, and ask
+``Method.supports`` which sizes each takes. Adding a method is one module here and one entry
+in the tuple below (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
-
-from ..errors import InputError
 from .auto import Auto
 from .base import Method, Partial
 from .block import Block
@@ -15,56 +17,13 @@ from .gradient import Gradient
 from .learned import Learned
 from .lu import LU
 from .newton_schulz import NewtonSchulz
+from .registry import ENTRY_KEYWORDS, METHODS, resolve, with_option
 
-METHODS: dict[str, type[Method]] = {
-    cls.name: cls
-    for cls in (Auto, LU, Cholesky, ClosedForm, NewtonSchulz, Gradient, Learned, Block)
-}
+# The registry: one entry per method (docs/architecture.md, "Adding a method").
+METHODS.update(
+    {cls.name: cls for cls in (Auto, LU, Cholesky, ClosedForm, NewtonSchulz, Gradient, Learned, Block)}
+)
 
-
-#: The keywords ni.invert / ni.inv take besides a method's options (ni.inv also takes out).
-ENTRY_KEYWORDS = ("assume_a", "check_finite", "lower", "out (ni.inv)", "overwrite_a")
-
-
-def with_option(option: str) -> list[str]:
-    """The registered method names whose dataclass has the field ``option`` (e.g. "compile")."""
-    return sorted(name for name, cls in METHODS.items() if option in {f.name for f in fields(cls)})
-
-
-def resolve(method: Any = "auto", **options: Any) -> Method:
-    """A Method from a registered name (built with ``options``), a Method instance, or any object
-    with an ``as_method(**options)`` hook (a trained :class:`~neuralinv.LearnedInverse`)."""
-    if isinstance(method, Method):
-        if options:
-            raise InputError(
-                f"options {sorted(options)} given with an already-built method {method!r}; "
-                "set them on the method instead"
-            )
-        return method
-    if isinstance(method, str):
-        if method not in METHODS:
-            raise InputError(
-                f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}"
-            )
-        cls = METHODS[method]
-        valid = sorted(f.name for f in fields(cls) if f.init and not f.name.startswith("_"))
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise InputError(
-                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
-                f"method {method!r}; its options: {', '.join(valid) or '(none)'}; the keywords of "
-                f"ni.invert/ni.inv: {', '.join(ENTRY_KEYWORDS)}"
-            )
-        try:
-            return cls(**options)
-        except TypeError as exc:
-            raise InputError(f"bad options for method {method!r}: {exc}") from None
-    if hasattr(method, "as_method"):
-        return method.as_method(**options)
-    raise InputError(
-        f"method must be a name ({', '.join(sorted(METHODS))}), a Method or a LearnedInverse; "
-        f"got {type(method).__name__}"
-    )
-
-
-__all__ = ["METHODS", "Method", "Partial", "resolve", "with_option"] + [c.__name__ for c in METHODS.values()]
+__all__ = ["ENTRY_KEYWORDS", "METHODS", "Method", "Partial", "resolve", "with_option"] + [
+    c.__name__ for c in METHODS.values()
+]

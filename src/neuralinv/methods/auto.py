@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from ..certify import certificate, trusted
 from ..solution import Status
 from .base import Method, Partial, fill_from, labels
 from .cholesky import Cholesky
-from .closed_form import MAX_N as CLOSED_FORM_MAX_N
 from .closed_form import ClosedForm
 from .lu import LU
 from .native import fast_invert as _native_invert
@@ -29,44 +27,32 @@ class Auto(Method):
 
     spd: the caller promises symmetric positive definite input, so Cholesky is used. Matrices
          that break the promise are not wrong: Cholesky reports them and LU answers them.
-    compile: n <= 4 uses ``ClosedForm(compile=True)`` at every batch size (seconds of
-         compilation on first use, then 3-7x faster; see ClosedForm). No effect on other sizes.
-    Without compile: closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured).
-    The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
-    On CPU for n <= 32 (no spd/compile) the native kernels of :mod:`.native` answer first;
-    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels").
+    On CPU for n <= 32 (without spd) the native kernels of :mod:`.native` answer first;
+    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels"). Elsewhere:
+    closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured). That choice lives in
+    :meth:`choose` alone, so size crossovers can be tuned in one place.
     """
 
     spd: bool = False
-    compile: bool = False
 
     name = "auto"
 
-    def choose(self, n: int, batch: int, device: torch.device) -> Method:
-        """The primary method for a (batch, n, n) input on ``device``."""
+    def choose(self, n: int, batch: int) -> Method:
+        """The primary method of the torch path for a (batch, n, n) input."""
         if self.spd:
             return Cholesky()
-        # Crossovers measured on the 2-core CPU (docs/performance.md, "Crossovers and auto"):
-        # once compiled, the fused closed form has a smaller fixed cost per call (~0.2 ms) than
-        # certified LU (~0.3 ms) and is faster at 100,000 matrices for n <= 4. Eagerly, a
-        # certified closed form costs ~0.1-0.25 ms more than LU per call below a few thousand
-        # matrices (n = 3, 4), wins from about 4,096 matrices at n <= 3 (0.5-0.9x LU's time at
-        # 100,000), and at n = 4 loses to LU at every batch size in float32. For 5 <= n the only
-        # pure-torch kernel tried (batched Gauss-Jordan) lost to LAPACK, so LU. GPU crossovers
-        # were not measured.
-        if n <= CLOSED_FORM_MAX_N and self.compile:
-            return ClosedForm(compile=True)
+        # Crossovers measured on the 2-core CPU: docs/performance.md, "Crossovers and auto".
         if n <= _EAGER_CLOSED_FORM_MAX_N and batch >= _EAGER_CLOSED_FORM_MIN_BATCH:
             return ClosedForm()
         return LU()
 
     # --- native kernels (methods/native.py): the default path on CPU for n <= 32 ---------
     def _fast(self, batch):
-        return None if (self.spd or self.compile) else _native_invert(batch)
+        return None if self.spd else _native_invert(batch)
 
     def _invert(self, A: Tensor) -> Partial:
-        why = "spd or compile requested"
-        if not (self.spd or self.compile):
+        why = "spd requested"
+        if not self.spd:
             part, why = _native_partial(A)
             if part is not None:
                 return part
@@ -78,8 +64,8 @@ class Auto(Method):
     # --- end native ----------------------------------------------------------------------
 
     def _invert_torch(self, A: Tensor) -> Partial:
-        method = self.choose(A.shape[-1], A.shape[0], A.device)
-        part = method._invert(A)
+        method = self.choose(A.shape[-1], A.shape[0])
+        part = method.kernel(A)
         if part.method is None:
             part.method = labels(A.shape[0], method.name)
         part.stats.setdefault("primary", method.name)

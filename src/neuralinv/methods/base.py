@@ -1,10 +1,19 @@
 """What every method shares: the Method base class and the one place answers get certified.
 
-A method is a small frozen dataclass. It implements ``_invert(A)`` on a validated, detached,
-finite (B, n, n) float32/float64 batch and returns a :class:`Partial` (the inverse, any failure
-codes it knows of, what produced each answer). ``Method.invert`` does everything else once for
-all methods: validation, NaN/Inf screening, the certificate, the analytic derivatives, shapes and
-array types.
+A method is a small frozen dataclass with three public entries:
+
+* ``invert(A) -> Solution``: the whole certified path, once for all methods: validation,
+  NaN/Inf screening, the analytic derivatives, the method's kernel, the certificate, shapes and
+  array types.
+* ``kernel(A) -> Partial``: the method's own answer on a validated, detached, finite
+  (B, n, n) float32/float64 batch, before certification: the inverse, any failure codes it
+  knows of, what produced each answer. What ``auto``, ``block``, the certified fallbacks
+  (:func:`fill_from`) and the bench's ``NAME:alone`` run. A method implements it as
+  ``_invert(A)``.
+* ``supports(n, dtype, device) -> bool``: whether it takes n x n matrices of that dtype on
+  that device: the registry's one answer to "which sizes can this method take".
+
+docs/architecture.md shows the data flow and how to add a method.
 """
 
 from __future__ import annotations
@@ -85,6 +94,18 @@ class Method:
             return fast
         return self._solve_batch(batch)
 
+    def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
+        """Whether this method takes n x n matrices of ``dtype`` on ``device``: the registry's one answer
+        to "which sizes can this method take" (auto, block, bench, demo and the generic tests ask it)."""
+        return True
+
+    def kernel(self, A: Tensor) -> Partial:
+        """The method's answer on a validated, detached, finite (B, n, n) batch of a size it
+        ``supports``, before certification (a :class:`Partial`; ``Method.invert`` certifies it).
+        What auto, block, the certified fallbacks and the bench's ``NAME:alone`` run; methods
+        implement it as ``_invert``."""
+        return self._invert(A)
+
     def _fast(self, batch) -> Solution | None:
         """A whole Solution by a shortcut for a validated batch without autograd, or None
         (the default): ``auto``'s native kernels (:mod:`.native`)."""
@@ -115,7 +136,7 @@ class Method:
             part = Partial(Af.clone(), ok_status(B, Af.device))
         else:
             with torch.no_grad():
-                part = self._invert(Af)
+                part = self.kernel(Af)
         solve_time = time.perf_counter() - start
         sol = certify(batch, part, finite, self.name, self)
         sol.stats["solve_time_s"] = solve_time
@@ -126,10 +147,10 @@ class Method:
         raise NotImplementedError
 
     def _invert_scaled(self, A: Tensor, rows: Tensor, exponent: Tensor) -> Partial:
-        """``_invert`` of ``S = 2^-exponent A[rows]`` (per matrix), whose inverse is
+        """``kernel`` of ``S = 2^-exponent A[rows]`` (per matrix), whose inverse is
         ``2^exponent`` times that of ``A[rows]``. A method whose input carries more than A (a
         seed) overrides this to scale it alike; for the others S is just another batch."""
-        return self._invert(pow2_scale(A[rows], -exponent))
+        return self.kernel(pow2_scale(A[rows], -exponent))
 
 
 #: Failed answers of matrices whose largest entry lies in [2^-L, 2^L], L = maxexp /
@@ -334,7 +355,7 @@ def fill_from(
     idx = mask.nonzero().squeeze(-1)
     if idx.numel() == 0:
         return part
-    sub = method._invert(A[idx])
+    sub = method.kernel(A[idx])
     inverse = part.inverse if in_place else part.inverse.clone()
     inverse[idx] = sub.inverse.to(inverse.dtype)
     status = part.status if in_place else part.status.clone()

@@ -39,6 +39,7 @@ from ..errors import InputError
 from ..solution import Status
 from .base import Method, Partial, fill_from, labels, ok_status
 from .newton_schulz import refine
+from .registry import METHODS, resolve
 
 #: Base size when the base method does not fix one (a learned model fixes its own n).
 #: Blocks are padded up to base_size and inverted whole; beyond this that is never meant.
@@ -66,8 +67,6 @@ class Block(Method):
     name = "block"
 
     def __post_init__(self) -> None:
-        from . import resolve  # the registry imports this module
-
         base = resolve_base(self.base)
         if isinstance(base, Block):
             raise InputError("the base of method 'block' cannot itself be 'block'")
@@ -86,13 +85,17 @@ class Block(Method):
                 f"base_size={size} but the learned base inverts {model_n}x{model_n} matrices; "
                 f"leave base_size unset or set it to {model_n}"
             )
-        if base.name == "closed_form" and size > 4:
-            raise InputError(f"base 'closed_form' inverts matrices up to 4x4; got base_size={size}")
+        if not any(base.supports(size, dtype) for dtype in (torch.float32, torch.float64)):
+            raise InputError(f"base {base.name!r} does not take {size}x{size} blocks; got base_size={size}")
         fallback = resolve(self.fallback)
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "base_size", size)
         object.__setattr__(self, "fallback", fallback)
         int_at_least("polish_iter", self.polish_iter, 0)
+
+    def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
+        # Any n: blocks are padded to base_size, which the base was checked to take.
+        return self.base.supports(self.base_size, dtype, device)
 
     def _invert(self, A: Tensor) -> Partial:
         B, n = A.shape[0], A.shape[-1]
@@ -127,8 +130,6 @@ class Block(Method):
 
 def resolve_base(base: Any) -> Method:
     """A base method from a name, a Method, a LearnedInverse, or a model directory/builtin."""
-    from . import METHODS, resolve
-
     if isinstance(base, os.PathLike) or (isinstance(base, str) and base not in METHODS):
         from .learned import Learned
 
@@ -189,7 +190,7 @@ class _Recursion:
         return X, ok, pure
 
     def _leaf(self, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        part = self.base._invert(A)
+        part = self.base.kernel(A)
         names = (
             labels(A.shape[0], self.base.name)
             if part.method is None

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..certify import certificate
 from ..errors import InputError
+from ..kernels.adjugate import FORMULAS
 from ..solution import Solution, Status
 from .base import Method, Partial
 from .newton_schulz import refine
@@ -50,35 +51,26 @@ class ClosedForm(Method):
     the residual, which brings every answer of a matrix with rcond above eps back under the
     ratio 30 (``stats["refined"]`` counts them). A tiny nonzero determinant still ends
     ILL_CONDITIONED by the certificate.
-
-    compile: compute inverse and certificate in one ``torch.compile``d loop
-             (:mod:`neuralinv.kernels.fused_small`): 2.7-5.4x faster than the eager path at
-             100,000 matrices on a 2-core CPU, but the first call in a process compiles for
-             seconds (docs/performance.md). Same answers and statuses; if compilation fails
-             the eager path runs and ``stats["compiled"]`` is False with
-             ``stats["compile_error"]`` saying why.
     """
 
-    compile: bool = False
-
     name = "closed_form"
+
+    def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
+        return n <= MAX_N
 
     def invert(self, A: Any) -> Solution:
         # Refuse a size without a formula before any conversion or work, even for empty batches.
         shape = getattr(A, "shape", None)
         if shape is not None and len(shape) >= 2 and shape[-1] == shape[-2]:
-            _check_size(int(shape[-1]))
+            dtype = A.dtype if isinstance(A, Tensor) else torch.float64
+            if not self.supports(int(shape[-1]), dtype):
+                _check_size(int(shape[-1]))
         return super().invert(A)
 
     def _invert(self, A: Tensor) -> Partial:
-        stats: dict = {}
-        if self.compile:
-            part, stats = _compiled_invert(A)
-            if part is not None:
-                return _refine_failed(A, part)
         X, det = closed_form_inverse(A)
         status = torch.where(det == 0, int(Status.SINGULAR), int(Status.OK)).to(torch.int8)
-        return _refine_failed(A, Partial(X, status, stats=stats, certificate=certificate(A, X)))
+        return _refine_failed(A, Partial(X, status, certificate=certificate(A, X)))
 
 
 def _refine_failed(A: Tensor, part: Partial) -> Partial:
@@ -100,21 +92,6 @@ def _refine_failed(A: Tensor, part: Partial) -> Partial:
     part.inverse[keep] = Xi[better]
     ratio[keep], rc[keep] = r[better], c[better]
     return part
-
-
-def _compiled_invert(A: Tensor) -> tuple[Partial | None, dict]:
-    """The fused compiled kernel's answer with its certificate, or None and why not."""
-    from ..kernels.compiled import compiled_kernel
-    from ..kernels.fused_small import inverse_certificate
-
-    kernel = compiled_kernel(inverse_certificate, A.shape[-1], A.dtype, A.device)
-    out, reason = kernel(A)
-    if out is None:
-        return None, {"compiled": False, "compile_error": reason}
-    X, singular, ratio, rc = out
-    status = torch.where(singular, int(Status.SINGULAR), int(Status.OK)).to(torch.int8)
-    stats = {"compiled": True, "compile_time_s": kernel.compile_s}
-    return Partial(X, status, stats=stats, certificate=(ratio, rc)), stats
 
 
 def closed_form_inverse(A: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,76 +131,3 @@ def _check_size(n: int) -> None:
             f"closed_form inverts matrices up to {MAX_N}x{MAX_N}; got n={n} "
             "(use method='lu' or 'auto')"
         )
-
-
-def _inv1(a: Tensor) -> tuple[list[Tensor], Tensor]:
-    det = a[0]
-    return [torch.ones_like(det)], det
-
-
-def _inv2(a: Tensor) -> tuple[list[Tensor], Tensor]:
-    a00, a01, a10, a11 = a
-    det = a00 * a11 - a01 * a10
-    # a is a private copy, so its rows may be scaled in place as answers.
-    return [a11, -a01, -a10, a00], det
-
-
-def _inv3(a: Tensor) -> tuple[list[Tensor], Tensor]:
-    a00, a01, a02, a10, a11, a12, a20, a21, a22 = a
-    # Cofactors of the first column feed the determinant as well as the adjugate.
-    c00 = a11 * a22 - a12 * a21
-    c10 = a12 * a20 - a10 * a22
-    c20 = a10 * a21 - a11 * a20
-    det = a00 * c00 + a01 * c10 + a02 * c20
-    entries = [
-        c00,
-        a02 * a21 - a01 * a22,
-        a01 * a12 - a02 * a11,
-        c10,
-        a00 * a22 - a02 * a20,
-        a02 * a10 - a00 * a12,
-        c20,
-        a01 * a20 - a00 * a21,
-        a00 * a11 - a01 * a10,
-    ]
-    return entries, det
-
-
-def _inv4(a: Tensor) -> tuple[list[Tensor], Tensor]:
-    a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33 = a
-    # Laplace expansion by complementary 2x2 minors of rows (0, 1) and rows (2, 3).
-    s0 = a00 * a11 - a10 * a01
-    s1 = a00 * a12 - a10 * a02
-    s2 = a00 * a13 - a10 * a03
-    s3 = a01 * a12 - a11 * a02
-    s4 = a01 * a13 - a11 * a03
-    s5 = a02 * a13 - a12 * a03
-    c5 = a22 * a33 - a32 * a23
-    c4 = a21 * a33 - a31 * a23
-    c3 = a21 * a32 - a31 * a22
-    c2 = a20 * a33 - a30 * a23
-    c1 = a20 * a32 - a30 * a22
-    c0 = a20 * a31 - a30 * a21
-    det = s0 * c5 - s1 * c4 + s2 * c3 + s3 * c2 - s4 * c1 + s5 * c0
-    entries = [
-        a11 * c5 - a12 * c4 + a13 * c3,
-        -a01 * c5 + a02 * c4 - a03 * c3,
-        a31 * s5 - a32 * s4 + a33 * s3,
-        -a21 * s5 + a22 * s4 - a23 * s3,
-        -a10 * c5 + a12 * c2 - a13 * c1,
-        a00 * c5 - a02 * c2 + a03 * c1,
-        -a30 * s5 + a32 * s2 - a33 * s1,
-        a20 * s5 - a22 * s2 + a23 * s1,
-        a10 * c4 - a11 * c2 + a13 * c0,
-        -a00 * c4 + a01 * c2 - a03 * c0,
-        a30 * s4 - a31 * s2 + a33 * s0,
-        -a20 * s4 + a21 * s2 - a23 * s0,
-        -a10 * c3 + a11 * c1 - a12 * c0,
-        a00 * c3 - a01 * c1 + a02 * c0,
-        -a30 * s3 + a31 * s1 - a32 * s0,
-        a20 * s3 - a21 * s1 + a22 * s0,
-    ]
-    return entries, det
-
-
-FORMULAS = {1: _inv1, 2: _inv2, 3: _inv3, 4: _inv4}

@@ -11,17 +11,8 @@ from ..solution import Status
 from .base import Method, Partial
 
 #: From this size on, a CPU batch is inverted one matrix at a time when torch runs more than
-#: one thread. torch 2.13's batched CPU LU runs LAPACK getrf on several matrices at once from
-#: n > ~14 (pytorch/pytorch#142815, and the open fix #181570: MKL's getrf is not safe to call
-#: concurrently there). Measured here with 2 threads, float32, 8-64 matrices per batch: correct
-#: up to n = 149 in every run; at n = 150 torch.linalg.inv_ex never returned (a hang); from
-#: n = 152 every inverse was silently wrong (dget03 ratio ~1e3), or it raised "RuntimeError:
-#: Pivots given to lu_solve must all be greater or equal to 1" after MKL printed "Parameter 6
-#: was incorrect on entry to SLASWP" once per matrix. One matrix per call (MKL threads inside
-#: it) was correct at every size tried, and faster than the batched call on one thread (n = 192:
-#: 137 vs 186 ms for 128 matrices; n = 512: 69 vs 119 ms for 8), but 1.5x slower than the
-#: batched call at n = 128 (303 vs 199 ms for 512), where that call was always correct; the
-#: threshold keeps a margin below the first failure on this CPU (docs/performance.md, attempt 40).
+#: one thread: torch 2.13's batched CPU LU hangs or returns wrong inverses from n = 150 on
+#: (pytorch/pytorch#142815); measurements in docs/performance.md, attempt 40.
 PER_MATRIX_FROM = 129
 
 

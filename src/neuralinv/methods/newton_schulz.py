@@ -14,7 +14,6 @@ from .._validate import int_at_least, one_of, ratio_tolerance
 from ..certify import (
     PASS_RATIO,
     SMALL_N,
-    eps,
     identity_residual,
     max_exponent,
     norm1,
@@ -176,7 +175,6 @@ def refine_certified(
     """
     B, n = A.shape[0], A.shape[-1]
     dev = A.device
-    e = eps(A.dtype)
     iters = torch.zeros(B, dtype=torch.int32, device=dev)
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     contracted = torch.ones(B, dtype=torch.bool, device=dev)
@@ -195,7 +193,6 @@ def refine_certified(
     active = None  # None: every matrix, no gathers
     Aa, Xa, nA = A, X, normA
     prev = None
-    bound = None  # an upper bound on ||X||_1 of the active iterates (None: not yet known)
     for step in range(max_iter + 1):
         E = ws.residual(Aa, Xa)
         num = ws.norm1(E)
@@ -203,25 +200,6 @@ def refine_certified(
         stalled = (num >= prev) & (num < 1) if step >= 2 else None
         diverged = ~torch.isfinite(num) | (num > 1e6)
         other = diverged if stalled is None else stalled | diverged
-        # ||X||_1 enters only the ratio. ||X + E X||_1 <= ||X||_1 (1 + ||E||_1), so from the
-        # previous step's norm a matrix provably cannot reach tol yet when num is above
-        # tol * n * eps * ||A||_1 * (that bound, doubled against rounding): while none can and
-        # none stops otherwise, this step skips the norm of X (not a certificate step). The
-        # norms are multiplied first: ||A||_1 * bound is about cond(A) at any scale of A.
-        if (
-            bound is not None
-            and step < max_iter
-            and not bool((num < (tol * n * e) * (nA * (2 * bound))).any())
-            and not bool(other.any())
-        ):
-            bound = bound * (1 + num)
-            prev = num
-            Xa = ws.step(Xa, E, step, out if active is None else None)
-            if active is None:
-                iters += 1
-            else:
-                iters[active] += 1
-            continue
         nX = ws.norm1(Xa)
         # certify's own ratio (inf for a zero or overflowing denominator), as certificate() has it.
         ratio = ratio_from_norms(num, nA, nX, n, A.dtype)
@@ -256,7 +234,6 @@ def refine_certified(
             keep = (~stop).nonzero().squeeze(-1)
             active = keep if active is None else active[keep]
             Aa, Xa, E, nA, num, nX = Aa[keep], Xa[keep], E[keep], nA[keep], num[keep], nX[keep]
-        bound = nX * (1 + num)
         prev = num
         Xa = ws.step(Xa, E, step, out if active is None else None)  # X + (I - X A) X
         if active is None:
