@@ -34,13 +34,15 @@ class Auto(Method):
     Without compile: closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured).
     The choice lives in :meth:`choose` alone, so size crossovers can be tuned in one place.
     On CPU for n <= 32 (no spd/compile) the native kernels of :mod:`.native` answer first;
-    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels").
+    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels"). They are
+    real-only: complex batches take the torch path (spd=True: Hermitian positive definite).
     """
 
     spd: bool = False
     compile: bool = False
 
     name = "auto"
+    takes_complex = True
 
     def choose(self, n: int, batch: int, device: torch.device) -> Method:
         """The primary method for a (batch, n, n) input on ``device``."""
@@ -62,11 +64,15 @@ class Auto(Method):
 
     # --- native kernels (methods/native.py): the default path on CPU for n <= 32 ---------
     def _fast(self, batch):
-        return None if (self.spd or self.compile) else _native_invert(batch)
+        if self.spd or self.compile or batch.flat.is_complex():
+            return None
+        return _native_invert(batch)
 
     def _invert(self, A: Tensor) -> Partial:
         why = "spd or compile requested"
-        if not (self.spd or self.compile):
+        if A.is_complex():
+            why = "complex input (the native kernels are real-only)"
+        elif not (self.spd or self.compile):
             part, why = _native_partial(A)
             if part is not None:
                 return part

@@ -65,6 +65,11 @@ class Block(Method):
 
     name = "block"
 
+    @property
+    def takes_complex(self) -> bool:  # type: ignore[override]
+        """Complex input needs a base and a fallback that take it."""
+        return bool(self.base.takes_complex and self.fallback.takes_complex)
+
     def __post_init__(self) -> None:
         from . import resolve  # the registry imports this module
 

@@ -9,6 +9,7 @@ float32 input is computed in float64: every 2x2 minor of float32 numbers is then
 its one subtraction, so the only rounding that matters is the final cast back to float32. That
 keeps the LAPACK residual ratio of the answer at rounding level for every matrix whose float64
 inverse is accurate (cond well below 1e15), i.e. as good as LU, at the price of two casts.
+complex64 input is computed in complex128 alike; the formulas are the same for complex entries.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ClosedForm(Method):
     compile: bool = False
 
     name = "closed_form"
+    takes_complex = True
 
     def invert(self, A: Any) -> Solution:
         # Refuse a size without a formula before any conversion or work, even for empty batches.
@@ -72,7 +74,7 @@ class ClosedForm(Method):
 
     def _invert(self, A: Tensor) -> Partial:
         stats: dict = {}
-        if self.compile:
+        if self.compile and not A.is_complex():  # the fused kernel is real-only: eager
             part, stats = _compiled_invert(A)
             if part is not None:
                 return _refine_failed(A, part)
@@ -125,7 +127,7 @@ def closed_form_inverse(A: Tensor) -> tuple[Tensor, Tensor]:
     n = A.shape[-1]
     _check_size(n)
     B = A.shape[0]
-    work = torch.float64 if A.dtype == torch.float32 else A.dtype
+    work = {torch.float32: torch.float64, torch.complex64: torch.complex128}.get(A.dtype, A.dtype)
     X = torch.empty((B, n * n), dtype=A.dtype, device=A.device)
     det = torch.empty(B, dtype=work, device=A.device)
     flat = A.reshape(B, n * n)
