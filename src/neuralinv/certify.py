@@ -150,7 +150,7 @@ def max_exponent(A: Tensor) -> Tensor:
     Complex A: the largest real or imaginary part (no modulus that could overflow), so
     ``2^-e A`` has its largest modulus in [0.5, sqrt(2))."""
     if A.is_complex():
-        A = torch.view_as_real(A).flatten(-2)
+        A = torch.view_as_real(A.resolve_conj()).flatten(-2)
     big = A.abs().flatten(-2).amax(-1) if A.numel() else A.new_zeros(A.shape[:-2])
     return torch.frexp(big).exponent
 
