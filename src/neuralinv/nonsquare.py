@@ -143,7 +143,10 @@ def _singular_values(Af: Tensor, batch: tuple[int, ...], out_dtype: torch.dtype,
             S = Af.new_zeros(batch + (min(m, n),))
         else:
             finite = torch.isfinite(Af).all(-1).all(-1)
-            S = torch.linalg.svdvals(torch.where(finite[:, None, None], Af, _eye_like(Af)))
+            M = torch.where(finite[:, None, None], Af, _eye_like(Af))
+            # complex64 in complex128 (exact input; LAPACK's cgesdd is that accurate, torch's
+            # complex64 svdvals was 2 ulps off on numpy's "csingle_nsq" case)
+            S = torch.linalg.svdvals(M.to(torch.complex128) if M.dtype == torch.complex64 else M)
             S = S.masked_fill(~finite[:, None], float("nan")).reshape(batch + (min(m, n),))
         S = S.to(v.real_dtype(out_dtype))
     return S.cpu().numpy() if numpy_out else S
