@@ -178,12 +178,22 @@ def test_check_finite_false_skips_the_screen(dtype):
         ni.invert(A, check_finite="no")
 
 
-@pytest.mark.parametrize("method", ["gradient"])
-def test_real_only_methods_refuse_complex(method):
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("gradient", {}),
+        ("learned", {"model": "builtin:ball3"}),
+        ("block", {"base": "builtin:ball3"}),  # a learned base: real-only too
+        ("block", {"fallback": "gradient"}),
+    ],
+)
+def test_real_only_methods_refuse_complex(method, options):
     with pytest.raises(ni.InputError, match="complex64") as info:
-        ni.invert(torch.eye(3, dtype=torch.complex64), method=method)
+        ni.invert(torch.eye(3, dtype=torch.complex64), method=method, **options)
     for name in ("lu", "cholesky", "closed_form", "newton_schulz", "auto"):
         assert name in str(info.value)
+    with pytest.raises(ni.InputError, match="complex"):
+        ni.svd_gd(np.eye(3, dtype=np.complex128))
 
 
 def test_auto_routes_complex_to_torch():
@@ -193,6 +203,10 @@ def test_auto_routes_complex_to_torch():
     # n <= 3 from 4096 matrices: closed_form, certified in complex
     sol = ni.invert(general(5000, 3, seed=5, dtype=torch.complex64))
     assert sol.all_ok and sol.stats["primary"] == "closed_form"
+    # the fused compiled kernel is real-only: compile=True answers complex input eagerly
+    for method in ("auto", "closed_form"):
+        sol = ni.invert(general(4, 3, seed=6, dtype=torch.complex64), method=method, compile=True)
+        assert sol.all_ok and sol.stats.get("compiled") is not True
 
 
 def test_numpy_in_numpy_out_and_lists():
