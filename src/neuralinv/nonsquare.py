@@ -891,7 +891,8 @@ def lstsq(
         full_rank = m > n and bool((rank == n).all())
     out_dtype = out_a if out_a == out_b else torch.promote_types(out_a, out_b)
     if full_rank:  # numpy's and torch's residuals: squared column norms of A X - B
-        residuals = (Af @ Xf - Bf).abs().square().sum(-2).reshape(batch + (k,))
+        R = Af @ Xf - Bf
+        residuals = (R.abs() if R.is_complex() else R).square().sum(-2).reshape(batch + (k,))
         residuals = residuals.to(v.real_dtype(out_dtype))
     else:
         residuals = Xf.new_zeros((0,), dtype=v.real_dtype(out_dtype))
