@@ -76,7 +76,7 @@ def test_except_torch_linalg_error_and_runtime_error_catch_the_failures():
 def test_extended_precision_numpy_arrays_are_input_errors():
     with pytest.raises(ni.InputError, match=r"A has dtype float128.*astype\(numpy.float64\)"):
         ni.inv(np.eye(3, dtype=np.longdouble))
-    with pytest.raises(ni.InputError, match="A must hold real numbers"):
+    with pytest.raises(ni.InputError, match=r"A has dtype complex256.*astype\(numpy.complex128\)"):
         ni.inv(np.eye(3, dtype=np.clongdouble))
     with pytest.raises(ni.InputError, match="A has dtype float128"):
         ni.pinv(np.ones((3, 2), dtype=np.longdouble))

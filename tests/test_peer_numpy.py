@@ -149,3 +149,88 @@ def test_inv_0_size_and_batches():
     assert ni.inv(np.zeros((0, 1, 1))).shape == (0, 1, 1)
     a = np.random.default_rng(0).standard_normal((3, 2, 4, 4))
     assert_almost_equal(ni.inv(a), np.linalg.inv(a), decimal=10)
+
+
+# --- complex cases ------------------------------------------------------------------------------
+# Ported from numpy/linalg/tests/test_linalg.py: the complex LinalgCase inputs of CASES
+# ("csingle", "cdouble", "cdouble_2", "csingle_nsq", "cdouble_nsq", "cdouble_nsq_1",
+# "cdouble_nsq_2", "cdouble_nsq_1_2") and of HERMITIAN_CASES ("hcsingle", "hcdouble"), run through
+# LstsqCases, PinvCases, PinvHermitianCases and InvCases with numpy's decimals (6 for csingle,
+# 12 for cdouble; pinv 5 / 11); TestInv.test_types for the complex dtypes.
+_SQ = np.array([[1.0 + 2j, 2 + 3j], [3 + 4j, 4 + 5j]])
+_TALL = np.array([[1.0 + 1j, 2.0 + 2j], [3.0 - 3j, 4.0 - 9j], [5.0 - 4j, 6.0 + 8j]])
+_WIDE = np.array([[1.0 + 1j, 2.0 + 2j, 3.0 - 3j], [3.0 - 5j, 4.0 + 9j, 6.0 + 2j]])
+COMPLEX_CASES = {
+    "csingle": (_SQ.astype(np.complex64), np.array([2.0 + 1j, 1.0 + 2j], dtype=np.complex64)),
+    "cdouble": (_SQ, np.array([2.0 + 1j, 1.0 + 2j])),
+    "cdouble_2": (_SQ, np.array([[2.0 + 1j, 1.0 + 2j, 1 + 3j], [1 - 2j, 1 - 3j, 1 - 6j]])),
+    "csingle_nsq": (_TALL.astype(np.complex64), np.array([2.0 + 1j, 1.0 + 2j, 3.0 - 3j], dtype=np.complex64)),
+    "cdouble_nsq": (_TALL, np.array([2.0 + 1j, 1.0 + 2j, 3.0 - 3j])),
+    "cdouble_nsq_1": (_WIDE, np.array([2.0 + 1j, 1.0 + 2j])),
+    "cdouble_nsq_2": (_TALL, np.array([[2.0 + 1j, 1.0 + 2j], [1 - 1j, 2 - 2j], [1 - 1j, 2 - 2j]])),
+    "cdouble_nsq_1_2": (_WIDE, np.array([[2.0 + 1j, 1.0 + 2j], [1 - 1j, 2 - 2j]])),
+}
+
+
+def cdecimal(a):
+    return 6 if a.dtype == np.complex64 else 12
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_CASES))
+@pytest.mark.parametrize("rcond", [-1, None])
+def test_lstsq_complex_cases(name, rcond):
+    a, b = COMPLEX_CASES[name]
+    m, n = a.shape
+    s = np.linalg.svd(a, compute_uv=False)
+    x, residuals, rank, sv = ni.lstsq(a, b, rcond=rcond)
+    if m <= n:
+        assert_almost_equal(b, a @ x, decimal=cdecimal(a))
+        assert rank == m
+    else:
+        assert rank == n
+    assert_almost_equal(sv, s, decimal=cdecimal(a))
+    if rank == n and m > n:
+        expect = (np.abs(a @ x - b) ** 2).sum(axis=0)
+        expect = np.asarray(expect).reshape(-1) if b.ndim == 1 else expect
+        assert residuals.shape == expect.shape
+    else:
+        expect = np.array([])
+    assert_almost_equal(residuals, expect, decimal=cdecimal(a) - 2)
+    assert np.issubdtype(residuals.dtype, np.floating) and np.issubdtype(sv.dtype, np.floating)
+    assert x.dtype == a.dtype and isinstance(x, np.ndarray)
+    ref = np.linalg.lstsq(a.astype(np.complex128), b.astype(np.complex128), rcond=rcond)[0]
+    assert_almost_equal(x, ref, decimal=cdecimal(a) - 1)
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_CASES))
+def test_pinv_complex_cases(name):
+    a = COMPLEX_CASES[name][0]
+    p = ni.pinv(a)
+    assert p.dtype == a.dtype
+    assert_almost_equal(a @ p @ a, a, decimal=5 if a.dtype == np.complex64 else 11)
+    assert_almost_equal(p, np.linalg.pinv(a), decimal=cdecimal(a) - 2)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_pinv_hermitian_complex_cases(dtype):
+    a = np.array([[1.0, 2.0 + 3j], [2.0 - 3j, 4.0]], dtype=dtype)  # "hcsingle", "hcdouble"
+    p = ni.pinv(a, hermitian=True)
+    assert_almost_equal(a @ p @ a, a, decimal=5 if dtype == np.complex64 else 11)
+    assert_almost_equal(p, np.linalg.pinv(a, hermitian=True), decimal=cdecimal(a) - 2)
+
+
+@pytest.mark.parametrize("name", ["csingle", "cdouble"])
+def test_inv_complex_cases(name):
+    a = COMPLEX_CASES[name][0]
+    x = ni.inv(a)
+    assert_almost_equal(a @ x, np.eye(2), decimal=cdecimal(a) - 1)
+    assert x.dtype == a.dtype
+    b = np.stack([a, 2 * a, 3j * a])  # numpy's generalized (stacked) variant
+    assert_almost_equal(ni.inv(b), np.linalg.inv(b), decimal=cdecimal(a) - 1)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_inv_types_complex(dtype):
+    x = np.array([[1, 0.5], [0.5, 1]], dtype=dtype)
+    assert ni.inv(x).dtype == dtype
+    assert ni.inv(np.zeros((0, 1, 1), dtype=dtype)).dtype == dtype

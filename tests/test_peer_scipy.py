@@ -88,3 +88,67 @@ def test_lstsq_like_scipy(driver):
     assert_allclose(ni.lstsq(a, b, cond=1e-8).solution, sl.lstsq(a, b, cond=1e-8)[0])
     with pytest.raises(ValueError, match="not both"):
         ni.lstsq(a, b, rcond=1e-3, cond=1e-3)
+
+
+# --- complex cases ------------------------------------------------------------------------------
+# Ported from scipy/linalg/tests/test_basic.py: TestInv.test_simple_complex,
+# TestInv.test_random_complex, TestInv.test_empty (its complex dtypes), TestPinv.test_simple_complex
+# and TestLstsq.test_random_complex_exact (its tolerances: 400 eps for complex64, 1000 eps for
+# complex128; n = 20, every driver).
+
+
+def test_inv_simple_complex():
+    a = [[1, 2], [3, 4j]]
+    assert_array_almost_equal(np.dot(a, ni.inv(a)), [[1, 0], [0, 1]])
+
+
+def test_inv_random_complex():
+    rng = np.random.default_rng(1234)
+    n = 20
+    for _ in range(4):
+        a = rng.random((n, n)) + 2j * rng.random((n, n))
+        for i in range(n):
+            a[i, i] = 20 * (0.1 + a[i, i])
+        assert_array_almost_equal(a @ ni.inv(a), np.eye(n))
+
+
+@pytest.mark.parametrize("dt", [int, float, np.float32, complex, np.complex64])
+def test_inv_empty(dt):
+    a = np.empty((0, 0), dtype=dt)
+    a_inv = ni.inv(a)
+    assert a_inv.size == 0
+    assert a_inv.dtype == sl.inv(np.eye(2, dtype=dt)).dtype
+
+
+def test_pinv_simple_complex():
+    a = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 10]], dtype=float) + 1j * np.array(
+        [[10, 8, 7], [6, 5, 4], [3, 2, 1]], dtype=float
+    )
+    assert_array_almost_equal(ni.pinv(a), sl.inv(a))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("driver", ["gelsd", "gelsy", "gelss"])
+def test_lstsq_random_complex_exact(dtype, driver):
+    rng = np.random.default_rng(1234)
+    n = 20
+    a = np.asarray(rng.random((n, n)) + 1j * rng.random((n, n)), dtype=dtype)
+    for i in range(n):
+        a[i, i] = 20 * (0.1 + a[i, i])
+    eps = np.finfo(np.float32 if dtype == np.complex64 else np.float64).eps
+    tol = (400 if dtype == np.complex64 else 1000) * eps
+    for _ in range(2):
+        b = np.asarray(rng.random((n, 3)), dtype=dtype)
+        x, _, r, _ = ni.lstsq(a, b, lapack_driver=driver, overwrite_a=True, overwrite_b=True)
+        assert r == n
+        assert x.dtype == dtype
+        assert_allclose(a @ x, b, rtol=tol, atol=tol)
+
+
+def test_inv_check_finite_false_skips_the_screen_but_reports():
+    # scipy's check_finite=False skips its screen (garbage or a LAPACK error for NaN); neuralinv
+    # skips the up-front screen and still reports the matrix (InputError naming the NaN)
+    a = np.array([[1.0, np.nan], [2.0, 4.0]]) + 0j
+    with pytest.raises(ValueError, match="NaN"):
+        ni.inv(a, check_finite=False)
+    assert_allclose(ni.inv(np.array([[2.0, 1j], [0, 1]]), check_finite=False), sl.inv(np.array([[2.0, 1j], [0, 1]])))

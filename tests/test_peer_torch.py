@@ -1,6 +1,7 @@
 """torch.linalg's test cases (test/test_linalg.py: test_lstsq, test_pinv, test_inv and their
 keyword checks) run against neuralinv, with torch's tolerances."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +125,79 @@ def test_gradient_method_every_optimizer_reaches_the_certificate(optimizer, dtyp
     assert sol.all_ok, (optimizer, float(sol.residual), sol.stats["iterations"])
     hist = sol.stats["loss_history"]
     assert hist[-1] < (1e-20 if dtype == torch.float64 else 1e-6) * hist[0]
+
+
+# --- complex cases ------------------------------------------------------------------------------
+# Ported from pytorch's test/test_linalg.py: test_inverse (floating_and_complex_types, with its
+# precisionOverride 1e-3 for complex64 and 1e-7 for complex128: against numpy.linalg.inv and
+# A X = X A = I, batches of full-rank matrices with distinct singular values, empty ones too),
+# test_inv_errors_and_warnings (a singular complex matrix raises LinAlgError), test_pinv and
+# test_linalg_lstsq (their complex dtypes; as the real cases above).
+CPREC = {torch.complex64: 1e-3, torch.complex128: 1e-7}
+
+
+def fullrank(*shape, dtype, seed=0):
+    """torch's make_fullrank_matrices_with_distinct_singular_values: U diag(s) V^H."""
+    n = shape[-1]
+    U, _ = torch.linalg.qr(rand(*shape, dtype=torch.complex128, seed=seed))
+    V, _ = torch.linalg.qr(rand(*shape, dtype=torch.complex128, seed=seed + 1))
+    s = torch.linspace(1.0, 2.0, n, dtype=torch.float64) if n else torch.zeros(0, dtype=torch.float64)
+    return ((U * s.to(torch.complex128).unsqueeze(-2)) @ V.mH).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("batches", [(), (0,), (3,), (2, 3)])
+@pytest.mark.parametrize("n", [0, 5])
+def test_inverse_complex(dtype, batches, n):
+    A = fullrank(*batches, n, n, dtype=dtype)
+    X = ni.inv(A)
+    assert X.dtype == dtype
+    expected = torch.from_numpy(np.linalg.inv(A.numpy()))
+    torch.testing.assert_close(X, expected, atol=CPREC[dtype], rtol=CPREC[dtype])
+    eye = torch.eye(n, dtype=dtype).expand_as(A)
+    torch.testing.assert_close(A @ X, eye)
+    torch.testing.assert_close(X @ A, eye)
+    out = torch.empty_like(A)
+    assert ni.inv(A, out=out) is out
+    torch.testing.assert_close(out, X)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_inverse_complex_singular_raises(dtype):
+    A = torch.eye(3, dtype=dtype).repeat(2, 1, 1)
+    A[1, -1, -1] = 0
+    with pytest.raises(torch.linalg.LinAlgError):
+        torch.linalg.inv(A)
+    with pytest.raises(torch.linalg.LinAlgError, match="singular") as info:
+        ni.inv(A)
+    assert info.value.indices == [(1,)]
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 4, 4)])
+def test_pinv_complex_agrees_with_torch(dtype, shape):
+    A = rand(*shape, dtype=dtype)
+    tol = 1e-5 if dtype == torch.complex64 else 1e-10
+    torch.testing.assert_close(ni.pinv(A), torch.linalg.pinv(A), atol=tol, rtol=tol)
+    torch.testing.assert_close(ni.pinv(A, rtol=0.3), torch.linalg.pinv(A, rtol=0.3), atol=tol, rtol=tol)
+    if shape[-1] == shape[-2]:
+        H = A + A.mH
+        torch.testing.assert_close(ni.pinv(H, hermitian=True), torch.linalg.pinv(H, hermitian=True), atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("driver", ["gels", "gelsy", "gelsd", "gelss"])
+@pytest.mark.parametrize("shape", [((5, 3), (5, 2)), ((2, 4, 3), (2, 4, 1)), ((3, 2, 5), (3, 2, 2))])
+def test_lstsq_complex_drivers_agree_with_torch(dtype, driver, shape):
+    A, B = rand(*shape[0], dtype=dtype), rand(*shape[1], dtype=dtype, seed=1)
+    res = ni.lstsq(A, B, driver=driver)
+    c128 = torch.complex128
+    ref = torch.linalg.lstsq(A.to(c128), B.to(c128), driver="gelsd")
+    tol = 1e-5 if dtype == torch.complex64 else 1e-10
+    assert res.solution.dtype == dtype
+    torch.testing.assert_close(res.solution.to(c128), ref.solution, rtol=tol, atol=tol)
+    if A.shape[-2] > A.shape[-1]:
+        assert not res.residuals.is_complex()
+        torch.testing.assert_close(res.residuals.double(), ref.residuals, rtol=tol, atol=tol)
+    torch.testing.assert_close(res.singular_values.double(), ref.singular_values, rtol=tol, atol=tol)
+    assert res.all_ok

@@ -34,7 +34,6 @@ def test_non_square_names_shape(shape):
 @pytest.mark.parametrize(
     "A, words",
     [
-        (torch.zeros(2, 2, dtype=torch.complex64), "complex"),
         (np.array([["a", "b"], ["c", "d"]]), "real numbers"),
         (np.array([[1, None], [2, 3]], dtype=object), "real numbers"),
         ([[1.0, 2.0], [3.0]], "rectangular"),

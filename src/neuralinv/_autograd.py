@@ -5,7 +5,8 @@ autograd machinery -- it requires grad, carries a forward-mode tangent, or is wr
 torch.func transform (grad, vjp, jvp, vmap, jacrev, jacfwd, hessian) -- ``Method.invert`` runs
 the method inside :class:`_Invert`, an autograd.Function that supplies
 
-* ``backward``: ``-X^T g X^T``, in differentiable torch ops on the saved output X, so it is
+* ``backward``: ``-X^H g X^H`` (``X^T`` for real X; torch's convention for complex
+  gradients, the conjugate Wirtinger derivative, as torch.linalg.inv), in differentiable torch ops on the saved output X, so it is
   itself differentiable (gradgradcheck, hessian) and never touches the iterations;
 * ``jvp`` (forward mode, torch.func.jvp/jacfwd): ``-X dA X``;
 * ``vmap``: every method is batch-agnostic over leading dimensions, so the rule moves the
@@ -97,7 +98,7 @@ class _Invert(torch.autograd.Function):
         # The saved output keeps its graph, so under create_graph this backward is itself
         # differentiated (through this Function again): second derivatives come for free.
         (X,) = ctx.saved_tensors
-        Xt = X.mT
+        Xt = X.mH  # X.mT for real X
         return -(Xt @ gX @ Xt), None, None
 
     @staticmethod

@@ -37,6 +37,9 @@ def structured(A: Any, method: Any, options: dict, assume_a: Any, lower: Any) ->
     triangle (upper unless ``lower``), inverted by ``method``. "pos": the same, by ``cholesky``
     (NOT_SPD / NotPositiveDefiniteError where it is not positive definite, as scipy raises).
     "diagonal": the diagonal only. "upper triangular"/"lower triangular": that triangle only.
+    Complex A: "sym" mirrors the triangle as it is (complex symmetric, ``A = A^T``, as scipy's
+    ``sytrf``), "her" and "pos" conjugated (Hermitian, ``A = A^H``) with the imaginary part of
+    the diagonal ignored (as LAPACK's ``hetrf``/``potrf`` ignore it).
     The certificate is that of the matrix inverted."""
     lower = flag("lower", lower)
     if assume_a is None or assume_a in ("gen", "general"):
@@ -61,14 +64,31 @@ def structured(A: Any, method: Any, options: dict, assume_a: Any, lower: Any) ->
         return lib.triu(t), method
     if assume_a == "lower triangular":
         return lib.tril(t), method
-    # sym, her, pos: one triangle, mirrored
+    # sym, her, pos: one triangle, mirrored (conjugated for her/pos)
     T = lib.tril(t) if lower else lib.triu(t)
     off = lib.tril(t, -1) if lower else lib.triu(t, 1)
-    return T + _swap(off), method
+    hermitian = assume_a not in ("sym", "symmetric") and bool(lib.iscomplexobj(t) if lib is np else t.is_complex())
+    out = T + _swap(off, hermitian)
+    if hermitian:
+        out = out - 1j * _imag_diagonal(t)
+    return out, method
 
 
-def _swap(x: Any) -> Any:
-    return x.mT if isinstance(x, Tensor) else np.swapaxes(x, -1, -2)
+def _imag_diagonal(t: Any) -> Any:
+    """A matrix holding the imaginary parts of t's diagonal, zero elsewhere."""
+    if isinstance(t, Tensor):
+        return torch.diag_embed(t.diagonal(dim1=-2, dim2=-1).imag)
+    n = t.shape[-1]
+    fix = np.zeros(t.shape, dtype=t.real.dtype)
+    fix[..., np.arange(n), np.arange(n)] = np.diagonal(t, axis1=-2, axis2=-1).imag
+    return fix
+
+
+def _swap(x: Any, conjugate: bool = False) -> Any:
+    if isinstance(x, Tensor):
+        return x.mH if conjugate else x.mT
+    x = np.swapaxes(x, -1, -2)
+    return x.conj() if conjugate else x
 
 
 def write_out(result: Any, out: Any, name: str = "out") -> Any:

@@ -16,6 +16,15 @@ from .errors import InputError
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
+#: The real dtype of a complex one (complex64 -> float32): norms, certificates and singular
+#: values of complex matrices are real, as torch.linalg.norm and svdvals return them.
+REAL_OF = {torch.complex32: torch.float16, torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    """``dtype`` itself for a real dtype; float32 / float64 for complex64 / complex128."""
+    return REAL_OF.get(dtype, dtype)
+
 #: Largest stopping or symmetry ratio (in units of n*eps) a tolerance option may take: 1/eps of
 #: float32 (2**23). A float32 answer whose dget03 ratio is that large has no correct digit, and a
 #: symmetry test that loose calls every float32 matrix symmetric.
@@ -30,7 +39,8 @@ MAX_SEED = 2**63 - 1
 class Batch:
     """A validated batch of square matrices, ready for the numerics.
 
-    tensor:  the input as a torch tensor in the compute dtype (float32 or float64), autograd intact.
+    tensor:  the input as a torch tensor in the compute dtype (float32, float64, complex64 or
+             complex128), autograd intact.
     flat:    ``tensor`` reshaped to (B, n, n) and detached: what methods work on.
     """
 
@@ -52,8 +62,12 @@ class Batch:
         return x
 
 
-def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
-    """Accept a torch tensor, numpy array or nested sequence; say which it was."""
+def as_tensor(A: Any, name: str = "A", *, complex_ok: bool = False) -> tuple[Tensor, bool]:
+    """Accept a torch tensor, numpy array or nested sequence; say which it was.
+
+    complex_ok: numpy arrays and lists of complex numbers are accepted (complex64 stays
+    complex64, Python complex numbers become complex128); refused otherwise. A torch tensor's
+    dtype is left to :func:`compute_dtype`."""
     if isinstance(A, Tensor):
         _check_tensor(A, name)
         return A, False
@@ -63,8 +77,15 @@ def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
             f"pass {name}.filled(value) or {name}.data"
         )
     if isinstance(A, np.ndarray):
-        if A.dtype == object or A.dtype.kind not in "biuf":
-            raise InputError(f"{name} must hold real numbers, got a numpy array of dtype {A.dtype}")
+        kinds = "biufc" if complex_ok else "biuf"
+        if A.dtype == object or A.dtype.kind not in kinds:
+            what = "real numbers or complex ones" if complex_ok else "real numbers"
+            raise InputError(f"{name} must hold {what}, got a numpy array of dtype {A.dtype}")
+        if A.dtype.kind == "c" and A.dtype.itemsize > 16:
+            raise InputError(
+                f"{name} has dtype {A.dtype} (extended precision), which torch cannot hold; "
+                f"neuralinv computes in complex64/complex128: pass {name}.astype(numpy.complex128)"
+            )
         if A.dtype.kind == "f" and A.dtype.itemsize > 8:
             raise InputError(
                 f"{name} has dtype {A.dtype} (extended precision), which torch cannot hold; "
@@ -83,7 +104,12 @@ def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
     if isinstance(A, (list, tuple)):
         try:
             arr = np.asarray(A, dtype=np.float64)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except TypeError as exc:
+            # complex entries (numpy: "float() argument must be ... not 'complex'")
+            arr = _complex_list(A) if complex_ok else None
+            if arr is None:
+                raise InputError(f"{name} is not a rectangular array of numbers: {exc}") from None
+        except (ValueError, OverflowError) as exc:
             raise InputError(f"{name} is not a rectangular array of numbers: {exc}") from None
         return torch.from_numpy(arr), True
     if hasattr(A, "__array__") or hasattr(A, "__array_interface__"):
@@ -93,11 +119,20 @@ def as_tensor(A: Any, name: str = "A") -> tuple[Tensor, bool]:
         except (ValueError, TypeError) as exc:
             raise InputError(f"{name} could not be converted to an array: {exc}") from None
         if isinstance(arr, np.ndarray):
-            return as_tensor(arr, name)
+            return as_tensor(arr, name, complex_ok=complex_ok)
     raise InputError(
         f"{name} must be a torch.Tensor, a numpy.ndarray or an array-like (nested lists, an object "
         f"with __array__), got {type(A).__name__}"
     )
+
+
+def _complex_list(A: Any) -> np.ndarray | None:
+    """A nested sequence with complex entries as complex128, or None if it is not one."""
+    try:
+        arr = np.asarray(A, dtype=np.complex128)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return arr
 
 
 def _check_tensor(A: Tensor, name: str) -> None:
@@ -118,14 +153,17 @@ def _check_tensor(A: Tensor, name: str) -> None:
         )
 
 
-def compute_dtype(dtype: torch.dtype, name: str = "A") -> torch.dtype:
-    """float32/float64 as is; half precisions compute in float32; integers and bool in float64."""
+def compute_dtype(dtype: torch.dtype, name: str = "A", *, complex_ok: bool = False) -> torch.dtype:
+    """float32/float64 as is; half precisions compute in float32; integers and bool in float64;
+    with ``complex_ok`` complex64/complex128 as is and complex32 in complex64 (refused without)."""
     if dtype in (torch.float32, torch.float64):
         return dtype
     if dtype in _LOW_PRECISION:
         return torch.float32
     if dtype.is_complex:
-        raise InputError(f"{name} is complex ({dtype}); neuralinv inverts real matrices only")
+        if not complex_ok:
+            raise InputError(f"{name} is complex ({dtype}); this function takes real input only")
+        return torch.complex64 if dtype == torch.complex32 else dtype
     if dtype == torch.bool or not dtype.is_floating_point:
         return torch.float64
     raise InputError(f"{name} has unsupported dtype {dtype}")
@@ -136,7 +174,7 @@ def square_batch(A: Any, name: str = "A") -> Batch:
     plain = _plain_batch(A)
     if plain is not None:
         return plain
-    t, numpy_in = as_tensor(A, name)
+    t, numpy_in = as_tensor(A, name, complex_ok=True)
     if t.ndim < 2:
         raise InputError(
             f"{name} must have shape (..., n, n) with at least 2 dimensions, got shape {tuple(t.shape)}"
@@ -145,8 +183,8 @@ def square_batch(A: Any, name: str = "A") -> Batch:
         raise InputError(
             f"{name} must be square in its last two dimensions, got shape {tuple(t.shape)}"
         )
-    work = compute_dtype(t.dtype, name)
-    out_dtype = t.dtype if t.dtype.is_floating_point else torch.float64
+    work = compute_dtype(t.dtype, name, complex_ok=True)
+    out_dtype = t.dtype if t.dtype.is_floating_point or t.dtype.is_complex else torch.float64
     tensor = t.to(work)
     n = t.shape[-1]
     batch_shape = tuple(t.shape[:-2])
@@ -289,17 +327,18 @@ def one_of(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def real_array(
-    A: Any, name: str, *, min_ndim: int, shape_text: str
+    A: Any, name: str, *, min_ndim: int, shape_text: str, complex_ok: bool = False
 ) -> tuple[Tensor, bool, torch.dtype]:
     """Validate an array of any shape with at least ``min_ndim`` dimensions (rectangular batches,
     feature rows). Returns (tensor in the compute dtype with autograd intact, whether it came in
-    as numpy, the output dtype). ``shape_text`` (e.g. "(..., m, n)") is quoted in the error."""
-    t, numpy_in = as_tensor(A, name)
+    as numpy, the output dtype). ``shape_text`` (e.g. "(..., m, n)") is quoted in the error.
+    ``complex_ok``: complex arrays are accepted too (:func:`compute_dtype`)."""
+    t, numpy_in = as_tensor(A, name, complex_ok=complex_ok)
     if t.ndim < min_ndim:
         raise InputError(
             f"{name} must have shape {shape_text} with at least {min_ndim} dimension"
             f"{'s' if min_ndim != 1 else ''}, got shape {tuple(t.shape)}"
         )
-    work = compute_dtype(t.dtype, name)
-    out_dtype = t.dtype if t.dtype.is_floating_point else torch.float64
+    work = compute_dtype(t.dtype, name, complex_ok=complex_ok)
+    out_dtype = t.dtype if t.dtype.is_floating_point or t.dtype.is_complex else torch.float64
     return t.to(work), numpy_in, out_dtype

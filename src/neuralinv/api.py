@@ -24,6 +24,7 @@ from .errors import (
     format_indices,
 )
 from .methods import resolve
+from .methods.base import unscreened
 from .solution import Solution, Status
 
 
@@ -43,9 +44,14 @@ def invert(
     LearnedInverse; ``options`` are that method's fields. Numerical failure is reported in
     ``Solution.status``, never raised; bad arguments raise :class:`InputError` before any work.
     scipy's keywords: ``assume_a``/``lower`` say which entries are read and pick the method
-    ("pos": cholesky; see :func:`neuralinv._peers.structured`); ``check_finite`` and
-    ``overwrite_a`` are accepted and change nothing (NaN/Inf matrices always get status
-    NONFINITE, at the cost of one sum over the batch; the input is never written).
+    ("pos": cholesky, "her": Hermitian from one triangle; see
+    :func:`neuralinv._peers.structured`). ``check_finite=False`` skips the up-front NaN/Inf
+    screen (one sum over the batch): the methods see such matrices as they are, their answers
+    fail the certificate, and only then are they reported NONFINITE with a NaN inverse, as
+    with the screen (:func:`neuralinv.methods.base.unscreened`). ``overwrite_a`` is accepted
+    and changes nothing (the input is never written).
+    Complex matrices (complex64/complex128, numpy complex too) are inverted by every exact
+    method; ``gradient`` and ``learned`` refuse them.
     Array-likes are accepted as numpy accepts them; an ndarray subclass (np.matrix) comes
     back as that subclass.
     """
@@ -54,14 +60,23 @@ def invert(
         flag("overwrite_a", overwrite_a)
         A, method = structured(A, method, options, assume_a, lower)
     wrap = array_wrap(A)
+    if check_finite is not True and not check_finite:
+        with unscreened():
+            sol = _invert(A, method, options)
+    else:
+        sol = _invert(A, method, options)
+    if isinstance(A, np.ndarray) and type(A) is not np.ndarray:
+        sol = dataclasses.replace(sol, inverse=wrap(sol.inverse))
+    return sol
+
+
+def _invert(A: Any, method: Any, options: dict) -> Solution:
     if options and torch._C._functorch.peek_interpreter_stack() is not None:
         sol = _resolve_outside_transforms(method, options).invert(A)
     elif not options and type(method) is str and method == "auto":
         sol = _default_auto().invert(A)  # the default: resolve("auto") without its checks
     else:
         sol = resolve(method, **options).invert(A)
-    if isinstance(A, np.ndarray) and type(A) is not np.ndarray:
-        sol = dataclasses.replace(sol, inverse=wrap(sol.inverse))
     return sol
 
 
@@ -164,7 +179,8 @@ def _pair(A: Any, X: Any) -> tuple[Any, Any, Any]:
 def residual_ratio(A: Any, X: Any) -> Any:
     """LAPACK's dget03 ratio ``||I - X A||_1 / (n ||A||_1 ||X||_1 eps)`` per matrix (< 30 passes).
 
-    Torch or numpy (numpy in -> numpy out), float32/float64; bad input raises InputError."""
+    Torch or numpy (numpy in -> numpy out), float32/float64 or complex (a real ratio, with the
+    eps of the real counterpart: complex64 -> float32's); bad input raises InputError."""
     a, At, Xt = _pair(A, X)
     return a.to_output(certify.residual_ratio(At, Xt).reshape(-1), matrices=False)
 

@@ -8,6 +8,10 @@ it, and :func:`certificate` computes them so that they do not over- or underflow
 A and X whose entries are finite (``n ||A||_1`` alone overflows for ``A = 1e308 I``): the product
 of the norms comes before ``n eps`` wherever the dget03 order would leave the normal range, and
 a matrix whose 1-norm overflows is certified on the exactly rescaled pair ``(2^-e A, 2^e X)``.
+
+Complex matrices (complex64/complex128) are certified alike, as LAPACK's zget03 does: 1-norms
+are largest column sums of the moduli ``|a_ij|``, eps is that of the real counterpart
+(complex64: float32's), and the ratio, rcond and sigma_min are real tensors.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from ._validate import real_dtype
 
 #: LAPACK's pass threshold for the dget03 ratio.
 PASS_RATIO = 30.0
@@ -52,7 +58,7 @@ def norm1(M: Tensor) -> Tensor:
     """Induced 1-norm (largest absolute column sum); 0 for 0x0 matrices."""
     n = M.shape[-1]
     if n == 0:
-        return M.new_zeros(M.shape[:-2])
+        return M.new_zeros(M.shape[:-2], dtype=real_dtype(M.dtype))
     if n <= SMALL_N:
         # Torch reduces over a middle dimension of size <= 4 slowly; n strided adds do not.
         # Same value up to the order of the n additions; NaN propagates through maximum too.
@@ -80,7 +86,8 @@ def certificate(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
     """``(residual_ratio(A, X), rcond(A, X))`` at once, sharing the norms of A and X."""
     n = A.shape[-1]
     if n == 0:
-        return A.new_zeros(A.shape[:-2]), A.new_ones(A.shape[:-2])
+        real = real_dtype(A.dtype)
+        return A.new_zeros(A.shape[:-2], dtype=real), A.new_ones(A.shape[:-2], dtype=real)
     if n <= SMALL_N and A.shape == X.shape:
         num, nA, nX = _entry_major_norms(A, X)
     else:
@@ -139,7 +146,11 @@ def _rescaled_certificate(
 
 def max_exponent(A: Tensor) -> Tensor:
     """Per matrix, the integer e with ``max |a_ij|`` in ``[2^(e-1), 2^e)`` (0 for a zero matrix):
-    ``2^-e A`` has its largest entry in [0.5, 1). Shape: A's batch shape, int32."""
+    ``2^-e A`` has its largest entry in [0.5, 1). Shape: A's batch shape, int32.
+    Complex A: the largest real or imaginary part (no modulus that could overflow), so
+    ``2^-e A`` has its largest modulus in [0.5, sqrt(2))."""
+    if A.is_complex():
+        A = torch.view_as_real(A.resolve_conj()).flatten(-2)
     big = A.abs().flatten(-2).amax(-1) if A.numel() else A.new_zeros(A.shape[:-2])
     return torch.frexp(big).exponent
 
@@ -180,7 +191,7 @@ def _entry_major_norms(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     n, shape = A.shape[-1], A.shape[:-2]
     B = math.prod(shape)
     A3, X3 = A.reshape(B, n, n), X.reshape(B, n, n)
-    out = torch.empty((3, B), dtype=A.dtype, device=A.device)
+    out = torch.empty((3, B), dtype=real_dtype(A.dtype), device=A.device)
     for start in range(0, B, _CHUNK):
         stop = min(B, start + _CHUNK)
         # contiguous() may return a view of the caller's tensor: never modify these two.
@@ -191,7 +202,8 @@ def _entry_major_norms(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             E.addcmul_(Xt[:, k, None, :], At[None, k])
         E.neg_()
         E.diagonal(dim1=0, dim2=1).add_(1)
-        torch.amax(E.abs_().sum(dim=0), dim=0, out=out[0, start:stop])
+        E = E.abs() if E.is_complex() else E.abs_()
+        torch.amax(E.sum(dim=0), dim=0, out=out[0, start:stop])
         torch.amax(At.abs().sum(dim=0), dim=0, out=out[1, start:stop])
         torch.amax(Xt.abs().sum(dim=0), dim=0, out=out[2, start:stop])
     return out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape)
@@ -207,14 +219,14 @@ def rcond(A: Tensor, X: Tensor) -> Tensor:
     """Reciprocal 1-norm condition number ``1 / (||A||_1 ||A^-1||_1)``, with X standing in for
     ``A^-1``: exact when X is the inverse, the usual estimate once X passes the residual test."""
     if A.shape[-1] == 0:
-        return A.new_ones(A.shape[:-2])
+        return A.new_ones(A.shape[:-2], dtype=real_dtype(A.dtype))
     return 1.0 / (norm1(A) * norm1(X))
 
 
 def sigma_min(A: Tensor) -> Tensor:
     """Smallest singular value: the 2-norm distance from A to the nearest singular matrix."""
     if A.shape[-1] == 0:
-        return A.new_full(A.shape[:-2], float("inf"))
+        return A.new_full(A.shape[:-2], float("inf"), dtype=real_dtype(A.dtype))
     return torch.linalg.svdvals(A)[..., -1]
 
 

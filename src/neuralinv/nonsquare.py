@@ -25,6 +25,11 @@ The formula only involves the (truncated) pinv, bounded by ``1 / cutoff``, so gr
 finite. It is written as autograd.Functions whose backward and jvp are differentiable torch ops
 and calls of the same Functions, with vmap rules, so second derivatives, forward mode and
 torch.func (vmap, jacrev, jacfwd, hessian) work. The ridge routes are plain torch ops.
+
+Complex input (complex64/complex128) goes the same routes with conjugate transposes (``A^H``
+wherever the real formulas have ``A^T``); residuals, singular values, ranks and certificates
+are real, as torch and numpy return them. Gradients follow torch's convention for complex
+inputs (the conjugate Wirtinger derivative, as torch.linalg.pinv/lstsq).
 """
 
 from __future__ import annotations
@@ -138,9 +143,12 @@ def _singular_values(Af: Tensor, batch: tuple[int, ...], out_dtype: torch.dtype,
             S = Af.new_zeros(batch + (min(m, n),))
         else:
             finite = torch.isfinite(Af).all(-1).all(-1)
-            S = torch.linalg.svdvals(torch.where(finite[:, None, None], Af, _eye_like(Af)))
+            M = torch.where(finite[:, None, None], Af, _eye_like(Af))
+            # complex64 in complex128 (exact input; LAPACK's cgesdd is that accurate, torch's
+            # complex64 svdvals was 2 ulps off on numpy's "csingle_nsq" case)
+            S = torch.linalg.svdvals(M.to(torch.complex128) if M.dtype == torch.complex64 else M)
             S = S.masked_fill(~finite[:, None], float("nan")).reshape(batch + (min(m, n),))
-        S = S.to(out_dtype)
+        S = S.to(v.real_dtype(out_dtype))
     return S.cpu().numpy() if numpy_out else S
 
 
@@ -169,7 +177,9 @@ def _cutoffs(rtol: float | None, atol: float | None, m: int, n: int, dtype) -> t
 def _exponent(M: Tensor, dims: tuple[int, ...] = (-2, -1)) -> Tensor:
     """Per element, the integer e (as a float) with ``max|M| = 2^e * [0.5, 1)``; 0 where M is
     zero or not finite. Scaling by ``2^-e`` is exact and brings the largest entry to [0.5, 1)."""
-    amax = M.abs().amax(dims)  # callers pass values without autograd
+    # callers pass values without autograd; complex: the largest real or imaginary part (a
+    # modulus could overflow)
+    amax = (torch.view_as_real(M.resolve_conj()).abs().amax(-1) if M.is_complex() else M.abs()).amax(dims)
     e = torch.floor(torch.log2(amax)) + 1
     return torch.where(torch.isfinite(e), e, torch.zeros_like(e))
 
@@ -216,18 +226,18 @@ def _static(*ts: Tensor | None) -> bool:
 
 
 def _qr_factor(A: Tensor) -> tuple[Tensor, Tensor]:
-    """Thin QR of A (tall) or of A^T (wide)."""
-    return torch.linalg.qr(A if A.shape[-2] >= A.shape[-1] else A.mT)
+    """Thin QR of A (tall) or of A^H (wide)."""
+    return torch.linalg.qr(A if A.shape[-2] >= A.shape[-1] else A.mH)
 
 
 def _qr_solve(A: Tensor, B: Tensor, QR: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Least squares (tall) or minimum norm (wide) solution from one Householder QR."""
     Q, R = _qr_factor(A) if QR is None else QR
     if A.shape[-2] >= A.shape[-1]:
-        solve = lambda Y: torch.linalg.solve_triangular(R, Q.mT @ Y, upper=True)  # noqa: E731
+        solve = lambda Y: torch.linalg.solve_triangular(R, Q.mH @ Y, upper=True)  # noqa: E731
     else:
-        # A = R^T Q^T; minimum-norm X = Q R^-T B
-        solve = lambda Y: Q @ torch.linalg.solve_triangular(R.mT, Y, upper=False)  # noqa: E731
+        # A = R^H Q^H; minimum-norm X = Q R^-H B
+        solve = lambda Y: Q @ torch.linalg.solve_triangular(R.mH, Y, upper=False)  # noqa: E731
     return _refined(A, B, solve)
 
 
@@ -238,12 +248,16 @@ def _refined(A: Tensor, B: Tensor, solve) -> Tensor:
     consistent systems (square, wide, or tall with B in A's range) to that accuracy at float32
     factorisation cost (``[[1, 2], [3, 4]] x = [2, 1]`` with an rcond: 1.7e-6 error before,
     0 after). For inconsistent tall problems the error stays at backward-stable float32 level,
-    that of LAPACK's sgelsd."""
+    that of LAPACK's sgelsd. complex64 alike, with a complex128 residual."""
     X = solve(B)
-    if A.dtype != torch.float32:
+    wide = _WIDER.get(A.dtype)
+    if wide is None:
         return X
-    R = (B.double() - A.double() @ X.double()).to(A.dtype)
+    R = (B.to(wide) - A.to(wide) @ X.to(wide)).to(A.dtype)
     return X + solve(R)
+
+
+_WIDER = {torch.float32: torch.float64, torch.complex64: torch.complex128}
 
 
 def _truncated_svd(A: Tensor, rtol: float, atol: Tensor | float = 0.0):
@@ -257,7 +271,7 @@ def _truncated_svd(A: Tensor, rtol: float, atol: Tensor | float = 0.0):
 
 def _svd_solve_values(A: Tensor, B: Tensor, rtol: Any) -> tuple[Tensor, Tensor]:
     U, sinv, Vh, keep = _truncated_svd(A, rtol)
-    X = _refined(A, B, lambda Y: Vh.mT @ (sinv.unsqueeze(-1) * (U.mT @ Y)))
+    X = _refined(A, B, lambda Y: Vh.mH @ (sinv.unsqueeze(-1) * (U.mH @ Y)))
     return X, keep.sum(-1)
 
 
@@ -351,7 +365,8 @@ def _pinv_values(A: Tensor, rtol: Any, atol: Any, hermitian: bool = False) -> Te
         Af = torch.where(finite[:, None, None], Af, _eye_like(Af))
     e = _exponent(Af)
     As = _ldexp(Af, -e[:, None, None])
-    per = lambda c: torch.as_tensor(c, dtype=A.dtype, device=A.device).expand(batch).reshape(count)  # noqa: E731
+    real = v.real_dtype(A.dtype)
+    per = lambda c: torch.as_tensor(c, dtype=real, device=A.device).expand(batch).reshape(count)  # noqa: E731
     r, a = per(rtol), _ldexp(per(atol), -e)
     if hermitian:
         L, V = torch.linalg.eigh(As)
@@ -359,23 +374,23 @@ def _pinv_values(A: Tensor, rtol: Any, atol: Any, hermitian: bool = False) -> Te
         cut = torch.maximum(r * S.amax(-1), a).unsqueeze(-1)
         keep = S > cut
         linv = torch.where(keep, 1.0 / torch.where(keep, L, torch.ones_like(L)), torch.zeros_like(L))
-        P = _ldexp(V @ (linv.unsqueeze(-1) * V.mT), -e[:, None, None])
+        P = _ldexp(V @ (linv.unsqueeze(-1) * V.mH), -e[:, None, None])
     else:
         U, sinv, Vh, _ = _truncated_svd(As, r.unsqueeze(-1), a.unsqueeze(-1))
-        P = _ldexp(Vh.mT @ (sinv.unsqueeze(-1) * U.mT), -e[:, None, None])
+        P = _ldexp(Vh.mH @ (sinv.unsqueeze(-1) * U.mH), -e[:, None, None])
     if not all_finite:
         P = P.masked_fill(~finite[:, None, None], float("nan"))
     return P.reshape(batch + (n, m))
 
 
 def _apply(Q: Tensor, f: Tensor) -> Tensor:
-    """``Q Q^T f`` row by row, with Q (Bq, d, k) broadcasting against f (B, d).
+    """``Q Q^H f`` row by row, with Q (Bq, d, k) broadcasting against f (B, d).
 
     Written as elementwise products and sums on purpose: a BLAS matmul may block or thread a
     batch differently at different batch sizes, changing the rounding of a sample's result;
     these reductions follow the same order for every sample whatever the batch size is.
     """
-    coef = (f.unsqueeze(-1) * Q).sum(-2)  # (B, k)
+    coef = (f.unsqueeze(-1) * (Q.conj() if Q.is_complex() else Q)).sum(-2)  # (B, k)
     return (Q * coef.unsqueeze(-2)).sum(-1)
 
 
@@ -458,13 +473,14 @@ class _Lstsq(torch.autograd.Function):
         rtol = ctx.rtol
         k = X.shape[-1]
         if not ctx.needs_input_grad[0]:
-            gB = _Lstsq.apply(A.mT, G, route, rtol)[0] if ctx.needs_input_grad[1] else None
+            gB = _Lstsq.apply(A.mH, G, route, rtol)[0] if ctx.needs_input_grad[1] else None
             return None, gB, None, None
         # dL/dB = P^T G,  dL/dA = -P^T G X^T + r (P P^T G)^T + (P^T X) ((I - P A) G)^T
-        gB, Y = _Lstsq.apply(A.mT, torch.cat([G, X], -1), route, rtol)[0].split(k, -1)
+        # (complex: ^H for ^T throughout)
+        gB, Y = _Lstsq.apply(A.mH, torch.cat([G, X], -1), route, rtol)[0].split(k, -1)
         C, D = _Lstsq.apply(A, torch.cat([gB, A @ G], -1), route, rtol)[0].split(k, -1)
         r = B - A @ X
-        gA = -gB @ X.mT + r @ C.mT + Y @ (G - D).mT
+        gA = -gB @ X.mH + r @ C.mH + Y @ (G - D).mH
         return gA, gB if ctx.needs_input_grad[1] else None, None, None
 
     @staticmethod
@@ -477,8 +493,8 @@ class _Lstsq(torch.autograd.Function):
         # dX = P (dB - dA X - A Z + P^T dA^T r) + Z,  Z = dA^T P^T X
         k = X.shape[-1]
         r = B - A @ X
-        Y, Wt = _Lstsq.apply(A.mT, torch.cat([X, dA.mT @ r], -1), route, rtol)[0].split(k, -1)
-        Z = dA.mT @ Y
+        Y, Wt = _Lstsq.apply(A.mH, torch.cat([X, dA.mH @ r], -1), route, rtol)[0].split(k, -1)
+        Z = dA.mH @ Y
         dX = _Lstsq.apply(A, rhs - dA @ X - A @ Z + Wt, route, rtol)[0] + Z
         return dX, None, None
 
@@ -506,19 +522,19 @@ class _Pinv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, G: Tensor):  # type: ignore[override]
         A, P = ctx.saved_tensors
-        Pt = P.mT
-        # -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)   (torch's pinv_backward)
-        T = G.mT @ (P @ Pt)
-        S = (Pt @ P) @ G.mT
+        Pt = P.mH
+        # (complex: ^H for ^T) -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)   (torch's pinv_backward)
+        T = G.mH @ (P @ Pt)
+        S = (Pt @ P) @ G.mH
         return -Pt @ G @ Pt + (T - A @ (P @ T)) + (S - (S @ P) @ A), None, None, None
 
     @staticmethod
     def jvp(ctx, dA: Tensor, _drtol: Any, _datol: Any, _dherm: Any = None):  # type: ignore[override]
         A, P = ctx.saved_tensors
-        dAt = dA.mT
-        K = dAt @ (P.mT @ P)
+        dAt = dA.mH
+        K = dAt @ (P.mH @ P)
         L = dAt - (dAt @ A) @ P
-        return -P @ dA @ P + P @ (P.mT @ L) + (K - P @ (A @ K))
+        return -P @ dA @ P + P @ (P.mH @ L) + (K - P @ (A @ K))
 
     @staticmethod
     def vmap(info, in_dims, A, rtol, atol, hermitian=False):  # type: ignore[override]
@@ -570,6 +586,8 @@ class _Projection(torch.autograd.Function):
         gW = None
         if ctx.needs_input_grad[0]:
             Cf, CG = _coefficients(W, [f, G], route, rtol)
+            if W.is_complex():  # dL/dW = conj(W^+T f) ((I - P) G)^T + conj(W^+T G) ((I - P) f)^T
+                Cf, CG = Cf.conj(), CG.conj()
             if W.shape[0] == 1:
                 gW = (Cf.mT @ (G - PG) + CG.mT @ (f - proj)).unsqueeze(0)
             else:
@@ -586,15 +604,19 @@ class _Projection(torch.autograd.Function):
         if dW is None:
             return _Projection.apply(W, t, route, rtol)[0], None
         # P (df - u) + u + W^+ y  with  u = dW^T W^+T f,  y = dW (I - P) f
+        # complex: the last term is (W^+)^H dW^H (I - P) f = conj(W^+ dW conj((I - P) f))
         (Cf,) = _coefficients(W, [f], route, rtol)
+        q = (f - proj).conj() if W.is_complex() else f - proj
         if W.shape[0] == 1:
             u = Cf @ dW[0]
-            y = (f - proj) @ dW[0].mT
+            y = q @ dW[0].mT
             Wpy = _Lstsq.apply(W, y.mT.unsqueeze(0), route, rtol)[0][0].mT
         else:
             u = (dW * Cf.unsqueeze(-1)).sum(-2)
-            y = (dW * (f - proj).unsqueeze(-2)).sum(-1)
+            y = (dW * q.unsqueeze(-2)).sum(-1)
             Wpy = _Lstsq.apply(W, y.unsqueeze(-1), route, rtol)[0].squeeze(-1)
+        if W.is_complex():
+            Wpy = Wpy.conj()
         return _Projection.apply(W, t - u, route, rtol)[0] + u + Wpy, None
 
     @staticmethod
@@ -631,13 +653,13 @@ def _ridge_solve(A: Tensor, B: Tensor, ridge: float) -> Tensor:
     if m >= n:
         eye = torch.eye(n, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (n, n))
         Q, R = torch.linalg.qr(torch.cat([A, root * eye], dim=-2))
-        X = torch.linalg.solve_triangular(R, Q[..., :m, :].mT @ B, upper=True)
+        X = torch.linalg.solve_triangular(R, Q[..., :m, :].mH @ B, upper=True)
     else:
         # wide: X = A^T (A A^T + ridge I)^-1 B, with A A^T + ridge I = R^T R
         eye = torch.eye(m, dtype=A.dtype, device=A.device).expand(A.shape[:-2] + (m, m))
-        _, R = torch.linalg.qr(torch.cat([A.mT, root * eye], dim=-2))
-        Y = torch.linalg.solve_triangular(R.mT, B, upper=False)
-        X = A.mT @ torch.linalg.solve_triangular(R, Y, upper=True)
+        _, R = torch.linalg.qr(torch.cat([A.mH, root * eye], dim=-2))
+        Y = torch.linalg.solve_triangular(R.mH, B, upper=False)
+        X = A.mH @ torch.linalg.solve_triangular(R, Y, upper=True)
     return torch.where(finite[..., None, None], X, float("nan"))
 
 
@@ -663,12 +685,12 @@ def _normal_residual(A: Tensor, B: Tensor, X: Tensor, ridge: float) -> Tensor:
         if A.numel() and B.numel():
             ea, eb = _exponent(A)[:, None, None], _exponent(B)[:, None, None]
             A, B = _ldexp(A, -ea), _ldexp(B, -eb)
-            num = A.mT @ (A @ _ldexp(X, ea - eb) - B)
+            num = A.mH @ (A @ _ldexp(X, ea - eb) - B)
             if ridge:
                 num = num + _ldexp(ridge * X, -ea - eb)
             X = _ldexp(X, ea - eb)
         else:
-            num = A.mT @ (A @ X - B)
+            num = A.mH @ (A @ X - B)
         nA = fro(A)
         den = nA * (nA * fro(X) + fro(B))
         n_num = fro(num)
@@ -786,8 +808,10 @@ def lstsq(
             f"right-hand sides, and so does neuralinv (it would silently change the precision): "
             f"pass B.to(A.dtype)"
         )
-    At, numpy_in, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
-    Bt, numpy_b, out_b = v.real_array(B, "B", min_ndim=1, shape_text="(..., m, k) or (..., m)")
+    At, numpy_in, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)", complex_ok=True)
+    Bt, numpy_b, out_b = v.real_array(
+        B, "B", min_ndim=1, shape_text="(..., m, k) or (..., m)", complex_ok=True
+    )
     ridge = v.positive("ridge", ridge, allow_zero=True)
     v.one_of("method", method, _LSTSQ_METHODS)
     for name, value in (("check_finite", check_finite), ("overwrite_a", overwrite_a), ("overwrite_b", overwrite_b)):
@@ -867,9 +891,11 @@ def lstsq(
         full_rank = m > n and bool((rank == n).all())
     out_dtype = out_a if out_a == out_b else torch.promote_types(out_a, out_b)
     if full_rank:  # numpy's and torch's residuals: squared column norms of A X - B
-        residuals = (Af @ Xf - Bf).square().sum(-2).reshape(batch + (k,)).to(out_dtype)
+        R = Af @ Xf - Bf
+        residuals = (R.abs() if R.is_complex() else R).square().sum(-2).reshape(batch + (k,))
+        residuals = residuals.to(v.real_dtype(out_dtype))
     else:
-        residuals = Xf.new_zeros((0,), dtype=out_dtype)
+        residuals = Xf.new_zeros((0,), dtype=v.real_dtype(out_dtype))
     X = Xf.reshape(batch + (n, k))
     if vector:
         X = X.squeeze(-1)
@@ -951,7 +977,7 @@ def pinv(
     from ._peers import array_wrap, write_out
 
     wrap = array_wrap(A)
-    At, numpy_in, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)")
+    At, numpy_in, out_dtype = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)", complex_ok=True)
     hermitian = v.flag("hermitian", hermitian)
     v.flag("check_finite", check_finite)
     return_rank = v.flag("return_rank", return_rank)
@@ -973,8 +999,13 @@ def pinv(
             raise InputError(f"hermitian=True needs square matrices, got shape {tuple(At.shape)}")
         if ridge > 0:
             raise InputError("hermitian=True and ridge > 0 cannot be combined")
-        # numpy and torch read the lower triangle only
-        At = torch.tril(At) + torch.tril(At, -1).mT
+        # numpy and torch read the lower triangle only (complex: Hermitian, mirrored conjugated,
+        # the imaginary part of the diagonal ignored, as eigh ignores it)
+        if At.is_complex():
+            low = torch.tril(At, -1)
+            At = low + low.mH + torch.diag_embed(At.diagonal(dim1=-2, dim2=-1).real.to(At.dtype))
+        else:
+            At = torch.tril(At) + torch.tril(At, -1).mT
     if isinstance(rtol, Tensor) or isinstance(atol, Tensor):
         default = _default_rtol(m, n, At.dtype)
         a = torch.zeros((), dtype=torch.float64, device=At.device) if atol is None else torch.as_tensor(atol)
@@ -982,7 +1013,7 @@ def pinv(
             r = torch.where(a > 0, 0.0, default) if atol is not None else torch.tensor(default)
         else:
             r = torch.as_tensor(rtol)
-        r, a = r.to(At.dtype), a.to(At.dtype)
+        r, a = r.to(v.real_dtype(At.dtype)), a.to(v.real_dtype(At.dtype))
     else:
         r, a = _cutoffs(rtol, atol, m, n, At.dtype)
     count = math.prod(batch)
@@ -1015,7 +1046,7 @@ def _pinv_rank(A: Tensor, r: Any, a: Any, hermitian: bool, ridge: float, batch: 
     e = _exponent(Af)
     As = _ldexp(Af, -e[:, None, None])
     S = torch.linalg.eigvalsh(As).abs() if hermitian else torch.linalg.svdvals(As)
-    per = lambda c: torch.as_tensor(c, dtype=A.dtype, device=A.device).expand(batch).reshape(count)  # noqa: E731
+    per = lambda c: torch.as_tensor(c, dtype=S.dtype, device=A.device).expand(batch).reshape(count)  # noqa: E731
     cut = torch.maximum(per(r) * S.amax(-1), _ldexp(per(a), -e))
     rank = (S > cut[:, None]).sum(-1).masked_fill(~finite, -1)
     return rank.reshape(batch)
@@ -1054,8 +1085,8 @@ def project(
     samples, e.g. BatchNorm in training mode, breaks that; a basis built from the batch would
     too.)
     """
-    Ft, numpy_in, out_dtype = v.real_array(F, "F", min_ndim=1, shape_text="(..., d)")
-    Wt, _, _ = v.real_array(basis, "basis", min_ndim=2, shape_text="(..., r, d)")
+    Ft, numpy_in, out_dtype = v.real_array(F, "F", min_ndim=1, shape_text="(..., d)", complex_ok=True)
+    Wt, _, _ = v.real_array(basis, "basis", min_ndim=2, shape_text="(..., r, d)", complex_ok=True)
     ridge = v.positive("ridge", ridge, allow_zero=True)
     if rtol is not None:
         v.positive("rtol", rtol, allow_zero=True)

@@ -30,12 +30,14 @@ class Auto(Method):
     On CPU for n <= 32 (without spd) the native kernels of :mod:`.native` answer first;
     ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels"). Elsewhere:
     closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured). That choice lives in
-    :meth:`choose` alone, so size crossovers can be tuned in one place.
+    :meth:`choose` alone, so size crossovers can be tuned in one place. The native kernels are
+    real-only: complex batches take the torch path (spd=True: Hermitian positive definite).
     """
 
     spd: bool = False
 
     name = "auto"
+    takes_complex = True
 
     def choose(self, n: int, batch: int) -> Method:
         """The primary method of the torch path for a (batch, n, n) input."""
@@ -48,11 +50,13 @@ class Auto(Method):
 
     # --- native kernels (methods/native.py): the default path on CPU for n <= 32 ---------
     def _fast(self, batch):
-        return None if self.spd else _native_invert(batch)
+        return None if self.spd or batch.flat.is_complex() else _native_invert(batch)
 
     def _invert(self, A: Tensor) -> Partial:
         why = "spd requested"
-        if not self.spd:
+        if A.is_complex():
+            why = "complex input (the native kernels are real-only)"
+        elif not self.spd:
             part, why = _native_partial(A)
             if part is not None:
                 return part

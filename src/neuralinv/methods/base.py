@@ -6,7 +6,8 @@ A method is a small frozen dataclass with three public entries:
   NaN/Inf screening, the analytic derivatives, the method's kernel, the certificate, shapes and
   array types.
 * ``kernel(A) -> Partial``: the method's own answer on a validated, detached, finite
-  (B, n, n) float32/float64 batch, before certification: the inverse, any failure codes it
+  (B, n, n) float32/float64 batch (complex64/complex128 too where ``takes_complex``), before
+  certification: the inverse, any failure codes it
   knows of, what produced each answer. What ``auto``, ``block``, the certified fallbacks
   (:func:`fill_from`) and the bench's ``NAME:alone`` run. A method implements it as
   ``_invert(A)``.
@@ -18,6 +19,8 @@ docs/architecture.md shows the data flow and how to add a method.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
 from dataclasses import dataclass, field
@@ -30,10 +33,30 @@ from torch import Tensor
 from .. import _autograd
 from .._validate import check_flags, square_batch
 from ..certify import certificate, max_exponent, pow2_scale, trusted
+from ..errors import InputError
 from ..solution import Solution, Status
 
 #: Statuses for which no inverse exists or was computed: the returned inverse is NaN there.
 NO_ANSWER = (Status.SINGULAR, Status.NONFINITE, Status.NOT_SPD)
+
+#: False inside :func:`unscreened` (scipy's ``check_finite=False``): no up-front NaN/Inf screen.
+_SCREEN = contextvars.ContextVar("neuralinv_screen", default=True)
+
+
+@contextlib.contextmanager
+def unscreened():
+    """Run ``Method.invert`` without the up-front NaN/Inf screen (scipy's ``check_finite=False``).
+
+    The methods then see non-finite matrices as they are; their answers fail the certificate
+    (a non-finite A never passes it), and only then are those matrices checked and reported
+    NONFINITE with a NaN inverse, as with the screen. What is saved is the screen's one pass
+    over the batch; the native kernels of ``auto`` screen inside their single pass anyway.
+    """
+    token = _SCREEN.set(False)
+    try:
+        yield
+    finally:
+        _SCREEN.reset(token)
 
 
 @dataclass
@@ -75,6 +98,9 @@ class Method:
     """Base of all methods. Subclasses are frozen dataclasses whose fields are their options."""
 
     name: ClassVar[str] = "method"
+    #: Whether the method inverts complex64/complex128 matrices; the others refuse them with
+    #: an InputError naming the methods that do (:func:`complex_methods`).
+    takes_complex: ClassVar[bool] = False
 
     def __post_init__(self):
         # Subclasses with a __post_init__ of their own call this first.
@@ -87,6 +113,8 @@ class Method:
         torch.func transform (:mod:`neuralinv._autograd`).
         """
         batch = square_batch(A)
+        if batch.out_dtype.is_complex and not self.takes_complex:
+            refuse_complex(self, batch.out_dtype)
         if not batch.numpy_in and _autograd.needs_autograd(batch.tensor):
             return _differentiable(self, batch)
         fast = self._fast(batch)
@@ -97,7 +125,7 @@ class Method:
     def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
         """Whether this method takes n x n matrices of ``dtype`` on ``device``: the registry's one answer
         to "which sizes can this method take" (auto, block, bench, demo and the generic tests ask it)."""
-        return True
+        return self.takes_complex or not dtype.is_complex
 
     def kernel(self, A: Tensor) -> Partial:
         """The method's answer on a validated, detached, finite (B, n, n) batch of a size it
@@ -124,8 +152,11 @@ class Method:
         # only needed when something is not finite. A finite sum proves every entry finite (an
         # Inf or NaN entry makes any float sum Inf or NaN) at a 25th of isfinite's cost; only
         # an overflowing sum of finite entries needs the exact check.
+        screened = _SCREEN.get()
         all_finite = (
-            bool(torch.isfinite(Af.sum())) or bool(torch.isfinite(Af).all()) if B and n else True
+            bool(torch.isfinite(Af.sum())) or bool(torch.isfinite(Af).all())
+            if B and n and screened
+            else True
         )
         finite = None
         if not all_finite:
@@ -138,7 +169,7 @@ class Method:
             with torch.no_grad():
                 part = self.kernel(Af)
         solve_time = time.perf_counter() - start
-        sol = certify(batch, part, finite, self.name, self)
+        sol = certify(batch, part, finite, self.name, self, screened=screened)
         sol.stats["solve_time_s"] = solve_time
         sol.stats["time_s"] = time.perf_counter() - start
         return sol
@@ -217,13 +248,21 @@ def _differentiable(method: Method, batch) -> Solution:
 
 
 def certify(
-    batch, part: Partial, finite: Tensor | None, name: str, method: Method | None = None
+    batch,
+    part: Partial,
+    finite: Tensor | None,
+    name: str,
+    method: Method | None = None,
+    *,
+    screened: bool = True,
 ) -> Solution:
     """Residual ratio and rcond for every answer, final status codes, output types.
 
-    finite: which input matrices are finite (None: all of them).
+    finite: which input matrices are finite (None: all of them, or not screened).
     method: the method that produced ``part``; given, the failed answers of extremely scaled
     matrices are redone at a power-of-two scale (:func:`rescale_extreme_failures`).
+    screened: False when the input was not screened for NaN/Inf (:func:`unscreened`): where
+    some answer fails, the input is checked then, and non-finite matrices get NONFINITE.
     """
     A = batch.flat
     status = part.status
@@ -231,6 +270,14 @@ def certify(
         status = torch.where(finite, status, int(Status.NONFINITE))
     X, res, rc, flagged = _certificate_of(A, part, status)
     good = trusted(res, rc, A.shape[-1], A.dtype)
+    if not screened and not _all(good):
+        finite = torch.isfinite(A).all(dim=-1).all(dim=-1)
+        if not _all(finite):
+            bad = ~finite
+            status = torch.where(finite, status, int(Status.NONFINITE)).to(torch.int8)
+            X = X.masked_fill(bad[:, None, None], float("nan"))
+            res, rc = res.masked_fill(bad, float("nan")), rc.masked_fill(bad, float("nan"))
+            flagged = True
     if method is not None and (flagged or not _all(good)):
         failed = ~good
         if flagged:
@@ -262,6 +309,20 @@ def certify(
         rcond=batch.to_output(rc, matrices=False),
         method=names,
         stats=stats,
+    )
+
+
+def complex_methods() -> list[str]:
+    """The registered method names that invert complex matrices."""
+    from .registry import METHODS
+
+    return sorted(name for name, cls in METHODS.items() if cls.takes_complex)
+
+
+def refuse_complex(method: Method, dtype: torch.dtype) -> None:
+    raise InputError(
+        f"method {method.name!r} inverts real matrices only, got {dtype}; methods for complex "
+        f"matrices: {', '.join(complex_methods())}"
     )
 
 

@@ -66,6 +66,11 @@ class Block(Method):
 
     name = "block"
 
+    @property
+    def takes_complex(self) -> bool:  # type: ignore[override]
+        """Complex input needs a base and a fallback that take it."""
+        return bool(self.base.takes_complex and self.fallback.takes_complex)
+
     def __post_init__(self) -> None:
         base = resolve_base(self.base)
         if isinstance(base, Block):
@@ -95,7 +100,7 @@ class Block(Method):
 
     def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
         # Any n: blocks are padded to base_size, which the base was checked to take.
-        return self.base.supports(self.base_size, dtype, device)
+        return self.base.supports(self.base_size, dtype, device) and self.fallback.supports(n, dtype, device)
 
     def _invert(self, A: Tensor) -> Partial:
         B, n = A.shape[0], A.shape[-1]

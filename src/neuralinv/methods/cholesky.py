@@ -1,4 +1,4 @@
-"""Cholesky inversion for symmetric positive definite matrices (LAPACK potrf/potri)."""
+"""Cholesky inversion for symmetric (Hermitian) positive definite matrices (LAPACK potrf/potri)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from .base import Method, Partial
 @dataclass(frozen=True)
 class Cholesky(Method):
     """Exact inversion of symmetric positive definite (SPD) matrices: ``A = L L^T``, then
-    ``A^-1 = L^-T L^-1``. About half the work of LU and symmetric by construction.
+    ``A^-1 = L^-T L^-1``. About half the work of LU and symmetric by construction. Complex
+    matrices must be Hermitian positive definite (``A = L L^H``; "symmetric" below means
+    ``A = A^H`` for them).
 
     symmetry_tol: a matrix counts as symmetric when ``||A - A^T||_1 <= symmetry_tol * n * eps
                   * ||A||_1`` (eps of the working dtype). Rounding in ``B @ B.T`` and friends
@@ -29,14 +31,16 @@ class Cholesky(Method):
     symmetry_tol: float = 100.0
 
     name = "cholesky"
+    takes_complex = True
 
     def __post_init__(self):
         ratio_tolerance("symmetry_tol", self.symmetry_tol, allow_zero=True)
 
     def symmetric(self, A: Tensor) -> Tensor:
-        """(B,) mask of the matrices that are symmetric within ``symmetry_tol``."""
+        """(B,) mask of the matrices that are symmetric (complex: Hermitian) within
+        ``symmetry_tol``."""
         bound = self.symmetry_tol * A.shape[-1] * eps(A.dtype) * norm1(A)
-        return norm1(A - A.mT) <= bound
+        return norm1(A - A.mH) <= bound
 
     def _invert(self, A: Tensor) -> Partial:
         L, info = torch.linalg.cholesky_ex(A)

@@ -9,6 +9,7 @@ float32 input is computed in float64: every 2x2 minor of float32 numbers is then
 its one subtraction, so the only rounding that matters is the final cast back to float32. That
 keeps the LAPACK residual ratio of the answer at rounding level for every matrix whose float64
 inverse is accurate (cond well below 1e15), i.e. as good as LU, at the price of two casts.
+complex64 input is computed in complex128 alike; the formulas are the same for complex entries.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ class ClosedForm(Method):
     """
 
     name = "closed_form"
+    takes_complex = True
 
     def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
-        return n <= MAX_N
+        return n <= MAX_N and super().supports(n, dtype, device)
 
     def invert(self, A: Any) -> Solution:
         # Refuse a size without a formula before any conversion or work, even for empty batches.
@@ -102,7 +104,7 @@ def closed_form_inverse(A: Tensor) -> tuple[Tensor, Tensor]:
     n = A.shape[-1]
     _check_size(n)
     B = A.shape[0]
-    work = torch.float64 if A.dtype == torch.float32 else A.dtype
+    work = {torch.float32: torch.float64, torch.complex64: torch.complex128}.get(A.dtype, A.dtype)
     X = torch.empty((B, n * n), dtype=A.dtype, device=A.device)
     det = torch.empty(B, dtype=work, device=A.device)
     flat = A.reshape(B, n * n)

@@ -54,6 +54,7 @@ class LU(Method):
     """
 
     name = "lu"
+    takes_complex = True
 
     def _invert(self, A: Tensor) -> Partial:
         X, info = inverse_ex(A)

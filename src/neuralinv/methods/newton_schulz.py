@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .._validate import int_at_least, one_of, ratio_tolerance
+from .._validate import int_at_least, one_of, ratio_tolerance, real_dtype
 from ..certify import (
     PASS_RATIO,
     SMALL_N,
@@ -27,6 +27,8 @@ from .base import Method, Partial
 
 def scaled_transpose(A: Tensor) -> Tensor:
     """The seed ``A^T / (||A||_1 ||A||_inf)``: ``||I - X0 A||_2 < 1`` for every nonsingular A.
+    Complex A: the conjugate transpose ``A^H / (||A||_1 ||A||_inf)`` (``X0 A`` is then Hermitian
+    positive definite with eigenvalues in (0, 1], as ``A^T A`` is for real A).
 
     At any scale: where the product of the norms over- or underflows (float32 entries beyond
     about 2^±63) the seed is computed as ``2^-e seed(2^-e A)``, e from A's largest entry, which is
@@ -37,7 +39,7 @@ def scaled_transpose(A: Tensor) -> Tensor:
     tiny, huge = torch.finfo(A.dtype).tiny, torch.finfo(A.dtype).max
     extreme = ((scale < tiny) & (n1 > 0)) | (scale > huge)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    X0 = A.mT / scale[:, None, None]
+    X0 = A.mH / scale[:, None, None]
     if bool(extreme.any()):
         rows = extreme.nonzero().squeeze(-1)
         e = max_exponent(A[rows])
@@ -64,6 +66,7 @@ class NewtonSchulz(Method):
     seed: Any = "transpose"
 
     name = "newton_schulz"
+    takes_complex = True
 
     def __post_init__(self):
         ratio_tolerance("tol", self.tol)
@@ -178,8 +181,9 @@ def refine_certified(
     iters = torch.zeros(B, dtype=torch.int32, device=dev)
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     contracted = torch.ones(B, dtype=torch.bool, device=dev)
-    num_at = torch.empty(B, dtype=A.dtype, device=dev)  # ||I - X A||_1 where each stopped
-    nX_at = torch.empty(B, dtype=A.dtype, device=dev)
+    real = real_dtype(A.dtype)
+    num_at = torch.empty(B, dtype=real, device=dev)  # ||I - X A||_1 where each stopped
+    nX_at = torch.empty(B, dtype=real, device=dev)
     # Contiguous iterates and answers: norm1's column sums round differently on other memory
     # layouts, and the certificate is of the contiguous answer Method.invert receives.
     X = X.contiguous()
@@ -263,11 +267,12 @@ class _Workspace:
                 work.clear()
                 work["eye"] = torch.eye(n, dtype=A.dtype, device=A.device)
 
-    def _buf(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    def _buf(self, name: str, shape: tuple[int, ...], like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         size = math.prod(shape)
+        dtype = like.dtype if dtype is None else dtype
         t = self.work.get(name)
-        if t is None or t.numel() < size:
-            t = self.work[name] = torch.empty(size, dtype=like.dtype, device=like.device)
+        if t is None or t.numel() < size or t.dtype != dtype:
+            t = self.work[name] = torch.empty(size, dtype=dtype, device=like.device)
         return t[:size].view(shape)
 
     def residual(self, A: Tensor, X: Tensor) -> Tensor:
@@ -279,8 +284,9 @@ class _Workspace:
     def norm1(self, M: Tensor) -> Tensor:
         if self.work is None:
             return norm1(M)
-        absM = torch.abs(M, out=self._buf("abs", tuple(M.shape), M))
-        cols = torch.sum(absM, dim=-2, out=self._buf("cols", tuple(M.shape[:-1]), M))
+        real = real_dtype(M.dtype)
+        absM = torch.abs(M, out=self._buf("abs", tuple(M.shape), M, real))
+        cols = torch.sum(absM, dim=-2, out=self._buf("cols", tuple(M.shape[:-1]), M, real))
         return cols.amax(dim=-1)
 
     def step(self, X: Tensor, E: Tensor, step: int, out: Tensor | None) -> Tensor:
