@@ -17,10 +17,10 @@ import torch
 
 import neuralinv as ni
 from neuralinv.errors import InputError
-from neuralinv.training import ModelConfig, TrainConfig
-from neuralinv.training.checkpoint import load_state
-from neuralinv.training.config import config_from_options
-from neuralinv.training.loop import evaluate, linear_approximation_mae, validation_sample
+from neuralinv.learned import ModelConfig, TrainConfig
+from neuralinv.learned.checkpoint import load_state
+from neuralinv.learned.config import config_from_options
+from neuralinv.learned.loop import evaluate, linear_approximation_mae, validation_sample
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -55,7 +55,7 @@ def test_seconds_of_training_on_a_ball_beat_the_linear_approximation():
 def test_identity_and_both_losses_learn(loss):
     cfg = _tiny(loss=loss, steps=600, val_every=100)
     A, X = validation_sample(cfg)
-    from neuralinv.training.loop import new_member
+    from neuralinv.learned.loop import new_member
 
     before = evaluate(new_member(cfg, 0), A, X)["mae"]
     after = ni.train(cfg).metrics["members"][0]["best"]["val_mae"]
@@ -230,7 +230,7 @@ def test_builtin_ball3_meets_the_accuracy_targets_offline():
     # inside the target.
     assert mae <= 0.1 * linear, (mae, linear)
     assert ni.certify.contracts(A, guess).all()  # ... and every guess contracts
-    size = sum(p.stat().st_size for p in Path(ni.learned_inverse._resolve("builtin:ball3")).iterdir())
+    size = sum(p.stat().st_size for p in Path(ni.learned.inverse._resolve("builtin:ball3")).iterdir())
     assert size < 500_000
     with pytest.raises(InputError, match="unknown built-in model 'builtin:nope'"):
         ni.LearnedInverse.load("builtin:nope")

@@ -85,6 +85,11 @@ class Method:
             return fast
         return self._solve_batch(batch)
 
+    def supports(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> bool:
+        """Whether this method takes n x n matrices of ``dtype`` on ``device``: the registry's one answer
+        to "which sizes can this method take" (auto, block, bench, demo and the generic tests ask it)."""
+        return True
+
     def _fast(self, batch) -> Solution | None:
         """A whole Solution by a shortcut for a validated batch without autograd, or None
         (the default): ``auto``'s native kernels (:mod:`.native`)."""
