@@ -32,7 +32,8 @@ import torch
 
 import neuralinv as ni
 from neuralinv.learned import ModelConfig, TrainConfig
-from neuralinv.learned.loop import evaluate, linear_approximation_mae
+from neuralinv.learned.data import linear_approximation_mae
+from neuralinv.learned.loop import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SIZE = 10_000

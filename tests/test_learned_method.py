@@ -212,6 +212,33 @@ def test_real_network_answers_in_region_after_refinement(tiny_model):
     assert (raw.status == int(ni.Status.ILL_CONDITIONED)).all()
 
 
+def test_predict_takes_numpy_and_never_moves_the_model(tiny_model):
+    import copy
+
+    import numpy as np
+
+    A = tiny_model.region.sample(30, generator=_gen(40))
+    got = tiny_model.predict(A.numpy())
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (30, 3, 3)
+    np.testing.assert_array_equal(got, tiny_model.predict(A).numpy())  # bitwise: same call
+    # A model elsewhere than the input: a clear error, and the model stays where it was.
+    elsewhere = ni.LearnedInverse(tiny_model.config, [copy.deepcopy(m).to("meta") for m in tiny_model.members])
+    with pytest.raises(ni.InputError, match=r"A is on cpu but the model is on meta; move one"):
+        elsewhere.predict(A)
+    assert elsewhere.device.type == "meta"
+    moved = ni.LearnedInverse(tiny_model.config, [copy.deepcopy(m) for m in tiny_model.members])
+    assert moved.to("meta") is moved and moved.device.type == "meta"
+
+
+def test_learned_supports_the_models_size_dtypes_and_device(tiny_model):
+    method = Learned(model=tiny_model)
+    assert method.supports(3, torch.float32) and method.supports(3, torch.float64, "cpu")
+    assert not method.supports(4, torch.float64)
+    assert not method.supports(3, torch.int64) and not method.supports(3, torch.complex128)
+    assert not method.supports(3, torch.float64, "meta")
+    assert ni.methods.resolve(tiny_model, refine=False) == Learned(model=tiny_model, refine=False)
+
+
 def test_real_network_mixed_batch(tiny_model):
     inside = tiny_model.region.sample(3, generator=_gen(21))
     scaled = 3.0 * tiny_model.region.sample(2, generator=_gen(22))

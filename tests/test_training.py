@@ -20,7 +20,8 @@ from neuralinv.errors import InputError
 from neuralinv.learned import ModelConfig, TrainConfig
 from neuralinv.learned.checkpoint import load_state
 from neuralinv.learned.config import config_from_options
-from neuralinv.learned.loop import evaluate, linear_approximation_mae, validation_sample
+from neuralinv.learned.data import linear_approximation_mae, validation_sample
+from neuralinv.learned.loop import evaluate
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 

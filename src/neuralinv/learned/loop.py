@@ -28,16 +28,24 @@ from ..errors import InputError
 from ..kernels.lapack import inverse_ex
 from . import checkpoint as ckpt
 from .config import TrainConfig
+from .data import (
+    CALIBRATION_SEED,
+    CALIBRATION_SIZE,
+    batch,
+    data_matrices,
+    fixed_sample,
+    generator,
+    linear_approximation_mae,
+    member_seed,
+    validation_sample,
+)
 from .distributed import Context, context, weights_digest
 from .inverse import FIT_FILE, LearnedInverse, check_architecture
 
-#: Calibration and validation samples use seeds far from the training streams'.
-_CALIBRATION_SEED = 1_000_003
-_VALIDATION_SEED = 2_000_003
-_CALIBRATION_SIZE = 4096
-
 
 @dataclass(frozen=True)
+
+
 class Progress:
     """What the progress callback receives after every step (rank 0 only)."""
 
@@ -57,35 +65,14 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-# -- data -------------------------------------------------------------------------------------
-def _member_seed(config: TrainConfig, member: int, rank: int) -> int:
-    return config.seed * 1_000_000 + member * 1_000 + rank
-
-
-def _generator(seed: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def fixed_sample(config: TrainConfig, seed: int, size: int, device) -> tuple[Tensor, Tensor]:
-    """A reproducible float64 sample of the region and its float64 inverses."""
-    g = _generator(config.seed * 7919 + seed, torch.device("cpu"))
-    A = config.region.sample(size, generator=g, dtype=torch.float64)
-    return A.to(device), inverse_ex(A)[0].to(device)
-
-
-def validation_sample(config: TrainConfig, device=None) -> tuple[Tensor, Tensor]:
-    return fixed_sample(config, _VALIDATION_SEED, config.val_size, device or "cpu")
-
-
-# -- model ------------------------------------------------------------------------------------
 def new_member(config: TrainConfig, member: int) -> nn.Module:
     """An initialised, calibrated network. Initialisation is seeded inside a forked RNG so it is
     reproducible without touching the caller's global random state."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_member_seed(config, member, 0))
+        torch.manual_seed(member_seed(config, member, 0))
         model = config.skeleton()
     if config.scaling == "standardize" and hasattr(model, "calibrate"):
-        A, X = fixed_sample(config, _CALIBRATION_SEED, _CALIBRATION_SIZE, "cpu")
+        A, X = fixed_sample(config, CALIBRATION_SEED, CALIBRATION_SIZE, "cpu")
         model.calibrate(A, X)
     return model.to(dtype=config.torch_dtype)
 
@@ -108,6 +95,8 @@ def loss_fn(config: TrainConfig, A: Tensor, X_pred: Tensor, X_true: Tensor | Non
 
 
 @torch.no_grad()
+
+
 def evaluate(model: nn.Module, A: Tensor, X_true: Tensor, chunk: int = 8192) -> dict[str, float]:
     """MAE against the float64 inverse, R^2, and the fraction of guesses that contract."""
     dtype = next(model.parameters()).dtype
@@ -121,56 +110,6 @@ def evaluate(model: nn.Module, A: Tensor, X_true: Tensor, chunk: int = 8192) -> 
         "r2": float(1 - ss_res / ss_tot) if ss_tot > 0 else float("nan"),
         "contract": float(contracts(A, X).double().mean()),
     }
-
-
-def linear_approximation_mae(config: TrainConfig, A: Tensor, X_true: Tensor) -> float | None:
-    """MAE of ``C - C D C`` around a Ball's center (the paper's baseline; for Balls around each
-    matrix's nearest center); None for a Box."""
-    region = config.region
-    if hasattr(region, "balls"):
-        which = region.nearest(A.cpu()).to(A.device)
-        centers = region.centers.to(A)
-        C = torch.linalg.inv(centers)[which]
-        D = A - centers[which]
-        return float((C - C @ D @ C - X_true).abs().mean())
-    center = getattr(region, "center", None)
-    if center is None:
-        return None
-    C = torch.linalg.inv(center).to(A)
-    D = A - center.to(A)
-    return float((C - C @ D @ C - X_true).abs().mean())
-
-
-#: Data matrices kept for mixing into training batches (a uniform sample of the in-region ones).
-MAX_DATA_MATRICES = 200_000
-
-
-def data_matrices(config: TrainConfig, device=None) -> Tensor | None:
-    """The matrices of ``config.data`` that the learned method would hand to the network, as
-    the network sees them (scaled into the region as routing scales them), float64 on
-    ``device``; at most :data:`MAX_DATA_MATRICES` (a seeded uniform sample). None without data.
-    InputError when a file's SHA-256 differs from ``config.data_sha256`` (the data changed
-    since the region was fitted) or no data matrix lies in the region."""
-    if not config.data:
-        return None
-    from ..regions.fitting import read_fit_data, sha256_file
-
-    if config.data_sha256 is not None:
-        for path, digest in zip(config.data, config.data_sha256):
-            got = sha256_file(path) if Path(path).is_file() else None
-            if got != digest:
-                raise InputError(
-                    f"{path}: {'missing' if got is None else 'changed'} since the region was fitted "
-                    f"(SHA-256 {digest[:12]}..., now {got[:12] + '...' if got else 'none'}); "
-                    "fit and train again (--no-resume)"
-                )
-    data = read_fit_data(list(config.data), limit=MAX_DATA_MATRICES, seed=config.seed)
-    A = data.sample
-    inside, s = config.region.scaled_into(A, scale=True)
-    kept = (A * s[:, None, None])[inside]
-    if kept.shape[0] == 0:
-        raise InputError(f"{', '.join(config.data)}: no matrix lies in the model's region (even scaled)")
-    return kept.to(device or "cpu")
 
 
 # -- optimisation -----------------------------------------------------------------------------
@@ -274,7 +213,7 @@ def train_member(config: TrainConfig, k: int, run: dict, resumed: dict | None,
     model = new_member(config, k).to(device)
     opt = make_optimizer(config, model)
     sched = make_scheduler(config, opt)
-    gen = _generator(_member_seed(config, k, ctx.rank), device)
+    gen = generator(member_seed(config, k, ctx.rank), device)
     source = out / ckpt.STATE_FILE if out is not None else "training state"
     start = 0
     if resumed is not None:
@@ -295,7 +234,7 @@ def train_member(config: TrainConfig, k: int, run: dict, resumed: dict | None,
     last_val: dict[str, float] | None = None
     net.train()
     for step in range(start + 1, config.steps + 1):
-        A = _batch(config, data, gen, device)
+        A = batch(config, data, gen, device)
         X_true = inverse_ex(A)[0].to(dtype) if config.loss != "identity" else None
         A = A.to(dtype)
         loss = loss_fn(config, A, net(A), X_true, scale)
@@ -366,23 +305,12 @@ def _restore(config: TrainConfig, k: int, state: dict, model: nn.Module, opt, sc
         if len(rng) == ctx.world_size:
             gen.set_state(rng[ctx.rank])
         else:  # resumed with another number of ranks: fresh but distinct streams
-            gen.manual_seed(_member_seed(config, k, ctx.rank) + 7 * int(state["step"]))
+            gen.manual_seed(member_seed(config, k, ctx.rank) + 7 * int(state["step"]))
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
         raise InputError(
             f"{source}: the optimizer, scheduler or RNG state cannot be restored "
             f"({type(exc).__name__}: {exc}); delete it or train with --no-resume"
         ) from None
-
-
-def _batch(config: TrainConfig, data: Tensor | None, gen: torch.Generator, device) -> Tensor:
-    """A float64 training batch: fresh region samples, with ``data_share`` of it drawn (with
-    replacement) from the data matrices when the config has data."""
-    take = 0 if data is None else round(config.batch_size * config.data_share)
-    A = config.region.sample(config.batch_size - take, generator=gen, device=device, dtype=torch.float64)
-    if take:
-        idx = torch.randint(data.shape[0], (take,), generator=gen, device=device)
-        A = torch.cat([A, data[idx]])
-    return A
 
 
 def _tensorboard(config: TrainConfig, out: Path | None, k: int, start: int, ctx: Context):
@@ -451,4 +379,4 @@ def _diff(a: dict, b: dict) -> str:
     return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:4]) or "?"
 
 
-__all__ = ["Progress", "evaluate", "linear_approximation_mae", "loss_fn", "train", "validation_sample"]
+__all__ = ["Progress", "evaluate", "loss_fn", "new_member", "train", "train_member"]
