@@ -28,7 +28,7 @@ from .loop import train
 HELD_OUT_SEED = 5_000_011
 
 
-#: Training steps of the demo's model: about 15 s on one core of a 2-core CPU.
+#: Training steps of the demo's model (its time: docs/learned-inference.md, "make demo").
 DEMO_STEPS = 12_000
 
 

@@ -38,7 +38,7 @@ from .newton_schulz import refine_certified
 
 #: Matrices per chunk of the network path: about 2^20 numbers (4 MB in float32), so a chunk's
 #: guess, residuals and iterates stay in cache and their memory is reused (docs/performance.md,
-#: attempt 26).
+#: attempts 26, 27 and 34).
 CHUNK_ELEMENTS = 1 << 19
 
 #: Newton-Schulz steps inside the fused kernel (``compile=True``, n <= 4 ``correction``

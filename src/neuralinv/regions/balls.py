@@ -129,8 +129,8 @@ class Ball(Region):
     def contains(self, A: Any, *, work: dict | None = None) -> Tensor:
         """``(...)`` bool: ``max_ij |A_ij - center_ij| <= radius``, decided as in float64.
 
-        A float32 batch is decided mostly in float32 (a float64 copy of a large batch costs
-        about 5x the float32 test): ``d = |fl(A - fl(center))|`` is within ``u d + delta`` of
+        A float32 batch is decided mostly in float32, without a float64 copy of the batch
+        (docs/performance.md, attempt 31): ``d = |fl(A - fl(center))|`` is within ``u d + delta`` of
         the exact distance (u: a few units of float32 rounding, delta: the largest rounding of
         the center to float32), so a matrix whose largest d is below the radius by more than
         that margin is inside, one above it by more is outside, exactly as in float64; only
