@@ -244,5 +244,7 @@ def test_training_on_cuda(tmp_path):
     A = cfg.region.sample(8, generator=torch.Generator().manual_seed(6)).cuda()
     X = model.predict(A)
     assert X.is_cuda and X.shape == (8, 3, 3)
-    loaded = ni.LearnedInverse.load(tmp_path)
-    assert torch.equal(loaded.predict(A), X)  # bitwise: round trip, same call on the same GPU
+    loaded = ni.LearnedInverse.load(tmp_path)  # on the CPU: predict never moves it itself
+    with pytest.raises(InputError, match="A is on cuda:0 but the model is on cpu"):
+        loaded.predict(A)
+    assert torch.equal(loaded.to("cuda").predict(A), X)  # bitwise: round trip, same call on the same GPU

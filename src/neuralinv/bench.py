@@ -372,6 +372,7 @@ def run(
         from .methods.learned import Learned
 
         learned = Learned(model=config.model)
+        learned.model.to(device)  # where the batches are: predict never moves the model itself
         specs = [(spec, opts) for spec in config.methods
                  for name, opts in [method_spec(spec)] if name == "learned"]
         for spec, opts in specs or [("learned", {})]:

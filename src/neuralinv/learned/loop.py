@@ -181,7 +181,7 @@ def train(
         for k in range(config.ensemble):
             net = config.skeleton()
             ckpt.load_into(net, run["best"][k], f"training state member {k}")
-            members.append(net.eval())
+            members.append(net.to(ctx.device).eval())  # the model stays where it was trained
         metrics = {
             "train_seconds": round(run["elapsed"], 3),
             "world_size": ctx.world_size,
