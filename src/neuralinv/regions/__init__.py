@@ -18,6 +18,9 @@ Three regions:
   :meth:`Ball.check` enforces exactly that.
 * :class:`Balls` -- a union of such balls, each one checked the same way. ``Ball.fit(A)`` and
   ``Balls.fit(A)`` fit them to a user's matrices (:mod:`neuralinv.regions.fitting`).
+
+Files: ``base.py`` (what they share, including :meth:`Region.scaled_into`, the learned method's
+routing test), ``box.py``, ``balls.py`` (Ball and Balls), ``description.py``, ``fitting.py``.
 """
 
 from .balls import Ball, Balls, fit_balls, fit_files

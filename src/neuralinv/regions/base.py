@@ -15,6 +15,7 @@ from .._validate import as_tensor
 from ..certify import sigma_min as _sigma_min
 from ..errors import InputError
 
+#: Rejection sampling gives up after this many rounds without filling the batch: the filter
 #: is then (almost) never satisfied and the caller should be told, not left waiting.
 _MAX_ROUNDS = 200
 #: ... and as soon as fewer than 1 in 10^4 of at least 10^5 draws passed (hopeless, and slow).
