@@ -15,7 +15,7 @@ from .._validate import as_tensor, int_at_least, positive
 from ..certify import sigma_min as _sigma_min
 from ..errors import InputError
 from . import fitting
-from .base import DEFAULT_RADIUS_DIGITS, Region, float_dtype, resolve_device, round_down, square
+from .base import DEFAULT_RADIUS_DIGITS, Region, round_down, square
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,18 +111,9 @@ class Ball(Region):
         s = float(_sigma_min(center))
         return cls(center, round_down(s / (2 * n), DEFAULT_RADIUS_DIGITS))
 
-    def sample(
-        self,
-        batch: int,
-        *,
-        generator: torch.Generator | None = None,
-        device=None,
-        dtype: torch.dtype = torch.float64,
-    ) -> Tensor:
-        """``(batch, n, n)`` matrices ``center + D``, ``D_ij`` uniform in ``[-r, r)``."""
-        batch = int_at_least("batch", batch, 0)
-        dtype = float_dtype(dtype)
-        device = resolve_device(generator, device)
+    def _sample(self, batch: int, generator: torch.Generator | None, device: torch.device,
+                dtype: torch.dtype) -> Tensor:
+        """Matrices ``center + D``, ``D_ij`` uniform in ``[-r, r)``."""
         u = torch.rand(batch, self.n, self.n, generator=generator, device=device, dtype=dtype)
         return self.center.to(device=device, dtype=dtype) + self.radius * (2 * u - 1)
 
@@ -313,18 +304,9 @@ class Balls(Region):
             depth = torch.where(better, rel, depth)
         return best
 
-    def sample(
-        self,
-        batch: int,
-        *,
-        generator: torch.Generator | None = None,
-        device=None,
-        dtype: torch.dtype = torch.float64,
-    ) -> Tensor:
-        """``(batch, n, n)``: a ball drawn by ``weights``, then uniformly from it (as Ball.sample)."""
-        batch = int_at_least("batch", batch, 0)
-        dtype = float_dtype(dtype)
-        device = resolve_device(generator, device)
+    def _sample(self, batch: int, generator: torch.Generator | None, device: torch.device,
+                dtype: torch.dtype) -> Tensor:
+        """A ball drawn by ``weights``, then uniformly from it (as Ball.sample)."""
         w = torch.tensor(self.weights, dtype=torch.float64, device=device)
         which = torch.multinomial(w, batch, replacement=True, generator=generator) if batch else (
             torch.zeros(0, dtype=torch.int64, device=device))

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .._validate import as_tensor
+from .._validate import as_tensor, int_at_least
 from ..certify import sigma_min as _sigma_min
 from ..errors import InputError
 
@@ -47,9 +47,24 @@ class ScaledInto(NamedTuple):
 
 
 class Region:
-    """The routing shared by Box, Ball and Balls. A subclass defines ``contains(A, *, work)``
-    and ``candidate_scale(A)`` (the scalar that best brings each matrix in, float64, NaN where
+    """What Box, Ball and Balls share: ``sample``'s checks and the routing. A subclass defines
+    ``_sample`` (the draw, arguments checked), ``contains(A, *, work)`` and ``candidate_scale(A)`` (the scalar that best brings each matrix in, float64, NaN where
     none can)."""
+
+    def sample(
+        self,
+        batch: int,
+        *,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype: torch.dtype = torch.float64,
+    ) -> Tensor:
+        """``(batch, n, n)`` matrices of the region, on ``device`` (default: the generator's),
+        deterministic for a seeded generator."""
+        batch = int_at_least("batch", batch, 0)
+        dtype = float_dtype(dtype)
+        device = resolve_device(generator, device)
+        return self._sample(batch, generator, device, dtype)
 
     def candidate_scale(self, A: Tensor) -> Tensor:
         return torch.full(A.shape[:1], float("nan"), dtype=torch.float64, device=A.device)

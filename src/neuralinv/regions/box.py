@@ -18,8 +18,6 @@ from .base import (
     _MIN_RATE,
     Region,
     finite,
-    float_dtype,
-    resolve_device,
     square,
 )
 
@@ -80,22 +78,11 @@ class Box(Region):
             keep &= _sigma_min(A64) > self.min_sigma
         return keep
 
-    def sample(
-        self,
-        batch: int,
-        *,
-        generator: torch.Generator | None = None,
-        device=None,
-        dtype: torch.dtype = torch.float64,
-    ) -> Tensor:
-        """``(batch, n, n)`` matrices of the box, on ``device`` (default: the generator's).
-
-        Rejection is vectorised: draw a block sized by the acceptance rate seen so far, keep the
+    def _sample(self, batch: int, generator: torch.Generator | None, device: torch.device,
+                dtype: torch.dtype) -> Tensor:
+        """Matrices of the box. Rejection is vectorised: draw a block sized by the acceptance rate seen so far, keep the
         matrices that pass, repeat. Deterministic for a fixed generator state.
         """
-        batch = int_at_least("batch", batch, 0)
-        dtype = float_dtype(dtype)
-        device = resolve_device(generator, device)
         n = self.n
         if self.min_abs_det is None and self.min_sigma is None:
             return self._draw(batch, generator, device, dtype)
