@@ -68,19 +68,13 @@ class Learned(Method):
                   ``s`` (``(s A)^-1 = A^-1 / s``, so ``A^-1 = s * net(s A)``), as
                   DeepMatrixInversion scales its inputs into the training range. Used only where
                   ``s A`` lies in the region; inputs already inside are left alone.
-    compile:      opt-in compiled paths (``torch.compile``, inductor), because the first call in
-                  a process compiles for seconds to half a minute. For a model of ``correction``
-                  members with a small g on an n <= 4 ball (``builtin:ball3-fast``), with
-                  ``refine`` and ``check_region``, the whole path -- region test, guess,
-                  Newton-Schulz (up to 3 steps), certificate -- is one fused kernel
-                  (:class:`~neuralinv.kernels.learned_small.FusedPath`; docs/performance.md,
-                  attempt 38); matrices it cannot settle (outside the ball, a guess that does
-                  not contract, more steps needed) take the eager path. Other models get their
-                  member networks compiled for the guess (attempt 37). Answers may differ from
-                  the eager ones in the last bits; statuses follow the same rules. Batches in
-                  another dtype or on another device than the model's, a batch of one (guess
-                  only) or a failed compilation use the eager code, and
-                  ``stats["compile_error"]`` says why.
+    compile:      opt-in compiled paths (``torch.compile``; the first call in a process
+                  compiles for seconds): the whole certified path as one fused kernel for small
+                  n <= 4 ``correction`` models with ``refine`` and ``check_region``
+                  (:class:`~neuralinv.kernels.learned_small.FusedPath`), else the member
+                  networks compiled for the guess. Answers may differ from the eager ones in the
+                  last bits; statuses follow the same rules; what the kernels cannot take runs
+                  eagerly, and ``stats["compile_error"]`` says why (docs/learned-inference.md).
     """
 
     model: Any = None
