@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 
 import neuralinv as ni
-from neuralinv.training import ModelConfig, TrainConfig
-from neuralinv.training.loop import evaluate, linear_approximation_mae
+from neuralinv.learned import ModelConfig, TrainConfig
+from neuralinv.learned.data import linear_approximation_mae
+from neuralinv.learned.loop import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SIZE = 10_000

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 import neuralinv as ni
-from neuralinv.learned_demo import demo_config
+from neuralinv.learned.demo import demo_config
+from neuralinv.methods.learned import Learned
 
 
 def best_time(fn, repeat: int) -> tuple[float, object]:
@@ -67,8 +68,8 @@ def main() -> None:
         methods = {
             "lu": "lu",
             "closed_form": "closed_form",
-            "learned": model.as_method(),
-            "learned refine=False": model.as_method(refine=False),
+            "learned": Learned(model=model),
+            "learned refine=False": Learned(model=model, refine=False),
             "newton_schulz (transpose seed)": "newton_schulz",
         }
         for name, method in methods.items():

@@ -40,7 +40,7 @@ def pieces(model, A: torch.Tensor) -> dict:
     def region():
         work: dict = {}
         for a in chunks:
-            learned.into_region(model.region, a, work=work)
+            model.region.scaled_into(a, work=work)
 
     def predict():
         for a in chunks:
@@ -59,8 +59,8 @@ def pieces(model, A: torch.Tensor) -> dict:
 def measure(model_name: str, batch: int, repeats: int) -> list[dict]:
     model = ni.LearnedInverse.load(model_name)
     A = model.region.sample(batch, generator=torch.Generator().manual_seed(7), dtype=torch.float32)
-    method = model.as_method()
-    compiled = model.as_method(compile=True)
+    method = learned.Learned(model=model)
+    compiled = learned.Learned(model=model, compile=True)
     fns = {
         "torch.linalg.inv": lambda: torch.linalg.inv(A),
         "lu (certified)": lambda: ni.invert(A, method="lu"),

@@ -39,7 +39,8 @@ import torch
 
 import neuralinv as ni
 from neuralinv.files import write_bytes
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
+from neuralinv.methods.learned import Learned
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def run(settings: Settings, out: Path) -> dict:
     buf = io.BytesIO()
     np.save(buf, data.numpy())
     write_bytes(data_file, buf.getvalue())
-    from neuralinv.fitting import sha256_file
+    from neuralinv.regions import sha256_file
 
     cfg = TrainConfig(
         n=3, region=region, model=ModelConfig(arch="correction", depth=2, width=settings.width),
@@ -157,7 +158,7 @@ def run(settings: Settings, out: Path) -> dict:
 
     # Fresh matrices from the same process.
     fresh = innovation_covariances(settings.fresh)
-    method = model.as_method()
+    method = Learned(model=model)
     sol = ni.invert(fresh, method=method)
     counts = ni.methods.learned.network_counts(sol)
     share = counts["network"] / len(fresh)

@@ -23,7 +23,7 @@ import neuralinv as ni
 from neuralinv.evaluation import plots
 from neuralinv.evaluation.metrics import compute, evaluate_method
 from neuralinv.files import iter_matrices
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
 
 REPORTED = {"R2": 0.9998, "MSE": 0.0005, "MAE": 0.0097}
 SETS = ("data1", "data2", "data3")

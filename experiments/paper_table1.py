@@ -18,7 +18,7 @@ import torch
 from _common import Run, fmt_pm, parse
 
 import neuralinv as ni
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
 
 
 def centers() -> dict[str, torch.Tensor]:

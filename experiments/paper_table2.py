@@ -21,7 +21,7 @@ from _common import Run, fmt_pm, parse
 import neuralinv as ni
 from neuralinv.evaluation.analysis import analyze_network
 from neuralinv.evaluation.plots import training_curves
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
 
 CENTER = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
 MODELS = {  # name: (arch, depth, width)

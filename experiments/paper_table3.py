@@ -17,7 +17,7 @@ import torch
 from _common import Run, parse
 
 import neuralinv as ni
-from neuralinv.models import MLP
+from neuralinv.learned.models import MLP
 
 
 def best_of(fn, repeats: int = 3) -> float:

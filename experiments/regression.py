@@ -23,7 +23,7 @@ from _common import Run, parse
 
 import neuralinv as ni
 from neuralinv.evaluation import plots
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
 
 #: Box & Draper (2007) example 11.3: time, catalyst, temperature, yield.
 BOX_DRAPER = np.array([

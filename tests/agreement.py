@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 
 from neuralinv.certify import PASS_RATIO, certificate, eps
-from neuralinv.methods.learned import into_region
 from neuralinv.solution import Status
 
 #: A count may differ by one only where the ratio at the earlier count is in [tol/BAND, tol*BAND].
@@ -150,7 +149,7 @@ def norm1(M: Tensor) -> Tensor:
 def seeds(model, A: Tensor) -> Tensor:
     """The learned path's Newton-Schulz seeds: the guess at ``s A``, scaled back (s = 1 for
     matrices already in the model's region)."""
-    _, s = into_region(model.region, A)
+    _, s = model.region.scaled_into(A)
     s = s[:, None, None]
     return model.predict(A * s).to(A.dtype) * s
 

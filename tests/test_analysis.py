@@ -11,8 +11,8 @@ import torch
 import neuralinv as ni
 from neuralinv.errors import InputError
 from neuralinv.evaluation.analysis import analyze_network, linear_approximation, two_layer_weights
-from neuralinv.models import MLP, Scaled
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
+from neuralinv.learned.models import MLP, Scaled
 
 CENTER = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
 BALL = ni.Ball(CENTER, 0.25)  # every entry stays positive: a11 in [1.75, 2.25], others >= 0.75

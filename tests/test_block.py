@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import neuralinv as ni
 from neuralinv.methods.block import Block
+from neuralinv.methods.learned import Learned
 
 
 def _well_conditioned(batch, n, seed, dtype=torch.float64):
@@ -172,4 +173,4 @@ def test_block_over_learned_base_size_must_match(tiny_model):
     with pytest.raises(ni.InputError, match="learned base inverts 3x3"):
         Block(base=tiny_model, base_size=2)
     with pytest.raises(ni.InputError, match="learned base inverts 3x3"):
-        Block(base=tiny_model.as_method(), base_size=4)
+        Block(base=Learned(model=tiny_model), base_size=4)

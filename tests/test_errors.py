@@ -16,8 +16,8 @@ import torch
 import neuralinv as ni
 from neuralinv import _validate
 from neuralinv.bench import BenchConfig
+from neuralinv.learned import TrainConfig
 from neuralinv.methods import METHODS, Gradient, NewtonSchulz
-from neuralinv.training import TrainConfig
 
 FAILURES = (ni.SingularMatrixError, ni.NotPositiveDefiniteError, ni.NotConvergedError)
 
@@ -257,7 +257,7 @@ def test_train_config_refuses_an_overflowing_learning_rate():
 
 
 def test_train_refuses_an_absurd_width_before_building_anything(tmp_path):
-    from neuralinv.training.config import ModelConfig
+    from neuralinv.learned.config import ModelConfig
 
     cfg = TrainConfig(n=3, steps=1, batch_size=2, model=ModelConfig(width=10**9))
     with pytest.raises(ni.InputError, match="numbers per member, more than the limit"):

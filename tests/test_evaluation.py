@@ -14,7 +14,7 @@ from neuralinv.errors import InputError
 from neuralinv.evaluation import plots
 from neuralinv.evaluation.metrics import compute, evaluate_method
 from neuralinv.evaluation.report import metrics_markdown, rows, write_report
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -15,9 +15,8 @@ import pytest
 import torch
 
 import neuralinv as ni
-from neuralinv.fitting import coverage_of, fit_balls
-from neuralinv.regions import region_from_description
-from neuralinv.training.config import ModelConfig, TrainConfig
+from neuralinv.learned.config import ModelConfig, TrainConfig
+from neuralinv.regions import coverage_of, fit_balls, region_from_description
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +134,7 @@ def test_learned_method_on_a_union_routes_scales_and_labels():
     A = torch.cat([fresh, other])
     sol = ni.invert(A, method=model)
     labels = np.asarray(sol.method).astype(str)
-    inside = ni.methods.learned.into_region(region, A)[0].numpy()
+    inside = region.scaled_into(A).inside.numpy()
     assert inside[:400].mean() >= 0.97 and not inside[400:].any()
     assert (labels[inside] == "learned").all()  # even the untrained-ish net contracts in a ball
     assert (labels[~inside] == "lu").all()
@@ -182,7 +181,7 @@ def test_cli_train_data_then_invert_model(tmp_path):
     p = _run("invert", "fresh.npy", "-o", "inv.npy", "--model", "m", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "network answers after refinement:" in p.stdout
-    inside = ni.methods.learned.into_region(model.region, torch.from_numpy(fresh))[0]
+    inside = model.region.scaled_into(torch.from_numpy(fresh)).inside
     assert f"network answers after refinement: {int(inside.sum())} of 120" in p.stdout
     assert int(inside[:100].sum()) >= 95 and not bool(inside[100:].any())
     assert f"OUT_OF_REGION {120 - int(inside.sum())}" in p.stdout

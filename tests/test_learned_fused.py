@@ -206,7 +206,7 @@ def test_other_dtypes_and_a_batch_of_one(methods):
 def test_kernel_twin_on_an_ensemble_with_another_activation(activation):
     # Two hand-made members (g 9-5-5-9, random weights): the kernel's mean of members and its
     # activation are those of LearnedInverse.predict.
-    from neuralinv.models import Correction
+    from neuralinv.learned.models import Correction
 
     base = ni.LearnedInverse.load(FAST)
     region = base.region

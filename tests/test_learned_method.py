@@ -13,7 +13,7 @@ import torch
 import neuralinv as ni
 from agreement import assert_counts_agree, assert_statuses_agree, error_bound, norm1, seeds
 from neuralinv.certify import residual_ratio
-from neuralinv.methods.learned import Learned, candidate_scale, into_region, network_counts
+from neuralinv.methods.learned import Learned, network_counts
 
 BALL = ni.Ball.default(3)
 
@@ -123,7 +123,7 @@ def test_refine_false_returns_the_raw_guess_and_its_certificate():
 def test_input_scaling_into_the_region():
     A = BALL.sample(6, generator=_gen(6))
     big = 2.5 * A  # outside the ball; 0.4 * big is back inside
-    inside, s = into_region(BALL, big)
+    inside, s = BALL.scaled_into(big)
     assert inside.all()
     # The scale is the point of the ray closest to the center, so near (not at) 1 / 2.5.
     assert ((s > 0.3) & (s < 0.5)).all()
@@ -142,12 +142,12 @@ def test_box_scale_is_the_largest_admissible():
     A = box.sample(20, generator=_gen(7))
     small = 0.1 * A  # entries in range, but |det| shrank by 1000: fails the filter
     assert not box.contains(small).any()
-    s = candidate_scale(box, small)
+    s = box.candidate_scale(small)
     assert torch.allclose(s * small.abs().flatten(1).amax(1), torch.ones(20, dtype=torch.float64))
-    inside, _ = into_region(box, small)
+    inside, _ = box.scaled_into(small)
     assert inside.all()
     # A matrix no positive scale can bring in: a zero matrix (det 0 at every scale).
-    inside, s = into_region(box, torch.zeros(1, 3, 3, dtype=torch.float64))
+    inside, s = box.scaled_into(torch.zeros(1, 3, 3, dtype=torch.float64))
     assert not inside.any() and s.item() == 1
 
 
@@ -205,11 +205,38 @@ def test_real_network_answers_in_region_after_refinement(tiny_model):
     assert sol.stats["contracted"] == 500 and sol.stats["max_iterations"] >= 1
     assert torch.allclose(sol.inverse, torch.linalg.inv(A), rtol=1e-10, atol=1e-12)
     # The raw guess is the network's own: close, but far from exact.
-    raw = ni.invert(A, method=tiny_model.as_method(refine=False))
+    raw = ni.invert(A, method=tiny_model, refine=False)
     assert torch.equal(raw.inverse, tiny_model.predict(A))  # bitwise: same predict, same batch
     err = (raw.inverse - torch.linalg.inv(A)).abs().mean().item()
     assert 1e-6 < err < 0.5
     assert (raw.status == int(ni.Status.ILL_CONDITIONED)).all()
+
+
+def test_predict_takes_numpy_and_never_moves_the_model(tiny_model):
+    import copy
+
+    import numpy as np
+
+    A = tiny_model.region.sample(30, generator=_gen(40))
+    got = tiny_model.predict(A.numpy())
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (30, 3, 3)
+    np.testing.assert_array_equal(got, tiny_model.predict(A).numpy())  # bitwise: same call
+    # A model elsewhere than the input: a clear error, and the model stays where it was.
+    elsewhere = ni.LearnedInverse(tiny_model.config, [copy.deepcopy(m).to("meta") for m in tiny_model.members])
+    with pytest.raises(ni.InputError, match=r"A is on cpu but the model is on meta; move one"):
+        elsewhere.predict(A)
+    assert elsewhere.device.type == "meta"
+    moved = ni.LearnedInverse(tiny_model.config, [copy.deepcopy(m) for m in tiny_model.members])
+    assert moved.to("meta") is moved and moved.device.type == "meta"
+
+
+def test_learned_supports_the_models_size_dtypes_and_device(tiny_model):
+    method = Learned(model=tiny_model)
+    assert method.supports(3, torch.float32) and method.supports(3, torch.float64, "cpu")
+    assert not method.supports(4, torch.float64)
+    assert not method.supports(3, torch.int64) and not method.supports(3, torch.complex128)
+    assert not method.supports(3, torch.float64, "meta")
+    assert ni.methods.resolve(tiny_model, refine=False) == Learned(model=tiny_model, refine=False)
 
 
 def test_real_network_mixed_batch(tiny_model):
@@ -240,7 +267,7 @@ def test_model_directory_by_name(tiny_model, tmp_path):
 
 
 def test_demo_summary_counts(tiny_model):
-    from neuralinv.learned_demo import held_out_batch, run_learned_demo
+    from neuralinv.learned.demo import held_out_batch, run_learned_demo
 
     batch = held_out_batch(tiny_model.region, count=400)
     demo = run_learned_demo(tiny_model, batch)
@@ -284,9 +311,10 @@ def test_builtin_ball3():
 
 
 def test_demo_section():
-    from neuralinv.learned_demo import learned_sections
+    from neuralinv.demo import learned_section
+    from neuralinv.learned import demo
 
-    (section,) = learned_sections(steps=100, count=400)
+    section = learned_section(demo.run(steps=100, count=400))
     assert [r[0] for r in section.rows] == [
         "in the ball (held out)", "3 x a matrix of the ball", "entries uniform in [-1, 1]", "singular"]
     assert all(len(r) == len(section.columns) for r in section.rows)
@@ -400,19 +428,17 @@ def test_learned_n16_chunks_and_fallbacks(monkeypatch):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_float32_region_test_agrees_with_contains():
-    from neuralinv.methods.learned import region_contains
-
+def test_float32_region_test_agrees_with_float64():
     A = BALL16.sample(3000, generator=_gen(35), dtype=torch.float32)
     # Rows whose largest distance from the center is the radius, or a rounding away from it.
     D = BALL16.sample(200, generator=_gen(36)) - BALL16.center
     D = D / D.abs().flatten(1).amax(1)[:, None, None] * BALL16.radius
     edge = [(BALL16.center + f * D).float() for f in (1 - 1e-7, 1.0, 1 + 1e-7, 1 + 1e-6)]
     B = torch.cat([A, *edge, 2 * A[:10]])
-    got = region_contains(BALL16, B)
-    # bitwise: region_contains decides as contains by construction (its margin covers float32
-    # rounding; the rows within it are passed to contains itself)
-    assert torch.equal(got, BALL16.contains(B))
+    got = BALL16.contains(B)
+    # bitwise: Ball.contains decides a float32 batch as in float64 by construction (its margin
+    # covers float32 rounding; the rows within it are decided in float64); B.double() is exact
+    assert torch.equal(got, BALL16.contains(B.double()))
     assert 0 < int(got[3000:3800].sum()) < 800  # the edge rows fall on both sides
 
 

@@ -18,8 +18,8 @@ import torch
 import neuralinv as ni
 from neuralinv import PartialModelWarning
 from neuralinv.errors import InputError
-from neuralinv.learned_inverse import MAX_MEMBER_NUMBERS
-from neuralinv.training import ModelConfig, TrainConfig
+from neuralinv.learned import ModelConfig, TrainConfig
+from neuralinv.learned.inverse import MAX_MEMBER_NUMBERS
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -146,12 +146,10 @@ def test_absurd_config_is_refused_before_building_the_networks(tmp_path, monkeyp
     ni.train(_tiny(), out=tmp_path)
     config = tmp_path / "config.toml"
     text = config.read_text()
-    import neuralinv.training.loop as loop
-
     def no_build(cfg):
         raise AssertionError(f"built a network of width {cfg.model.width}")
 
-    monkeypatch.setattr(loop, "skeleton", no_build)
+    monkeypatch.setattr(TrainConfig, "skeleton", no_build)
     config.write_text(text.replace("width = 8", "width = 1000000000"))
     with pytest.raises(InputError, match=r"config\.toml: .*width 1000000000.*limit of " + re.escape(f"{MAX_MEMBER_NUMBERS:.3g}")):
         ni.LearnedInverse.load(tmp_path)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from neuralinv.errors import InputError
-from neuralinv.models import MLP, MODELS, Correction, DenseResNet, Scaled, build_model
+from neuralinv.learned.models import MLP, MODELS, Correction, DenseResNet, Scaled, build_model
 from neuralinv.regions import Ball, Box
 
 
@@ -104,7 +104,7 @@ def test_bad_sizes_are_input_errors():
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "silu", "tanh"])
 def test_activation_is_configurable(activation):
-    from neuralinv.models.mlp import ACTIVATIONS
+    from neuralinv.learned.models.mlp import ACTIVATIONS
 
     m = MLP(3, depth=3, width=8, activation=activation)
     acts = [x for x in m.modules() if isinstance(x, ACTIVATIONS[activation])]

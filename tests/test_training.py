@@ -17,10 +17,11 @@ import torch
 
 import neuralinv as ni
 from neuralinv.errors import InputError
-from neuralinv.training import ModelConfig, TrainConfig
-from neuralinv.training.checkpoint import load_state
-from neuralinv.training.config import config_from_options
-from neuralinv.training.loop import evaluate, linear_approximation_mae, validation_sample
+from neuralinv.learned import ModelConfig, TrainConfig
+from neuralinv.learned.checkpoint import load_state
+from neuralinv.learned.config import config_from_options
+from neuralinv.learned.data import linear_approximation_mae, validation_sample
+from neuralinv.learned.loop import evaluate
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -55,7 +56,7 @@ def test_seconds_of_training_on_a_ball_beat_the_linear_approximation():
 def test_identity_and_both_losses_learn(loss):
     cfg = _tiny(loss=loss, steps=600, val_every=100)
     A, X = validation_sample(cfg)
-    from neuralinv.training.loop import new_member
+    from neuralinv.learned.loop import new_member
 
     before = evaluate(new_member(cfg, 0), A, X)["mae"]
     after = ni.train(cfg).metrics["members"][0]["best"]["val_mae"]
@@ -230,7 +231,7 @@ def test_builtin_ball3_meets_the_accuracy_targets_offline():
     # inside the target.
     assert mae <= 0.1 * linear, (mae, linear)
     assert ni.certify.contracts(A, guess).all()  # ... and every guess contracts
-    size = sum(p.stat().st_size for p in Path(ni.learned_inverse._resolve("builtin:ball3")).iterdir())
+    size = sum(p.stat().st_size for p in Path(ni.learned.inverse._resolve("builtin:ball3")).iterdir())
     assert size < 500_000
     with pytest.raises(InputError, match="unknown built-in model 'builtin:nope'"):
         ni.LearnedInverse.load("builtin:nope")
@@ -243,5 +244,7 @@ def test_training_on_cuda(tmp_path):
     A = cfg.region.sample(8, generator=torch.Generator().manual_seed(6)).cuda()
     X = model.predict(A)
     assert X.is_cuda and X.shape == (8, 3, 3)
-    loaded = ni.LearnedInverse.load(tmp_path)
-    assert torch.equal(loaded.predict(A), X)  # bitwise: round trip, same call on the same GPU
+    loaded = ni.LearnedInverse.load(tmp_path)  # on the CPU: predict never moves it itself
+    with pytest.raises(InputError, match="A is on cuda:0 but the model is on cpu"):
+        loaded.predict(A)
+    assert torch.equal(loaded.to("cuda").predict(A), X)  # bitwise: round trip, same call on the same GPU

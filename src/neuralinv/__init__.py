@@ -11,7 +11,7 @@ from .errors import (
     PartialModelWarning,
     SingularMatrixError,
 )
-from .learned_inverse import LearnedInverse
+from .learned import LearnedInverse, TrainConfig, train
 from .methods import (
     LU,
     METHODS,
@@ -28,7 +28,6 @@ from .nonsquare import LstsqResult, OrthogonalProjection, lstsq, pinv, project
 from .regions import Ball, Balls, Box
 from .solution import Solution, Status
 from .svd_gd import SVDGDResult, svd_gd
-from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 

@@ -373,6 +373,7 @@ def run(
         from .methods.learned import Learned
 
         learned = Learned(model=config.model)
+        learned.model.to(device)  # where the batches are: predict never moves the model itself
         specs = [(spec, method_spec(spec)[1]) for spec in config.methods if _learned(spec)]
         for spec, opts in specs or [("learned", {})]:
             extra[spec] = Learned(model=learned.model, **opts) if opts else learned

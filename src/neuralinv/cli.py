@@ -336,8 +336,8 @@ def train(
     import os
 
     from .files import read_matrices
-    from .training.config import TrainConfig, config_from_options
-    from .training.loop import train as run_training
+    from .learned.config import TrainConfig, config_from_options
+    from .learned.loop import train as run_training
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
     files = list(data or []) + list(more_data or [])
@@ -381,8 +381,8 @@ def _fitted_base(base, files, size, coverage, balls, data_share, arch, seed):
     """The training config with the region fitted to ``files`` (and the data recorded), and
     the fit record for fit.json. The architecture defaults to ``correction`` (each matrix
     corrected around its nearest ball's center)."""
-    from .fitting import fit_files
-    from .training.config import TrainConfig
+    from .learned.config import TrainConfig
+    from .regions import fit_files
 
     base = base or TrainConfig()
     region = fit_files(files, coverage=0.99 if coverage is None else coverage, k=balls,

@@ -40,7 +40,7 @@ class DemoConfig:
     """sizes: matrix sizes, one section each; count: matrices of each kind; methods: names to
     run (None: every registered method that builds with its default options); learned_steps:
     train a small model on the default ball for this many steps and invert a held-out batch
-    with it (0: no learned section; see :mod:`neuralinv.learned_demo`)."""
+    with it (0: no learned section; see :mod:`neuralinv.learned.demo`)."""
 
     sizes: tuple[int, ...] = (4, 16)
     count: int = 32
@@ -108,9 +108,15 @@ def method_rows(n: int, count: int, seed: int, names: tuple[str, ...]) -> tuple[
     for name in names:
         try:
             method = resolve(name)
-            # Refuses an unsupported size; warms up on a matrix every method solves at once.
+        except InputError as exc:  # needs options the demo cannot give (learned: a model)
+            notes.append(f"{name}: not run ({exc})")
+            continue
+        if not method.supports(n, batch.dtype, batch.device):
+            notes.append(f"{name}: not run (it does not take {n}x{n} {batch.dtype} matrices)")
+            continue
+        try:  # warms up on a matrix every method solves at once
             method.invert(torch.eye(n, dtype=batch.dtype)[None])
-        except InputError as exc:
+        except InputError as exc:  # a size the method refuses but its supports() did not say
             notes.append(f"{name}: not run ({exc})")
             continue
         sol, seconds = _timed(lambda m=method: m.invert(batch))
@@ -178,12 +184,56 @@ def methods_sections(config: DemoConfig) -> list[Section]:
 
 
 def learned_sections(config: DemoConfig) -> list[Section]:
-    """Train on the default ball, invert a held-out batch: who answered (neuralinv.learned_demo)."""
+    """Train on the default ball, invert a held-out batch: who answered (the data:
+    :func:`neuralinv.learned.demo.run`), as one table."""
     if not config.learned_steps:
         return []
-    from .learned_demo import learned_sections as build
+    from .learned import demo as learned_demo
 
-    return build(config, steps=config.learned_steps)
+    return [learned_section(learned_demo.run(steps=config.learned_steps, seed=config.seed))]
+
+
+def learned_section(demo) -> Section:
+    """The table of a :class:`neuralinv.learned.demo.LearnedDemo`: one row per group."""
+    columns = ("matrices", "count", "network", "scaled", "fell back", "status", "worst ratio",
+               "max error", "NS steps")
+
+    def num(x: float, fmt: str) -> str:
+        return "-" if x != x else format(x, fmt)
+
+    rows = [
+        (g.name, str(g.count), str(g.network), str(g.scaled), str(g.fell_back),
+         ", ".join(f"{SHORT[Status[k]]} {v}" for k, v in g.status.items()),
+         num(g.worst_residual, ".3g"),
+         num(g.max_error, ".2g"), num(g.mean_iterations, ".1f"))
+        for g in demo.groups
+    ]
+    total = sum(g.count for g in demo.groups)
+    network = sum(g.network for g in demo.groups)
+    notes = []
+    cfg = demo.config
+    if cfg is not None:
+        m, region = cfg.model, cfg.region
+        notes.append(
+            f"trained a {m.depth}-layer ReLU MLP (width {m.width}) on Ball.default(3) (radius "
+            f"{region.radius:.3g}, sigma_min(center) {region.sigma_min_center:.3g}) for {cfg.steps} "
+            f"steps x {cfg.batch_size} fresh matrices"
+            + (f" in {demo.train_seconds:.1f} s" if demo.train_seconds is not None else "")
+        )
+    notes += [
+        f"the network alone on the held-out ball matrices: MAE {demo.raw_mae:.3g} vs the linear "
+        f"approximation C - C D C's {demo.linear_mae:.3g} "
+        f"({demo.raw_mae / demo.linear_mae:.2f}x)",
+        f"{network} of {total} answers came from the network after Newton-Schulz refinement; "
+        f"{total - network} fell back to exact LU (out of region or singular)",
+        "network: the network's guess refined by Newton-Schulz (NS steps: mean per answer) "
+        "until its certificate held; scaled: multiplied into the ball first; OOR = "
+        "OUT_OF_REGION: answered exactly by LU; SING / ILL: no trusted inverse exists; worst "
+        "ratio: LAPACK's ||I - XA||_1 / (n ||A||_1 ||X||_1 eps) (< 30 passes); max error: "
+        "max |X - torch.linalg.inv(A)| in float64 (the same LU as the fallback: 0 there)",
+    ]
+    return Section("Learned inversion: network guess + Newton-Schulz, exact fallback", columns,
+                   rows, notes, [demo])
 
 
 #: The demo's parts, in order: each maps the config to its sections.

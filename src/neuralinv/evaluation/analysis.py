@@ -110,11 +110,11 @@ def linear_approximation(center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def two_layer_weights(net: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(W1, b1, W2, b2)`` of a Linear -> ReLU -> Linear network (float64 numpy), acting on raw
-    matrices: a :class:`neuralinv.models.Scaled` wrapper's input/output standardisation is
+    matrices: a :class:`neuralinv.learned.models.Scaled` wrapper's input/output standardisation is
     folded into the weights, so the affine pieces are those of the map A -> X itself.
 
     Accepts any module whose Linear layers are exactly two, separated by a ReLU (e.g.
-    :class:`neuralinv.models.mlp.MLP` with depth 2); anything else raises InputError.
+    :class:`neuralinv.learned.models.mlp.MLP` with depth 2); anything else raises InputError.
     """
     scaling = [getattr(net, k, None) for k in ("in_shift", "in_scale", "out_shift", "out_scale")]
     if all(isinstance(t, Tensor) for t in scaling) and isinstance(getattr(net, "net", None), nn.Module):

@@ -27,7 +27,7 @@ from .._validate import as_tensor
 from ..certify import PASS_RATIO, eps, residual_ratio
 from ..certify import sigma_min as _sigma_min
 from ..errors import InputError
-from ..methods.lu import inverse_ex
+from ..kernels.lapack import inverse_ex
 from ..solution import Solution
 
 

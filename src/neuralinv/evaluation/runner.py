@@ -74,7 +74,7 @@ def evaluate_files(
         )
     learned = None
     if model is not None:
-        from ..learned_inverse import LearnedInverse
+        from ..learned.inverse import LearnedInverse
 
         learned = LearnedInverse.load(model)
     else:
@@ -185,7 +185,7 @@ def analyze_model(
 ):
     """The section 5.3 analysis of one member of a trained 2-layer ReLU model (see analysis.py);
     with ``out``, also written as ``analysis.json`` there."""
-    from ..learned_inverse import LearnedInverse
+    from ..learned.inverse import LearnedInverse
     from .analysis import analyze_network
 
     learned = LearnedInverse.load(model)

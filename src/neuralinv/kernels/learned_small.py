@@ -2,13 +2,15 @@
 
 For a model whose members are all ``correction`` networks (the linear approximation
 ``C - C D C`` around a Ball's center plus a small MLP ``g``), this writes the whole learned
-path of one matrix entry by entry over (B,) vectors, as :mod:`.fused_small` does for the closed
-form: the region test, every member's guess and their mean, up to ``steps``
+path of one matrix entry by entry over (B,) vectors (as the retired inductor closed-form
+kernel did for the closed form): the region test, every member's guess and their mean, up to ``steps``
 Newton-Schulz steps with the stopping rule of
 :func:`neuralinv.methods.newton_schulz.refine_certified`, and the certificate of the iterate
 where each matrix stops. Compiled by inductor it is one loop that reads each matrix once and
 writes its answer and certificate once; run eagerly (the CPU twin of a GPU build) it gives the
-same answers, thousands of small passes slower.
+same answers, thousands of small passes slower. :class:`FusedPath` is what
+``Learned(compile=True)`` holds for such a model; :class:`CompiledGuess` (every member network
+through ``torch.compile``) serves the other models.
 
 A matrix is *accepted* only where the eager path would have answered it the same way from the
 network: inside the ball (decided in float64 exactly as ``Ball.contains`` decides), first residual
@@ -25,19 +27,18 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ..certify import _ratio
-from .compiled import _WARMUP_BATCH, CompiledKernel, compile_kernel
-from .fused_small import residual_norms
+from .compiled import _OPTIONS, _WARMUP_BATCH, CompiledKernel, compile_kernel, describe
+from .compiled import residual_norms
 
 #: Inductor options for this kernel: its default caps a fused loop at 64 operations, which
-#: split the 3-step 3x3 kernel into three loops passing 36 batch-long temporaries through
-#: memory (3.7 ms per 100,000); one loop with the cap raised: 2.7 ms (docs/performance.md,
-#: attempt 38).
+#: splits the 3-step 3x3 kernel into three loops passing temporaries through memory; the
+#: raised cap keeps it one loop (measurements: docs/performance.md, attempt 38).
 OPTIONS = {"max_fusion_size": 4096}
 
 #: Largest number of g weights (all members together) the kernel unrolls: every weight is
@@ -83,7 +84,7 @@ class Weights:
 
 def plan(model: Any, region: Any, dtype: torch.dtype, *, steps: int, tol: float) -> tuple[Plan, Weights] | str:
     """The kernel's plan and its tensor arguments for ``model``, or why it cannot be fused."""
-    from ..models.correction import Correction
+    from ..learned.models.correction import Correction
     from ..regions import Ball
 
     if not isinstance(region, Ball):
@@ -210,3 +211,75 @@ def sum_of(terms: list[Tensor]) -> Tensor:
     for t in terms[1:]:
         s = s + t
     return s
+
+
+class FusedResult(NamedTuple):
+    """The fused kernel's answer for a batch: rows not ``accepted`` hold meaningless values."""
+
+    X: Tensor
+    accepted: Tensor
+    ratio: Tensor
+    rcond: Tensor
+    iterations: Tensor
+
+
+class FusedPath:
+    """The whole learned path of a small ``correction`` model as one compiled kernel, for
+    batches in the model's dtype and on its device; compiled on first use (once per process
+    and model). The first failure is kept in ``failed`` and the eager path answers from then on."""
+
+    def __init__(self, plan: Plan, weights: Weights):
+        self.plan, self.weights = plan, weights
+        self.failed: str | None = None
+
+    @classmethod
+    def for_model(cls, model: Any, *, steps: int, tol: float) -> FusedPath | None:
+        """The fused path of ``model``, or None where the kernel cannot take it (see :func:`plan`)."""
+        if not hasattr(model, "members") or not hasattr(model, "dtype"):
+            return None
+        got = plan(model, model.region, model.dtype, steps=steps, tol=tol)
+        return None if isinstance(got, str) else cls(*got)
+
+    def __call__(self, A: Tensor) -> FusedResult | None:
+        """The kernel's answer, or None where the eager path should answer instead."""
+        device = self.weights.tensors[0].device
+        if self.failed is not None or A.dtype != self.plan.dtype or A.device != device:
+            return None
+        out, reason = compiled(self.plan, self.weights)(A)
+        if out is None:
+            self.failed = reason
+            return None
+        return FusedResult(*out)
+
+
+class CompiledGuess:
+    """``model.predict`` with each member network compiled (``Learned(compile=True)`` for models
+    the fused kernel cannot take).
+
+    Same arithmetic as ``LearnedInverse.predict`` (members in the model's dtype, their mean),
+    each member run through ``torch.compile`` with the options of :mod:`.compiled`. The first
+    failure is kept in ``failed`` and the eager ``predict`` answers from then on.
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.fns = [torch.compile(m, dynamic=True, options=_OPTIONS) for m in model.members]
+        self.failed: str | None = None
+
+    def __call__(self, A: Tensor) -> Tensor | None:
+        """The guess, or None where the eager ``predict`` should answer instead."""
+        members = self.model.members
+        device = next(members[0].parameters()).device
+        # Dynamo specialises batch sizes 0 and 1: a batch of one would recompile.
+        if self.failed is not None or A.shape[0] < 2 or A.device != device:
+            return None
+        try:
+            flat = A.detach().contiguous().to(self.model.dtype)
+            total = None
+            for fn in self.fns:
+                y = fn(flat)
+                total = y if total is None else total + y
+            return (total / len(self.fns)).to(A.dtype)
+        except Exception as exc:  # no compiler, unsupported op, ...: the eager guess answers
+            self.failed = describe(exc)
+            return None

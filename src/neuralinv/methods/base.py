@@ -313,10 +313,15 @@ def certify(
 
 
 def complex_methods() -> list[str]:
-    """The registered method names that invert complex matrices."""
-    from .registry import METHODS
-
-    return sorted(name for name, cls in METHODS.items() if cls.takes_complex)
+    """The names of neuralinv's methods that invert complex matrices, from the class hierarchy
+    (not the registry, which imports this module)."""
+    found, todo = set(), list(Method.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith(__package__ + ".") and cls.takes_complex:
+            found.add(cls.name)
+    return sorted(found)
 
 
 def refuse_complex(method: Method, dtype: torch.dtype) -> None:

@@ -28,8 +28,8 @@ def with_option(option: str) -> list[str]:
 
 
 def resolve(method: Any = "auto", **options: Any) -> Method:
-    """A Method from a registered name (built with ``options``), a Method instance, or any object
-    with an ``as_method(**options)`` hook (a trained :class:`~neuralinv.LearnedInverse`)."""
+    """A Method from a registered name (built with ``options``), a Method instance, or a trained
+    :class:`~neuralinv.LearnedInverse` (the ``learned`` method with ``options``)."""
     if isinstance(method, Method):
         if options:
             raise InputError(
@@ -55,8 +55,10 @@ def resolve(method: Any = "auto", **options: Any) -> Method:
             return cls(**options)
         except TypeError as exc:
             raise InputError(f"bad options for method {method!r}: {exc}") from None
-    if hasattr(method, "as_method"):
-        return method.as_method(**options)
+    from ..learned.inverse import LearnedInverse  # lazily: the learned stack imports methods
+
+    if isinstance(method, LearnedInverse):
+        return METHODS["learned"](model=method, **options)
     raise InputError(
         f"method must be a name ({', '.join(sorted(METHODS))}), a Method or a LearnedInverse; "
         f"got {type(method).__name__}"

@@ -1,8 +1,9 @@
 """Regions fitted to a user's matrices: certified balls covering a stated share of them.
 
 A user with a workload (a tracker's innovation covariances, the normal matrices of rolling
-regressions) has matrices, not a center and a radius. :func:`fit_balls` (``Ball.fit`` /
-``Balls.fit``) turns them into a :class:`~neuralinv.regions.Balls` region:
+regressions) has matrices, not a center and a radius. :func:`fit_union` (``Ball.fit`` /
+``Balls.fit`` / ``neuralinv.regions.fit_balls``) turns them into a
+:class:`~neuralinv.regions.Balls` region:
 
 1. **Scale.** With ``scale=True`` (the default) every matrix is divided by ``||A||_F / sqrt(n)``
    (so the identity keeps its scale) before fitting: matrices that differ by a scalar factor
@@ -25,7 +26,7 @@ regressions) has matrices, not a center and a radius. :func:`fit_balls` (``Ball.
    from it converges.
 
 The share reported (``FitReport.covered``) is measured with the learned method's own routing
-test (``into_region``, scaling included when ``scale``), i.e. the share of the given matrices
+test (``Region.scaled_into``, scaling included when ``scale``), i.e. the share of the given matrices
 that ``invert(..., method=model)`` would hand to the network. When the coverage cannot be
 reached the fit refuses with an :class:`~neuralinv.errors.InputError` saying how far it got,
 how many matrices are near-singular and which.
@@ -43,10 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validate import as_tensor, int_at_least, positive
-from .certify import sigma_min as _sigma_min
-from .errors import InputError
-from .regions import Ball, Balls
+from .._validate import as_tensor, int_at_least, positive
+from ..certify import sigma_min as _sigma_min
+from ..errors import InputError
 
 #: Default largest number of balls ``k=None`` tries before refusing.
 MAX_BALLS = 32
@@ -81,7 +81,8 @@ class FitReport:
 
 
 # -- the fit ----------------------------------------------------------------------------------
-def fit_balls(
+def fit_union(
+    union: type,
     A: Any,
     *,
     coverage: float = 0.99,
@@ -92,8 +93,10 @@ def fit_balls(
     max_k: int = MAX_BALLS,
     seed: int = 0,
     iterations: int = 50,
-) -> Balls:
-    """Certified balls whose union covers ``coverage`` of ``A`` (see the module docstring).
+) -> Any:
+    """Certified balls whose union (a ``union``, i.e. :class:`~neuralinv.regions.Balls`, of
+    ``union.MEMBER`` balls) covers ``coverage`` of ``A`` (see the module docstring). The
+    classes come in as an argument so that this module needs no import of them (they call it).
 
     A: ``(..., n, n)`` matrices (at least 2, finite). k: the number of balls, or None for the
     fewest in ``1..max_k`` that reach ``coverage``. Returns a :class:`Balls` whose
@@ -140,12 +143,13 @@ def fit_balls(
     P = B[usable]
     gen = torch.Generator().manual_seed(seed)
     tried = [k] if k is not None else range(1, min(max_k, P.shape[0]) + 1)
-    best: tuple[float, Balls | None, int] = (-1.0, None, 0)
+    best: tuple[float, Any, int] = (-1.0, None, 0)
     q = min(1.0, need / max(1, P.shape[0]))  # share of the usable matrices each ball must hold
     for kk in tried:
         labels = _kmeans(P.flatten(1), kk, gen, iterations)
-        balls = [_ball_for(P[labels == j], q, max_fill) for j in range(kk) if bool((labels == j).any())]
-        region = Balls(tuple(balls))
+        balls = [union.MEMBER(*_ball_for(P[labels == j], q, max_fill))
+                 for j in range(kk) if bool((labels == j).any())]
+        region = union(tuple(balls))
         inside, owner = _covered(region, X, scale)
         covered = int(inside.sum())
         if covered > best[0]:
@@ -159,7 +163,7 @@ def fit_balls(
                 min_rel_sigma=min_rel_sigma, near_singular=int(near.sum()),
                 ball_shares=tuple(shares), seed=seed, fitted_on=m,
             )
-            return Balls(region.balls, weights, fit_report=report)
+            return union(region.balls, weights, fit_report=report)
     covered, _, kk = best
     asked = f"k={k} ball(s)" if k is not None else f"up to {max_k} balls"
     hint = "more balls (k)" if k is not None else "a larger max_k"
@@ -216,8 +220,9 @@ def _kmeans(P: Tensor, k: int, gen: torch.Generator, iterations: int) -> Tensor:
     return labels
 
 
-def _ball_for(Q: Tensor, share: float, max_fill: float) -> Ball:
-    """The ball of one cluster ``Q`` (j, n, n): covering ``share`` of it, capped to stay certified."""
+def _ball_for(Q: Tensor, share: float, max_fill: float) -> tuple[Tensor, float]:
+    """``(center, radius)`` of the ball of one cluster ``Q`` (j, n, n): covering ``share`` of it,
+    capped to stay certified."""
     n = Q.shape[-1]
     j = Q.shape[0]
     keep = max(1, math.ceil(share * j - 1e-9))
@@ -237,20 +242,18 @@ def _ball_for(Q: Tensor, share: float, max_fill: float) -> Ball:
     # A hair more than the k-th distance, so that matrix is not left on the boundary; a floor,
     # so a cluster of (near) scalar multiples of one matrix still gets a ball of positive radius.
     r = min(cap, max(need * (1 + 1e-6), 0.01 * cap))
-    return Ball(c, r)
+    return c, r
 
 
-def _covered(region: Balls, X: Tensor, scale: bool) -> tuple[Tensor, Tensor]:
+def _covered(region: Any, X: Tensor, scale: bool) -> tuple[Tensor, Tensor]:
     """Which matrices the learned method's routing hands to the network, and the ball each
     falls in (after scaling)."""
-    from .methods.learned import into_region
-
     inside = torch.zeros(X.shape[0], dtype=torch.bool)
     owner = torch.zeros(X.shape[0], dtype=torch.int64)
     step = 65536
     for lo in range(0, X.shape[0], step):
         chunk = X[lo:lo + step]
-        ins, s = into_region(region, chunk, scale=scale)
+        ins, s = region.scaled_into(chunk, scale=scale)
         inside[lo:lo + step] = ins
         owner[lo:lo + step] = region.nearest(chunk * s[:, None, None])
     return inside, owner
@@ -258,14 +261,12 @@ def _covered(region: Balls, X: Tensor, scale: bool) -> tuple[Tensor, Tensor]:
 
 def coverage_of(region: Any, A: Any, *, scale: bool = True) -> float:
     """The share of the matrices ``A`` the learned method would hand to the network on ``region``."""
-    from .methods.learned import into_region
-
     t, _ = as_tensor(A, "A")
     n = region.n
     X = t.detach().reshape(-1, n, n).to(torch.float64)
     if X.shape[0] == 0:
         return float("nan")
-    return float(into_region(region, X, scale=scale)[0].double().mean())
+    return float(region.scaled_into(X, scale=scale).inside.double().mean())
 
 
 # -- from files -------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def read_fit_data(paths: list, *, limit: int = FIT_SAMPLE, seed: int = 0, chunk_
     one size over all files, finite), keeping a uniform random sample of at most ``limit``
     (random keys, the smallest kept: exact sampling without replacement, bounded memory).
     Errors name the file and the matrix index in it."""
-    from .files import open_matrices
+    from ..files import open_matrices
 
     if not paths:
         raise InputError("--data needs at least one file")
@@ -343,16 +344,16 @@ def read_fit_data(paths: list, *, limit: int = FIT_SAMPLE, seed: int = 0, chunk_
     return FitData(torch.from_numpy(np.ascontiguousarray(kept)), total, tuple(files))
 
 
-def fit_files(paths: list, *, coverage: float = 0.99, k: int | None = None, seed: int = 0,
-              **options: Any) -> Balls:
-    """:func:`fit_balls` on the matrices of ``paths`` (streamed; a sample of at most
+def fit_files(union: type, paths: list, *, coverage: float = 0.99, k: int | None = None,
+              seed: int = 0, **options: Any) -> Any:
+    """:func:`fit_union` on the matrices of ``paths`` (streamed; a sample of at most
     ``FIT_SAMPLE`` for the clustering), with the covered share measured over *all* matrices
     of the files and the files (path, SHA-256, count) recorded in ``fit_report``."""
-    from .files import open_matrices
+    from ..files import open_matrices
 
     data = read_fit_data(paths, seed=seed)
     try:
-        region = fit_balls(data.sample, coverage=coverage, k=k, seed=seed, **options)
+        region = fit_union(union, data.sample, coverage=coverage, k=k, seed=seed, **options)
     except InputError as exc:
         where = ", ".join(str(p) for p in paths)
         raise InputError(f"{where}: {exc}") from None
@@ -367,8 +368,8 @@ def fit_files(paths: list, *, coverage: float = 0.99, k: int | None = None, seed
     report = FitReport(**{**asdict(rep), "count": data.count, "covered": covered / data.count,
                           "fitted_on": int(data.sample.shape[0]), "files": data.files,
                           "ball_shares": rep.ball_shares})
-    return Balls(region.balls, region.weights, fit_report=report)
+    return union(region.balls, region.weights, fit_report=report)
 
 
-__all__ = ["FIT_SAMPLE", "MAX_BALLS", "FitData", "FitReport", "coverage_of", "fit_balls", "fit_files",
+__all__ = ["FIT_SAMPLE", "MAX_BALLS", "FitData", "FitReport", "coverage_of", "fit_files", "fit_union",
            "read_fit_data", "sha256_file"]

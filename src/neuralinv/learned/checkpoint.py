@@ -53,10 +53,6 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> None:
     atomic_write(path, st_save(cpu_state(state)))
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_weights_and_digest(path)[0]
-
-
 def load_weights_and_digest(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors of a safetensors file and the SHA-256 of its bytes (read once)."""
     path = Path(path)
@@ -250,7 +246,6 @@ __all__ = [
     "cpu_state",
     "load_into",
     "load_state",
-    "load_weights",
     "member_file",
     "read_json",
     "read_manifest",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import int_at_least
+from ..._validate import int_at_least
 
 #: Dense-growth sub-layers per block, as in DeepMatrixInversion.
 SUBLAYERS = 4

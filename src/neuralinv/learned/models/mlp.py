@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validate import int_at_least
-from ..errors import InputError
+from ..._validate import int_at_least
+from ...errors import InputError
 
 #: Activations between the linear layers. The paper uses ReLU; smooth ones fit the smooth
 #: (quadratic and higher) remainder of the inverse with far fewer units.

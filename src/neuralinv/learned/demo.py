@@ -1,8 +1,9 @@
-"""The learned half of ``neuralinv demo``: train a small network on the default 3x3 ball, then
-invert a held-out batch with it, certified, and count who answered what.
+"""The data of ``neuralinv demo``'s learned part: train a small network on the default 3x3 ball,
+then invert a held-out batch with it, certified, and count who answered what.
 
-Library only (returns data; ``cli.py`` prints). The held-out batch has three groups, so both
-paths of the learned method show: fresh matrices of the ball (answered by the network after
+Returns data only (:func:`run`); :mod:`neuralinv.demo` turns it into a table and ``cli.py``
+prints it. The held-out batch has four groups, so every path of the learned method shows:
+fresh matrices of the ball (answered by the network after
 Newton-Schulz refinement), multiples of matrices of the ball (scaled back into it first, as
 DeepMatrixInversion scales its inputs), matrices with entries uniform in [-1, 1] (far outside
 the ball: the exact fallback answers them), and exactly rank-deficient matrices (no inverse
@@ -11,20 +12,23 @@ exists; the fallback reports it).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .regions import Ball, Box
-from .solution import Status
-from .training.config import ModelConfig, TrainConfig
+from ..regions import Ball, Box
+from ..solution import Status
+from .config import ModelConfig, TrainConfig
+from .inverse import LearnedInverse
+from .loop import train
 
 #: Seed of the held-out batch: far from the training (seed * 10^6 + ...) and validation streams.
 HELD_OUT_SEED = 5_000_011
 
 
-#: Training steps of the demo's model: about 15 s on one core of a 2-core CPU.
+#: Training steps of the demo's model (its time: docs/learned-inference.md, "make demo").
 DEMO_STEPS = 12_000
 
 
@@ -63,14 +67,19 @@ class Group:
 
 @dataclass(frozen=True)
 class LearnedDemo:
+    """The held-out batch's groups and how the model did; ``config`` and ``train_seconds``
+    describe its training (None for a model trained elsewhere)."""
+
     groups: list[Group]
     raw_mae: float  # the network alone (no refinement) on the in-ball group, vs float64 inverse
     linear_mae: float  # the linear approximation C - C D C on the same matrices
     seconds: float  # certified learned inversion of the whole batch
+    config: TrainConfig | None = None
+    train_seconds: float | None = None
 
 
 def held_out_batch(region: Ball, count: int = 10_000, seed: int = HELD_OUT_SEED) -> dict:
-    """The three groups, float64, deterministic for a seed."""
+    """The four groups, float64, deterministic for a seed."""
     g = torch.Generator().manual_seed(seed)
     n = region.n
     inside = region.sample(count, generator=g)
@@ -89,9 +98,9 @@ def held_out_batch(region: Ball, count: int = 10_000, seed: int = HELD_OUT_SEED)
     }
 
 
-def run_learned_demo(model, batch: dict | None = None) -> LearnedDemo:
+def run_learned_demo(model: LearnedInverse, batch: dict | None = None) -> LearnedDemo:
     """Invert ``held_out_batch(model.region)`` (or ``batch``) with ``model`` and summarise."""
-    from .api import invert
+    from ..api import invert  # the certified entry point sits above this package
 
     batch = held_out_batch(model.region) if batch is None else batch
     names = list(batch)
@@ -140,63 +149,24 @@ def run_learned_demo(model, batch: dict | None = None) -> LearnedDemo:
     )
 
 
-def learned_sections(config=None, *, steps: int = DEMO_STEPS, count: int = 10_000) -> list:
-    """The demo's learned part as a :class:`neuralinv.demo.Section`: train for ``steps``,
-    invert the held-out batch, one row per group. ``config`` (a DemoConfig) supplies the seed."""
-    from .demo import Section
-    from .training.loop import train
-
-    seed = getattr(config, "seed", 0)
+def run(*, steps: int = DEMO_STEPS, count: int = 10_000, seed: int = 0) -> LearnedDemo:
+    """Train :func:`demo_config` for ``steps``, then invert the held-out batch of ``count``."""
     cfg = demo_config(steps=steps, seed=seed)
     # A 9 -> 256 -> 9 network on batches of 256 gains nothing from intra-op threads, and on a
-    # busy machine they fight over the cores (measured: 2000 steps, 2.2 s on one thread vs 9.0 s
-    # on two, on a shared 2-core CPU); so the demo trains on one, and restores the setting.
+    # busy machine they fight over the cores (docs/learned-inference.md), so the demo trains on
+    # one thread, and restores the setting.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         model = train(cfg)
     finally:
         torch.set_num_threads(threads)
-    region = cfg.region
-    demo = run_learned_demo(model, held_out_batch(region, count=count))
-    from .demo import SHORT
-
-    columns = ("matrices", "count", "network", "scaled", "fell back", "status", "worst ratio",
-               "max error", "NS steps")
-
-    def num(x: float, fmt: str) -> str:
-        return "-" if x != x else format(x, fmt)
-
-    rows = [
-        (g.name, str(g.count), str(g.network), str(g.scaled), str(g.fell_back),
-         ", ".join(f"{SHORT[Status[k]]} {v}" for k, v in g.status.items()),
-         num(g.worst_residual, ".3g"),
-         num(g.max_error, ".2g"), num(g.mean_iterations, ".1f"))
-        for g in demo.groups
-    ]
-    total = sum(g.count for g in demo.groups)
-    network = sum(g.network for g in demo.groups)
+    demo = run_learned_demo(model, held_out_batch(cfg.region, count=count))
     seconds = model.metrics.get("train_seconds")
-    m = cfg.model
-    notes = [
-        f"trained a {m.depth}-layer ReLU MLP (width {m.width}) on Ball.default(3) (radius "
-        f"{region.radius:.3g}, sigma_min(center) {region.sigma_min_center:.3g}) for {cfg.steps} "
-        f"steps x {cfg.batch_size} fresh matrices"
-        + (f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""),
-        f"the network alone on the held-out ball matrices: MAE {demo.raw_mae:.3g} vs the linear "
-        f"approximation C - C D C's {demo.linear_mae:.3g} "
-        f"({demo.raw_mae / demo.linear_mae:.2f}x)",
-        f"{network} of {total} answers came from the network after Newton-Schulz refinement; "
-        f"{total - network} fell back to exact LU (out of region or singular)",
-        "network: the network's guess refined by Newton-Schulz (NS steps: mean per answer) "
-        "until its certificate held; scaled: multiplied into the ball first; OOR = "
-        "OUT_OF_REGION: answered exactly by LU; SING / ILL: no trusted inverse exists; worst "
-        "ratio: LAPACK's ||I - XA||_1 / (n ||A||_1 ||X||_1 eps) (< 30 passes); max error: "
-        "max |X - torch.linalg.inv(A)| in float64 (the same LU as the fallback: 0 there)",
-    ]
-    return [Section("Learned inversion: network guess + Newton-Schulz, exact fallback", columns,
-                    rows, notes, [demo])]
+    return dataclasses.replace(
+        demo, config=cfg, train_seconds=float(seconds) if isinstance(seconds, (int, float)) else None
+    )
 
 
 __all__ = ["DEMO_STEPS", "HELD_OUT_SEED", "Group", "LearnedDemo", "demo_config", "held_out_batch",
-           "learned_sections", "run_learned_demo"]
+           "run", "run_learned_demo"]

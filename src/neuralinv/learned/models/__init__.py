@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import InputError
+from ...errors import InputError
 from .correction import Correction, UnionCorrection
 from .dense_resnet import DenseResNet
 from .mlp import ACTIVATIONS, MLP, count_parameters

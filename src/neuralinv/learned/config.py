@@ -19,10 +19,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from .._validate import int_at_least, one_of, positive, random_seed
 from ..errors import InputError
-from ..models import ACTIVATIONS, MODELS
 from ..regions import Ball, Balls, Box, region_from_description
+from .models import ACTIVATIONS, MODELS, build_model
 
 LOSSES = ("mse", "identity", "both")
 OPTIMIZERS = ("adam", "adamw")
@@ -217,6 +220,21 @@ class TrainConfig:
 
     def to_toml(self) -> str:
         return dumps_toml(self.to_dict())
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The training (and weights') dtype as a torch dtype."""
+        return getattr(torch, self.dtype)
+
+    def skeleton(self) -> nn.Module:
+        """The network this config describes, in its dtype, weights not yet meaningful (training
+        initialises them, loading a model directory fills them in)."""
+        m = self.model
+        model = build_model(
+            m.arch, self.region, depth=m.depth, width=m.width, blocks=m.blocks,
+            scaling=self.scaling, activation=m.activation,
+        )
+        return model.to(dtype=self.torch_dtype)
 
     def resolved_restart_period(self) -> int:
         """T_0 of the cosine restarts: explicit, or chosen so the cycles end at the last step."""

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import int_at_least, positive
-from ..errors import InputError
+from ..._validate import int_at_least, positive
+from ...errors import InputError
 from .mlp import MLP
 
 

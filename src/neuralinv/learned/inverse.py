@@ -1,4 +1,4 @@
-"""A trained learned inverter: its config, its region, its ensemble of networks.
+"""The learned inverter object (:class:`LearnedInverse`): its config, its region, its ensemble of networks.
 
 A model directory holds ``config.toml`` (everything needed to rebuild the networks),
 ``member-K.safetensors`` (weights, including the input/target scaling as buffers) and
@@ -21,12 +21,14 @@ from typing import Any
 
 import torch
 from safetensors.torch import save as st_save
-from torch import Tensor, nn
+from torch import nn
 
-from .errors import InputError, PartialModelWarning
-from .files import write_bytes
-from .training import checkpoint as ckpt
-from .training.config import TrainConfig
+from .._validate import as_tensor
+from ..errors import InputError, PartialModelWarning
+from ..files import write_bytes
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .models.dense_resnet import SUBLAYERS
 
 BUILTIN_PREFIX = "builtin:"
 #: How a fitted region was fitted (written by ``neuralinv train --data``).
@@ -65,38 +67,47 @@ class LearnedInverse:
             f"region={self.region.describe()['kind']})"
         )
 
+    @property
+    def device(self) -> torch.device:
+        """Where the member networks are (see :meth:`to`)."""
+        return next(self.members[0].parameters()).device
+
+    def to(self, device: torch.device | str) -> LearnedInverse:
+        """Move the member networks to ``device`` (in place, as ``nn.Module.to``); returns self."""
+        for m in self.members:
+            m.to(device)
+        return self
+
     # -- prediction --------------------------------------------------------------------------
-    def predict(self, A: Tensor) -> Tensor:
-        """The raw ensemble-mean guess for ``A`` (..., n, n), in A's dtype and on A's device.
+    def predict(self, A: Any) -> Any:
+        """The raw ensemble-mean guess for ``A`` (..., n, n), in A's dtype (float64 for other
+        dtypes); a numpy array in gives a numpy array out.
 
         Input and target scaling live inside the member networks. No certificate and no
-        refinement: use ``neuralinv.invert(A, method=model)`` for a certified answer.
+        refinement: use ``neuralinv.invert(A, method=model)`` for a certified answer. A tensor
+        on another device than the model raises InputError: the model is moved only by
+        :meth:`to`, never as a side effect of a call (another thread may be using it).
         """
-        if not isinstance(A, Tensor):
-            raise InputError(f"A must be a torch.Tensor, got {type(A).__name__}")
-        if A.ndim < 2 or tuple(A.shape[-2:]) != (self.n, self.n):
+        t, was_numpy = as_tensor(A)
+        if t.ndim < 2 or tuple(t.shape[-2:]) != (self.n, self.n):
             raise InputError(
                 f"A must have shape (..., {self.n}, {self.n}) for this {self.n}x{self.n} model, "
-                f"got {tuple(A.shape)}"
+                f"got {tuple(t.shape)}"
             )
-        out_dtype = A.dtype if A.dtype in (torch.float32, torch.float64) else torch.float64
-        work = self.dtype
-        flat = A.detach().reshape(-1, self.n, self.n).to(work)
+        if t.device != self.device:
+            raise InputError(
+                f"A is on {t.device} but the model is on {self.device}; move one of them first "
+                f"(model.to({str(t.device)!r}) or A.to({str(self.device)!r}))"
+            )
+        out_dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float64
+        flat = t.detach().reshape(-1, self.n, self.n).to(self.dtype)
         with torch.no_grad():
             total = None
             for m in self.members:
-                if next(m.parameters()).device != A.device:
-                    m.to(A.device)
                 y = m(flat)
                 total = y if total is None else total + y
-            X = total / len(self.members)
-        return X.reshape(A.shape).to(out_dtype)
-
-    def as_method(self, **options: Any):
-        """This model as a certified inversion method (refinement and exact fallback)."""
-        from .methods.learned import Learned
-
-        return Learned(model=self, **options)
+            X = (total / len(self.members)).reshape(t.shape).to(out_dtype)
+        return X.numpy() if was_numpy else X
 
     # -- files -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -245,8 +256,6 @@ def member_numbers(config: TrainConfig) -> int:
     if m.arch == "mlp":
         return mlp() + scaled
     if m.arch == "dense_resnet":
-        from .models.dense_resnet import SUBLAYERS
-
         u, g = m.width, 2 * m.width
         block = sum(linear(u + i * g, g) for i in range(SUBLAYERS)) + linear(u + SUBLAYERS * g, u)
         return linear(n2, u) + m.blocks * block + linear(u, n2) + scaled
@@ -264,7 +273,7 @@ def check_architecture(config: TrainConfig, config_path: str | Path, members: li
         raise InputError(
             f"{config_path}: its {m.arch} model (n {config.n}, depth {m.depth}, width {m.width}, "
             f"blocks {m.blocks}) would hold {size:.3g} numbers per member, more than the limit "
-            f"of {MAX_MEMBER_NUMBERS:.3g} (neuralinv.learned_inverse.MAX_MEMBER_NUMBERS)"
+            f"of {MAX_MEMBER_NUMBERS:.3g} (neuralinv.learned.inverse.MAX_MEMBER_NUMBERS)"
         )
     for path in members:
         header = ckpt.safetensors_header(path)
@@ -283,14 +292,12 @@ def _extra_members(d: Path, ensemble: int) -> list[Path]:
 
 def _load_members(d: Path, config: TrainConfig) -> tuple[list[nn.Module], dict[str, str]]:
     """The member networks of ``d`` and the SHA-256 of their files."""
-    from .training.loop import skeleton
-
     config_path = d / ckpt.CONFIG_FILE
     paths = [d / ckpt.member_file(k) for k in range(config.ensemble)]
     check_architecture(config, config_path, paths)
     members, digests = [], {}
     for path in paths:
-        model = skeleton(config)
+        model = config.skeleton()
         weights, digests[path.name] = ckpt.load_weights_and_digest(path)
         ckpt.load_into(model, weights, path, config_path)
         members.append(model)
@@ -303,7 +310,7 @@ def _load_members(d: Path, config: TrainConfig) -> tuple[list[nn.Module], dict[s
 
 
 def builtin_models() -> list[str]:
-    root = resources.files("neuralinv") / "pretrained"
+    root = resources.files("neuralinv.learned") / "pretrained"
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
@@ -314,7 +321,7 @@ def _resolve(directory: str | Path) -> Path:
         names = builtin_models()
         if name not in names:
             raise InputError(f"unknown built-in model {s!r}; available: {', '.join(names) or 'none'}")
-        return Path(str(resources.files("neuralinv") / "pretrained" / name))
+        return Path(str(resources.files("neuralinv.learned") / "pretrained" / name))
     return Path(directory)
 
 
