@@ -28,7 +28,8 @@ def main(argv=None) -> None:
     curves, rows, data = {}, [], {}
     for name, M in (("random 4x4 (seed 314)", M1), ("diagonal diag(1,2,3,4)", M2)):
         # tol far below the certificate's 30: the curves show the whole descent to rounding level.
-        sol = ni.invert(M, method="gradient", optimizer="sgd", lr=0.5, steps=steps, init="random", seed=314, tol=1e-6)
+        sol = ni.invert(M, method="gradient", optimizer="sgd", lr=0.5, steps=steps, init="random", seed=314, tol=1e-6,
+                        restart=None)  # the blog's single problem, no re-preconditioning
         hist = sol.stats["loss_history"]
         curves[name] = hist
         first_small = next((i for i, v in enumerate(hist) if v < 1e-20), None)

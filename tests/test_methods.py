@@ -158,6 +158,25 @@ def test_gradient_other_optimizers_float32(optimizer, lr, options):
     assert sol.all_ok, sol.counts()
 
 
+@pytest.mark.parametrize("loss", ["left", "right"])
+@pytest.mark.parametrize("every", [10, 20, 50])
+def test_gradient_restarts_keep_the_answer_certified(loss, every):
+    # Any restart interval is a change of variables, never a change of the minimiser.
+    A = conditioned((6,), 5, 50.0, seed=7)
+    sol = ni.invert(A, method="gradient", optimizer="adam", loss=loss, restart=every)
+    assert sol.all_ok, (sol.counts(), sol.residual.tolist())
+    assert sol.stats["restarts"] >= 1
+    torch.testing.assert_close(sol.inverse, reference(A), rtol=1e-9, atol=1e-9)
+
+
+def test_gradient_restarts_on_a_singular_batch_member_stay_finite():
+    A = conditioned((4,), 6, 10.0, seed=8)
+    A[2, :, 0] = A[2, :, 1]
+    sol = ni.invert(A, method="gradient", optimizer="adam")
+    assert sol.status.tolist() == [0, 0, int(ni.Status.NOT_CONVERGED), 0]
+    assert bool(torch.isfinite(sol.inverse).all())
+
+
 def test_gradient_reports_not_converged_honestly():
     A = conditioned((5,), 8, 1e3, seed=3)
     sol = ni.invert(A, method="gradient", steps=5)
