@@ -33,8 +33,14 @@ import torch
 from torch import Tensor, nn
 
 from ..certify import _ratio
-from .compiled import _OPTIONS, _WARMUP_BATCH, CompiledKernel, compile_kernel, describe
-from .compiled import residual_norms
+from .compiled import (
+    _OPTIONS,
+    _WARMUP_BATCH,
+    CompiledKernel,
+    compile_kernel,
+    describe,
+    residual_norms,
+)
 
 #: Inductor options for this kernel: its default caps a fused loop at 64 operations, which
 #: splits the 3-step 3x3 kernel into three loops passing temporaries through memory; the
