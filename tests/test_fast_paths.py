@@ -280,8 +280,9 @@ def test_chunked_paths_cover_large_batches(n):
 @pytest.mark.parametrize("n", (3, 8))
 def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
     import neuralinv.methods.auto as auto_module
-    import neuralinv.methods.base as base_module
+    import neuralinv.methods.certified as certified_module
     import neuralinv.methods.closed_form as closed_form_module
+    import neuralinv.methods.partial as partial_module
 
     calls: dict[str, list[int]] = {"auto": [], "base": [], "closed_form": []}
 
@@ -293,7 +294,9 @@ def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
         return wrapped
 
     monkeypatch.setattr(auto_module, "certificate", recording("auto"))
-    monkeypatch.setattr(base_module, "certificate", recording("base"))
+    # "base": the shared certification (methods/certified.py) and fallbacks (methods/partial.py)
+    monkeypatch.setattr(certified_module, "certificate", recording("base"))
+    monkeypatch.setattr(partial_module, "certificate", recording("base"))
     monkeypatch.setattr(closed_form_module, "certificate", recording("closed_form"))
     monkeypatch.setenv("NEURALINV_NATIVE", "0")  # auto's torch path (native: test_native.py)
     per = 1024 if n <= 3 else 30  # 3x3: a batch large enough for auto to pick closed_form
@@ -341,7 +344,7 @@ def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
 
 
 def test_fill_from_recertifies_only_the_replaced_rows():
-    from neuralinv.methods.base import Partial, fill_from, ok_status
+    from neuralinv.methods.partial import Partial, fill_from, ok_status
 
     g = torch.Generator().manual_seed(3)
     A = torch.randn(6, 3, 3, generator=g, dtype=torch.float64) + 3 * torch.eye(3)

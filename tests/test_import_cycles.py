@@ -6,7 +6,8 @@ module level or inside a function, is an edge to the module it names (``from pkg
 is an edge to ``pkg.name`` when that is a module, else to the package ``pkg``). Importing a
 submodule also runs its package's ``__init__``; that implicit edge is not counted (every module
 would then reach the package root), only imports the code writes. A lazy import that breaks a
-cycle at run time is still a cycle of the design, so it fails here.
+cycle at run time is still a cycle of the design, so it fails here. Imports under
+``if TYPE_CHECKING:`` never run and name types only: not edges.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     is_package = path.name == "__init__.py"
     here = name.split(".") if is_package else name.split(".")[:-1]  # the importing package
     targets: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == PACKAGE or alias.name.startswith(PACKAGE + "."):
@@ -51,6 +52,20 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 targets.add(sub if sub in modules else _existing(mod, modules))
     targets.discard(name)
     return targets
+
+
+def _walk(tree: ast.AST):
+    """``ast.walk`` without the bodies of ``if TYPE_CHECKING:`` blocks."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = getattr(child, "test", None) if isinstance(child, ast.If) else None
+            if isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
 
 
 def _existing(name: str, modules: dict[str, Path]) -> str:

@@ -9,7 +9,7 @@ in the tuple below (docs/architecture.md).
 from __future__ import annotations
 
 from .auto import Auto
-from .base import Method, Partial
+from .base import Method
 from .block import Block
 from .cholesky import Cholesky
 from .closed_form import ClosedForm
@@ -17,6 +17,7 @@ from .gradient import Gradient
 from .learned import Learned
 from .lu import LU
 from .newton_schulz import NewtonSchulz
+from .partial import Partial
 from .registry import ENTRY_KEYWORDS, METHODS, resolve, with_option
 
 # The registry: one entry per method (docs/architecture.md, "Adding a method").

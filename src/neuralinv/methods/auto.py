@@ -8,12 +8,13 @@ from torch import Tensor
 
 from ..certify import certificate, trusted
 from ..solution import Status
-from .base import Method, Partial, fill_from, labels
+from .base import Method
 from .cholesky import Cholesky
 from .closed_form import ClosedForm
 from .lu import LU
 from .native import fast_invert as _native_invert
 from .native import native_partial as _native_partial
+from .partial import Partial, fill_from, labels
 
 #: Eager closed forms beat certified LU from this many matrices, for n up to this size.
 _EAGER_CLOSED_FORM_MIN_BATCH = 4096

@@ -1,4 +1,5 @@
-"""What every method shares: the Method base class and the one place answers get certified.
+"""What every method shares: the Method base class (the answer types are in :mod:`.partial`, the
+certificate in :mod:`.certified`).
 
 A method is a small frozen dataclass with three public entries:
 
@@ -21,23 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from .. import _autograd
 from .._validate import check_flags, square_batch
-from ..certify import certificate, max_exponent, pow2_scale, trusted
+from ..certify import pow2_scale
 from ..errors import InputError
-from ..solution import Solution, Status
-
-#: Statuses for which no inverse exists or was computed: the returned inverse is NaN there.
-NO_ANSWER = (Status.SINGULAR, Status.NONFINITE, Status.NOT_SPD)
+from ..solution import Solution
+from .certified import certify
+from .partial import Partial, ok_status
 
 #: False inside :func:`unscreened` (scipy's ``check_finite=False``): no up-front NaN/Inf screen.
 _SCREEN = contextvars.ContextVar("neuralinv_screen", default=True)
@@ -57,40 +55,6 @@ def unscreened():
         yield
     finally:
         _SCREEN.reset(token)
-
-
-@dataclass
-class Partial:
-    """A method's raw answer on a flat (B, n, n) batch, before certification.
-
-    status holds the failures the method detected itself (SINGULAR, NOT_CONVERGED, ...), OK
-    elsewhere; method is None when every answer came from the method itself, else a (B,) numpy
-    array of names (fallbacks). certificate, when a method already computed it, is
-    ``certify.certificate(A, inverse)``, i.e. (residual ratio, rcond) of exactly these answers:
-    ``Method.invert`` then reuses it instead of certifying a second time. Whoever changes
-    ``inverse`` afterwards must update or drop it (``fill_from`` does).
-    """
-
-    inverse: Tensor
-    status: Tensor
-    method: np.ndarray | None = None
-    stats: dict = field(default_factory=dict)
-    certificate: tuple[Tensor, Tensor] | None = None
-
-
-def ok_status(B: int, device: torch.device) -> Tensor:
-    return torch.zeros(B, dtype=torch.int8, device=device)
-
-
-def labels(shape: int | tuple[int, ...], name: str) -> np.ndarray:
-    """An object array of method names, all ``name``.
-
-    Filled by assignment: ``np.full(shape, name, dtype=object)`` took 9 ms for 100,000 labels,
-    more than the whole compiled 3x3 inversion (docs/performance.md).
-    """
-    out = np.empty(shape, dtype=object)
-    out[...] = name
-    return out
 
 
 @dataclass(frozen=True)
@@ -184,44 +148,6 @@ class Method:
         return self.kernel(pow2_scale(A[rows], -exponent))
 
 
-#: Failed answers of matrices whose largest entry lies in [2^-L, 2^L], L = maxexp /
-#: SAFE_EXPONENT_DIVISOR (float32 2^±16, float64 2^±128), are not redone at another scale:
-#: every method's arithmetic stays in the normal range there (the highest power of the entries
-#: formed is the 4x4 determinant's, degree 4), so for the scale-equivariant methods (all but a
-#: learned network) a power-of-two scaling would change no bit of the answer.
-SAFE_EXPONENT_DIVISOR = 8
-
-
-def rescale_extreme_failures(
-    method: Method, A: Tensor, part: Partial, failed: Tensor
-) -> tuple[Tensor, Partial] | None:
-    """Redo, on ``2^-e A`` (largest entry in [0.5, 1)), the failed answers of extremely scaled A.
-
-    Scale should not decide a status: a determinant of 1e-100 entries underflows, a norm of 1e308
-    entries overflows. ``failed`` marks the matrices whose answer failed (any status but OK /
-    OUT_OF_REGION, or a certificate that does not hold; finite input only). Those whose largest
-    entry lies outside the safe range ``[2^-L, 2^L]`` are inverted again at scale 2^-e (exact:
-    a power of two), and ``2^-e inv(2^-e A)``, which can over- or underflow only where the
-    inverse itself is not representable, is their answer, with the redo's own status. Returns
-    the redone rows and their Partial (inverse already scaled back), or None when there are
-    none; answers that passed are never touched, so ordinary input pays one check.
-    """
-    if not bool(failed.any()):
-        return None
-    idx = failed.nonzero().squeeze(-1)
-    e = max_exponent(A[idx])
-    limit = math.frexp(torch.finfo(A.dtype).max)[1] // SAFE_EXPONENT_DIVISOR
-    far = e.abs() > limit
-    if not bool(far.any()):
-        return None
-    idx, e = idx[far], e[far]
-    with torch.no_grad():
-        sub = method._invert_scaled(A, idx, e)
-    sub.inverse = pow2_scale(sub.inverse.to(part.inverse.dtype), -e)
-    sub.certificate = None  # it was of the scaled pair: Method.invert certifies A's answer
-    return idx, sub
-
-
 def _differentiable(method: Method, batch) -> Solution:
     """``method.invert`` of an input that takes part in autograd or a torch.func transform.
 
@@ -247,71 +173,6 @@ def _differentiable(method: Method, batch) -> Solution:
     return sol
 
 
-def certify(
-    batch,
-    part: Partial,
-    finite: Tensor | None,
-    name: str,
-    method: Method | None = None,
-    *,
-    screened: bool = True,
-) -> Solution:
-    """Residual ratio and rcond for every answer, final status codes, output types.
-
-    finite: which input matrices are finite (None: all of them, or not screened).
-    method: the method that produced ``part``; given, the failed answers of extremely scaled
-    matrices are redone at a power-of-two scale (:func:`rescale_extreme_failures`).
-    screened: False when the input was not screened for NaN/Inf (:func:`unscreened`): where
-    some answer fails, the input is checked then, and non-finite matrices get NONFINITE.
-    """
-    A = batch.flat
-    status = part.status
-    if finite is not None:
-        status = torch.where(finite, status, int(Status.NONFINITE))
-    X, res, rc, flagged = _certificate_of(A, part, status)
-    good = trusted(res, rc, A.shape[-1], A.dtype)
-    if not screened and not _all(good):
-        finite = torch.isfinite(A).all(dim=-1).all(dim=-1)
-        if not _all(finite):
-            bad = ~finite
-            status = torch.where(finite, status, int(Status.NONFINITE)).to(torch.int8)
-            X = X.masked_fill(bad[:, None, None], float("nan"))
-            res, rc = res.masked_fill(bad, float("nan")), rc.masked_fill(bad, float("nan"))
-            flagged = True
-    if method is not None and (flagged or not _all(good)):
-        failed = ~good
-        if flagged:
-            usable = (status == int(Status.OK)) | (status == int(Status.OUT_OF_REGION))
-            failed |= ~usable
-            if finite is not None:
-                failed &= finite
-        redo = rescale_extreme_failures(method, A, part, failed)
-        if redo is not None:
-            part, X, status, res, rc = _merge_rows(A, part, X, status, res, rc, *redo, method.name)
-            good = trusted(res, rc, A.shape[-1], A.dtype)
-            flagged = bool(status.any())
-    if flagged:
-        bad = (status == int(Status.OK)) & ~good
-        status = torch.where(bad, int(Status.ILL_CONDITIONED), status).to(torch.int8)
-    else:
-        status = (~good).to(torch.int8) * int(Status.ILL_CONDITIONED)
-    X = X.reshape(batch.tensor.shape)
-    if part.method is None:
-        names = labels(batch.batch_shape, name)
-    else:
-        names = np.asarray(part.method, dtype=object).reshape(batch.batch_shape)
-    stats = dict(part.stats)
-    stats.setdefault("method", name)
-    return Solution(
-        inverse=batch.to_output(X, matrices=True),
-        status=batch.to_output(status, matrices=False),
-        residual=batch.to_output(res, matrices=False),
-        rcond=batch.to_output(rc, matrices=False),
-        method=names,
-        stats=stats,
-    )
-
-
 def complex_methods() -> list[str]:
     """The names of neuralinv's methods that invert complex matrices, from the class hierarchy
     (not the registry, which imports this module)."""
@@ -331,115 +192,3 @@ def refuse_complex(method: Method, dtype: torch.dtype) -> None:
     )
 
 
-def _all(mask: Tensor) -> bool:
-    """``bool(mask.all())`` for a 1-D bool mask, as the minimum of its bytes: a bool reduction
-    took 70 us per 100,000 on the 2-core CPU, this 3 us."""
-    if mask.numel() == 0:
-        return True
-    return int(mask.contiguous().view(torch.uint8).amin()) != 0
-
-
-def _no_answer(status: Tensor) -> Tensor:
-    no_answer = torch.zeros(status.shape, dtype=torch.bool, device=status.device)
-    for code in NO_ANSWER:
-        no_answer |= status == int(code)
-    return no_answer
-
-
-def _certificate_of(A: Tensor, part: Partial, status: Tensor) -> tuple[Tensor, Tensor, Tensor, bool]:
-    """``(X, ratio, rcond, flagged)``: the answers with NaN where there is none, their
-    certificate (``part.certificate`` where the method computed it), and whether any status
-    is not OK."""
-    X = part.inverse
-    # Usually every status is OK: one reduction then spares the per-code comparisons.
-    flagged = bool(status.any())
-    missing = False
-    if flagged:
-        no_answer = _no_answer(status)
-        missing = bool(no_answer.any())
-    if missing:  # a full pass over X, so only when some answer is missing
-        X = X.masked_fill(no_answer[:, None, None], float("nan"))
-    if part.certificate is None:
-        with torch.no_grad():
-            res, rc = certificate(A, X)
-    else:
-        # Already computed on these answers; a NaN answer's certificate is NaN, as certificate()
-        # would compute it from the NaN-filled X.
-        res, rc = part.certificate
-        if missing:
-            res = res.masked_fill(no_answer, float("nan"))
-            rc = rc.masked_fill(no_answer, float("nan"))
-    return X, res, rc, flagged
-
-
-def _merge_rows(
-    A: Tensor,
-    part: Partial,
-    X: Tensor,
-    status: Tensor,
-    res: Tensor,
-    rc: Tensor,
-    idx: Tensor,
-    sub: Partial,
-    name: str,
-) -> tuple[Partial, Tensor, Tensor, Tensor, Tensor]:
-    """Rows ``idx`` of the answers, statuses and certificate replaced by ``sub``'s (new tensors:
-    the method's own are left alone), the certificate of those rows computed afresh. Labels
-    and per-matrix stats (iterations) of those rows come from ``sub``."""
-    Xi, si = sub.inverse, sub.status.to(status.dtype)
-    none = _no_answer(si)
-    Xi = Xi.masked_fill(none[:, None, None], float("nan"))
-    with torch.no_grad():
-        ri, ci = certificate(A[idx], Xi)
-    X, status, res, rc = X.clone(), status.clone(), res.clone(), rc.clone()
-    X[idx], status[idx], res[idx], rc[idx] = Xi, si, ri.to(res.dtype), ci.to(rc.dtype)
-    names = part.method
-    if sub.method is not None or names is not None:
-        names = labels(X.shape[0], name) if names is None else names.copy()
-        names[idx.cpu().numpy()] = name if sub.method is None else sub.method
-    stats = dict(part.stats)
-    B = X.shape[0]
-    for key, value in sub.stats.items():
-        old = stats.get(key)
-        if isinstance(old, Tensor) and isinstance(value, Tensor) and old.shape[:1] == (B,):
-            if value.shape[:1] == idx.shape:
-                stats[key] = old.clone()
-                stats[key][idx] = value.to(old.dtype)
-    stats["rescaled"] = int(idx.numel())
-    return Partial(X, status, names, stats), X, status, res, rc
-
-
-def fill_from(
-    A: Tensor, part: Partial, mask: Tensor, method: Method, own_name: str, *, in_place: bool = False
-) -> Partial:
-    """Replace the answers of ``part`` where ``mask`` holds by ``method``'s answers.
-
-    Used for certified fallbacks: ``method`` runs only on the masked matrices, and the returned
-    Partial records which answers came from it. ``part`` is left as it was unless ``in_place``,
-    which writes into its tensors (for a caller that owns them: no copy of the whole batch).
-    """
-    idx = mask.nonzero().squeeze(-1)
-    if idx.numel() == 0:
-        return part
-    sub = method.kernel(A[idx])
-    inverse = part.inverse if in_place else part.inverse.clone()
-    inverse[idx] = sub.inverse.to(inverse.dtype)
-    status = part.status if in_place else part.status.clone()
-    status[idx] = sub.status
-    if part.method is None:
-        names = labels(A.shape[0], own_name)
-    else:
-        names = part.method if in_place else part.method.copy()
-    names[idx.cpu().numpy()] = method.name if sub.method is None else sub.method
-    stats = dict(part.stats)
-    stats["fallbacks"] = stats.get("fallbacks", 0) + int(idx.numel())
-    cert = None
-    if part.certificate is not None:
-        # Only the replaced rows need a new certificate.
-        same = sub.certificate is not None and sub.inverse.dtype == inverse.dtype
-        with torch.no_grad():
-            sub_cert = sub.certificate if same else certificate(A[idx], inverse[idx])
-        cert = part.certificate if in_place else tuple(c.clone() for c in part.certificate)
-        for c, s in zip(cert, sub_cert):
-            c[idx] = s.to(c.dtype)
-    return Partial(inverse, status, names, stats, cert)

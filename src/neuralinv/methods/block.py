@@ -37,8 +37,9 @@ from .._validate import int_at_least
 from ..certify import PASS_RATIO, certificate, trusted
 from ..errors import InputError
 from ..solution import Status
-from .base import Method, Partial, fill_from, labels, ok_status
+from .base import Method
 from .newton_schulz import refine
+from .partial import Partial, fill_from, labels, ok_status
 from .registry import METHODS, resolve
 
 #: Base size when the base method does not fix one (a learned model fixes its own n).

@@ -10,7 +10,8 @@ from torch import Tensor
 from .._validate import ratio_tolerance
 from ..certify import eps, norm1
 from ..solution import Status
-from .base import Method, Partial
+from .base import Method
+from .partial import Partial
 
 
 @dataclass(frozen=True)

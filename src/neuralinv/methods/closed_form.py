@@ -24,8 +24,9 @@ from ..certify import certificate
 from ..errors import InputError
 from ..kernels.adjugate import FORMULAS
 from ..solution import Solution, Status
-from .base import Method, Partial
+from .base import Method
 from .newton_schulz import refine
+from .partial import Partial
 
 #: Largest size with a closed form here (the 4x4 formula is 2x2 minors; 5x5 would not pay).
 MAX_N = 4
@@ -46,7 +47,7 @@ class ClosedForm(Method):
     An exactly zero determinant marks a matrix SINGULAR (its inverse is NaN); one that only
     underflowed (float64 entries of 1e-100 and below: the determinant has degree n) is not
     final: ``Method.invert`` computes such a matrix again from ``2^-e A``
-    (:func:`neuralinv.methods.base.rescale_extreme_failures`). The adjugate is
+    (:func:`neuralinv.methods.certified.rescale_extreme_failures`). The adjugate is
     not backward stable for n >= 3 (in float64, 4x4 matrices of cond 1e6 gave ratios up to 180):
     answers whose ratio is above 10 get up to two Newton steps ``X <- X + (I - X A) X``, each squaring
     the residual, which brings every answer of a matrix with rcond above eps back under the

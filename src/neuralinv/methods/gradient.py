@@ -20,7 +20,8 @@ from .._validate import int_at_least, one_of, positive, random_seed, ratio_toler
 from ..certify import PASS_RATIO, max_exponent, norm1, pow2_scale, residual_ratio
 from ..errors import InputError
 from ..solution import Status
-from .base import Method, Partial
+from .base import Method
+from .partial import Partial
 
 
 def optimizers() -> dict[str, type[torch.optim.Optimizer]]:

@@ -33,8 +33,9 @@ from ..errors import InputError
 from ..kernels.learned_small import CompiledGuess, FusedPath
 from ..learned.inverse import LearnedInverse
 from ..solution import Solution, Status
-from .base import Method, Partial, fill_from, labels, ok_status
+from .base import Method
 from .newton_schulz import refine_certified
+from .partial import Partial, fill_from, labels, ok_status
 
 #: Matrices per chunk of the network path: about 2^20 numbers (4 MB in float32), so a chunk's
 #: guess, residuals and iterates stay in cache and their memory is reused (docs/performance.md,

@@ -9,7 +9,8 @@ from torch import Tensor
 
 from ..kernels.lapack import PER_MATRIX_FROM, inverse_ex  # noqa: F401  (re-exported)
 from ..solution import Status
-from .base import Method, Partial
+from .base import Method
+from .partial import Partial
 
 
 @dataclass(frozen=True)

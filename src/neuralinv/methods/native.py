@@ -29,8 +29,9 @@ from torch import Tensor
 from .._validate import Batch
 from ..kernels import native as _native
 from ..solution import Solution, Status
-from .base import Partial, certify, fill_from, labels
+from .certified import certify
 from .lu import LU
+from .partial import Partial, fill_from, labels
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 

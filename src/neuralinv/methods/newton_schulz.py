@@ -22,7 +22,8 @@ from ..certify import (
 )
 from ..errors import InputError
 from ..solution import Status
-from .base import Method, Partial
+from .base import Method
+from .partial import Partial
 
 
 def scaled_transpose(A: Tensor) -> Tensor:
