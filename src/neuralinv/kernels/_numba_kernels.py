@@ -26,6 +26,11 @@ the fallback. Per matrix the status is
 
 No batch-sized temporary: the Gauss-Jordan block buffers are ~2 n^2 LANES numbers per call.
 Runs without the GIL (``nogil=True``): the caller splits the batch over its own threads.
+
+One module on purpose, although longer than the package's other modules: numba's on-disk cache
+of a function is invalidated only by a change of the function's own source file, not of the
+njit helpers it calls from other files, so helpers split into another module could leave a
+stale compiled kernel in a user's cache after an upgrade.
 """
 
 from __future__ import annotations
