@@ -65,7 +65,8 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 def disabled_by_env() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() in ("0", "false", "off", "no")
+    value = os.environ.get(ENV)
+    return value is not None and value.strip().lower() in ("0", "false", "off", "no")
 
 
 def kind(n: int) -> str:
