@@ -104,10 +104,13 @@ def lstsq(
     ``ridge > 0``: Tikhonov regularisation (route "ridge"; ridge is absolute, in the units of
     ``A^T A``; keyword only).
 
-    Types: numpy arrays, lists and other array-likes in -> numpy out (ndarray subclasses of B,
-    e.g. np.matrix, are kept for the solution and residuals, as numpy keeps them); torch in ->
-    torch out. A torch B of an integer or bool dtype is refused, as torch.linalg.lstsq refuses
-    it (numpy and lists of integers compute in float64, as numpy does).
+    Types: numpy arrays, lists and other array-likes for both A and B -> numpy out (ndarray
+    subclasses of B, e.g. np.matrix, are kept for the solution and residuals, as numpy keeps
+    them); a torch tensor for either -> tensors (on its device, with its autograd graph: mixing
+    never drops a gradient; numpy would convert the tensor, torch refuses numpy). The solution's
+    dtype is A's and B's promoted, as numpy promotes. A torch B of an integer or bool dtype is
+    refused, as torch.linalg.lstsq refuses it (numpy and lists of integers compute in float64,
+    as numpy does).
     ``check_finite``, ``overwrite_a``, ``overwrite_b`` (scipy) are accepted and change nothing:
     NaN/Inf elements always get NaN answers on their own (one pass over the data), and the
     inputs are never written.
@@ -126,7 +129,7 @@ def lstsq(
             f"right-hand sides, and so does neuralinv (it would silently change the precision): "
             f"pass B.to(A.dtype)"
         )
-    At, numpy_in, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)", complex_ok=True)
+    At, numpy_a, out_a = v.real_array(A, "A", min_ndim=2, shape_text="(..., m, n)", complex_ok=True)
     Bt, numpy_b, out_b = v.real_array(
         B, "B", min_ndim=1, shape_text="(..., m, k) or (..., m)", complex_ok=True
     )
@@ -219,7 +222,7 @@ def lstsq(
         X = X.squeeze(-1)
     X = X.to(out_dtype)
     res, rank, status = res.reshape(batch), rank.reshape(batch), status.reshape(batch)
-    numpy_out = numpy_in and numpy_b
+    numpy_out = numpy_a and numpy_b  # numpy out only when neither is a tensor
     svd_of = (Af.detach(), batch, out_dtype, numpy_out)
     if numpy_out:
         return LstsqResult(

@@ -44,13 +44,18 @@ def project(
     the other samples are projected as usual. Differentiable twice, in forward mode and under
     torch.func.vmap/jacrev/jacfwd.
 
+    Types, as :func:`~neuralinv.lstsq`: numpy arrays and array-likes for both F and basis ->
+    numpy out; a torch tensor for either -> a tensor (on its device, with its autograd graph, so
+    a learnable basis gets its gradient even for numpy features). The result's dtype is F's and
+    basis's promoted (numpy's rule: a real F on a complex basis gives a complex projection).
+
     Nothing is formed across the batch, and the per-row products avoid BLAS, so a sample's
     result is bit-for-bit the same alone or in any batch. (A layer *before* this one that mixes
     samples, e.g. BatchNorm in training mode, breaks that; a basis built from the batch would
     too.)
     """
-    Ft, numpy_in, out_dtype = v.real_array(F, "F", min_ndim=1, shape_text="(..., d)", complex_ok=True)
-    Wt, _, _ = v.real_array(basis, "basis", min_ndim=2, shape_text="(..., r, d)", complex_ok=True)
+    Ft, numpy_f, out_f = v.real_array(F, "F", min_ndim=1, shape_text="(..., d)", complex_ok=True)
+    Wt, numpy_w, out_w = v.real_array(basis, "basis", min_ndim=2, shape_text="(..., r, d)", complex_ok=True)
     ridge = v.positive("ridge", ridge, allow_zero=True)
     if rtol is not None:
         v.positive("rtol", rtol, allow_zero=True)
@@ -92,8 +97,9 @@ def project(
             proj = ProjectionFunction.apply(W, fb, route, tol)[0]
         proj = proj.reshape(batch + (d,))
     out = Fb - proj if complement else proj
-    out = out.to(out_dtype)
-    return out.detach().cpu().numpy() if numpy_in else out
+    out = out.to(torch.promote_types(out_f, out_w))
+    # numpy out only when neither is a tensor (a tensor basis keeps its gradient)
+    return out.detach().cpu().numpy() if numpy_f and numpy_w else out
 
 
 class OrthogonalProjection(nn.Module):

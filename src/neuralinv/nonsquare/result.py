@@ -23,6 +23,12 @@ class LstsqResult:
     ``len(res) == 4``) give torch.linalg.lstsq's / numpy.linalg.lstsq's four values; the
     certificate fields below are attributes only.
 
+    Three names, three meanings: ``residuals`` (numpy's and torch's squared residual norms),
+    ``normal_residual`` (this certificate, passing at ``<= tol``), and ``Solution.residual``
+    of ``ni.invert`` (LAPACK's dget03 ratio of an inverse, passing below 30). An LstsqResult has
+    no ``residual`` (the certificate's former name); reading it raises an AttributeError that
+    says so.
+
     solution: (..., n, k) (or (..., n) for a vector right-hand side), minimising
               ``||A X - B||_F^2 + ridge ||X||_F^2`` (minimum norm among minimisers).
     residuals: numpy's and torch's ``residuals``: the squared residual norms
@@ -30,7 +36,7 @@ class LstsqResult:
               they apply: m > n and every element of full rank n; else empty (shape (0,)), as
               numpy returns them. Under torch.func transforms (ranks cannot be read) they are
               computed whenever m > n.
-    residual: (...) the certificate: relative normal-equation residual
+    normal_residual: (...) the certificate: relative normal-equation residual
               ``||A^T (A X - B) + ridge X||_F / (||A||_F (||A||_F ||X||_F + ||B||_F))``.
               A backward-stable solver makes it a small multiple of eps whatever the
               conditioning; a truncated SVD leaves about ``sigma_discarded / sigma_1`` in it, so
@@ -44,7 +50,8 @@ class LstsqResult:
     method:   (...) numpy array of "qr", "svd" or "ridge": what produced each answer; "none"
               for non-finite inputs. None under torch.func transforms (vmap, jacrev, jacfwd),
               where per-element values cannot be read.
-    tol:      the pass threshold for ``residual``: ``30 * max(m, n) * eps`` (LAPACK's ratio 30).
+    tol:      the pass threshold for ``normal_residual``: ``30 * max(m, n) * eps`` (LAPACK's
+              ratio 30).
     status:   (...) integer :class:`~neuralinv.Status` codes, as ``ni.invert`` reports them:
               ``OK`` where the certificate holds, ``NONFINITE`` where A or B has NaN/Inf entries
               (the solution is NaN there), ``ILL_CONDITIONED`` where a solution was computed but
@@ -52,7 +59,7 @@ class LstsqResult:
     """
 
     solution: Any
-    residual: Any
+    normal_residual: Any
     rank: Any
     method: np.ndarray | None
     tol: float
@@ -63,11 +70,11 @@ class LstsqResult:
     @property
     def ok(self) -> Any:
         """Per element: the normal equations hold to working precision (NaN fails)."""
-        return self.residual <= self.tol
+        return self.normal_residual <= self.tol
 
     @property
     def all_ok(self) -> bool:
-        r = self.residual
+        r = self.normal_residual
         r = r.detach().cpu().numpy() if isinstance(r, Tensor) else np.asarray(r)
         return bool(np.all(r <= self.tol))
 
@@ -78,6 +85,17 @@ class LstsqResult:
             cached = _singular_values(*self._svd_of) if self._svd_of is not None else None
             object.__setattr__(self, "_singular_values", cached)
         return cached
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names that are not attributes; Python would suggest "residuals" for
+        # the old name, which means something else
+        if name == "residual":
+            raise AttributeError(
+                "LstsqResult has no 'residual': the certificate is 'normal_residual' (relative "
+                "normal-equation residual, passes at <= tol); 'residuals' are numpy's and torch's "
+                "squared residual norms; 'residual' is ni.invert's Solution.residual (dget03 ratio)"
+            )
+        raise AttributeError(f"'LstsqResult' object has no attribute {name!r}")
 
     def _values(self) -> tuple:
         return (self.solution, self.residuals, self.rank, self.singular_values)
