@@ -75,10 +75,9 @@ def svd_solve(A: Tensor, B: Tensor, rtol: Any) -> tuple[Tensor, Tensor]:
 
 def looks_singular(R: Tensor) -> Tensor:
     """Per element: smallest |r_ii| <= sqrt(eps) * largest, or non-finite. Such elements go to
-    the SVD route, which handles full rank as accurately as QR, so a loose screen costs only time."""
+    the SVD route, which handles full rank as accurately as QR, so a loose screen costs only time.
+    R has at least one column (callers answer empty problems before factorising)."""
     d = R.detach().diagonal(dim1=-2, dim2=-1).abs()
-    if d.shape[-1] == 0:
-        return torch.zeros(R.shape[:-2], dtype=torch.bool, device=R.device)
     big = d.amax(-1)
     return ~torch.isfinite(d).all(-1) | (d.amin(-1) <= math.sqrt(eps(R.dtype)) * big)
 

@@ -16,6 +16,7 @@ from ..errors import InputError
 from .factor import default_rtol, ridge_solve
 from .scaling import exponent, eye_like, ldexp
 from .solve_autograd import PinvFunction
+from .transforms import is_wrapped
 
 
 def _cutoffs(rtol: float | None, atol: float | None, m: int, n: int, dtype) -> tuple[float, float]:
@@ -31,14 +32,15 @@ def _cutoffs(rtol: float | None, atol: float | None, m: int, n: int, dtype) -> t
 
 def _cutoff(name: str, value: Any, batch: tuple[int, ...], device) -> Any:
     """A cutoff: None, a number >= 0, or (torch) a tensor/array of them broadcasting against
-    the batch shape, one per matrix."""
+    the batch shape, one per matrix. Under torch.func.vmap over the cutoffs their values cannot
+    be read: then only their dtype and shape are checked (the Function's vmap rule takes them)."""
     if value is None or not isinstance(value, (Tensor, np.ndarray)):
         return None if value is None else v.positive(name, value, allow_zero=True)
     t = torch.as_tensor(np.asarray(value) if isinstance(value, np.ndarray) else value).detach()
     if t.is_complex() or t.dtype == torch.bool:
         raise InputError(f"{name} must hold real numbers, got dtype {t.dtype}")
     t = t.to(device=device, dtype=torch.float64)
-    if t.numel() and not bool((torch.isfinite(t) & (t >= 0)).all()):
+    if t.numel() and not is_wrapped(t) and not bool((torch.isfinite(t) & (t >= 0)).all()):
         raise InputError(f"{name} must hold finite numbers >= 0, got {value!r}")
     try:
         torch.broadcast_shapes(t.shape, batch)
@@ -80,10 +82,11 @@ def pinv(
     A batch element with NaN/Inf entries gets an all-NaN pseudo-inverse; the others are
     computed as usual (torch.linalg.pinv raises for NaN and returns zeros for Inf instead).
     ``pinv(c A) = pinv(A) / c`` at any scale c that does not overflow the answer.
-    Gradients are finite for any rank (see the :mod:`neuralinv.nonsquare` docstring); they grow like
+    Gradients are finite for any rank (see :mod:`neuralinv.nonsquare`); they grow like
     ``1 / sigma_r^2`` for the smallest kept singular value sigma_r, so prefer :func:`lstsq` or a
     solve over forming a pseudo-inverse. Differentiable twice, in forward mode and under
-    torch.func.vmap/jacrev/jacfwd. Numpy (and array-likes) in, numpy out; ndarray subclasses
+    torch.func.vmap/jacrev/jacfwd. Numpy (and array-likes) in, numpy out (the pseudo-inverse
+    and the rank; per-matrix cutoffs given as tensors do not change that); ndarray subclasses
     (np.matrix) are kept, as numpy keeps them.
     """
     wrap = array_wrap(A)
