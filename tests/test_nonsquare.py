@@ -100,7 +100,7 @@ def test_lstsq_full_rank_uses_qr_and_matches_reference():
     torch.testing.assert_close(
         res.solution, torch.linalg.lstsq(A, B).solution, rtol=1e-10, atol=1e-12
     )
-    assert res.all_ok and (res.residual < 1e-14).all()
+    assert res.all_ok and (res.normal_residual < 1e-14).all()
 
 
 def test_lstsq_wide_gives_minimum_norm_solution():
@@ -173,6 +173,36 @@ def test_lstsq_empty_shapes():
     assert ni.lstsq(torch.zeros(0, 4, 3), torch.zeros(0, 4, 1)).solution.shape == (0, 3, 1)
 
 
+def test_lstsq_ridge_and_pinv_rank_on_empty_shapes():
+    X = ni.lstsq(torch.zeros(5, 0, dtype=F64), torch.ones(5, 2, dtype=F64), ridge=0.5)
+    assert X.solution.shape == (0, 2) and X.rank.item() == 0 and X.all_ok
+    Ag, Bg = torch.zeros(3, 0, 4, dtype=F64, requires_grad=True), torch.ones(3, 0, 1, dtype=F64)
+    r = ni.lstsq(Ag, Bg, ridge=0.5)
+    assert r.solution.shape == (3, 4, 1) and (r.solution == 0).all()
+    r.solution.sum().backward()  # an empty problem's gradient is zero, not missing
+    assert Ag.grad is not None and (Ag.grad == 0).all()
+    P, rank = ni.pinv(torch.zeros(2, 0, 3, dtype=F64), return_rank=True)
+    assert P.shape == (2, 3, 0) and rank.tolist() == [0, 0]
+    P, rank = ni.pinv(low_rank(2, 5, 3, 1, seed=9), ridge=0.1, return_rank=True)
+    assert rank.tolist() == [3, 3]  # the ridge system has full rank
+
+
+def test_lstsq_result_indexes_like_a_tuple():
+    res = ni.lstsq(randn(2, 5, 3, seed=8), randn(2, 5, 1, seed=9))
+    assert res[-1] is res.singular_values and res[-4] is res.solution and res[np.int64(2)] is res.rank
+    assert res[1:3] == (res.residuals, res.rank) and len(res) == 4
+    for bad in (4, -5):
+        with pytest.raises(IndexError, match="out of range"):
+            res[bad]
+
+
+def test_orthogonal_projection_repr():
+    assert repr(ni.OrthogonalProjection(dim=5, rank=2)) == (
+        "OrthogonalProjection(basis=(2, 5), complement=False, ridge=0.0)"
+    )
+    assert "basis" not in repr(ni.OrthogonalProjection(complement=True, ridge=0.5))
+
+
 def test_lstsq_float32_and_numpy():
     A = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
     b = np.ones((6, 1), dtype=np.float32)
@@ -205,6 +235,18 @@ def test_lstsq_float32_and_numpy():
             lambda: ni.project(torch.ones(5, 4), torch.ones(4)),
             r"basis must have shape \(\.\.\., r, d\)",
         ),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), driver="gelsd", lapack_driver="gelsd"), r"not both"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), rcond="small"), r"rcond must be a number"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), cond=True), r"cond must be a number"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), rcond=[1e-3]), r"rcond must be a number"),
+        (lambda: ni.lstsq(torch.ones(4, 3), torch.ones(4, 1), rcond=float("inf")), r"finite number"),
+        (lambda: ni.pinv(torch.ones(3, 2), rtol=1e-3, rcond=1e-3), r"rtol or rcond"),
+        (lambda: ni.pinv(torch.ones(3, 2), rtol=torch.tensor(1j)), r"rtol must hold real numbers"),
+        (lambda: ni.pinv(torch.ones(2, 3, 2), atol=torch.ones(3)), r"atol has shape \(3,\).*\(2,\)"),
+        (lambda: ni.pinv(torch.ones(2, 3, 2), atol=torch.ones(1, 2)), r"atol has shape \(1, 2\)"),
+        (lambda: ni.pinv(torch.ones(3, 2), hermitian=True), r"hermitian=True needs square"),
+        (lambda: ni.pinv(torch.eye(3), hermitian=True, ridge=0.1), r"cannot be combined"),
+        (lambda: ni.project(torch.ones(5, 4), torch.ones(2, 4), ridge=0.1, rtol=1e-3), r"ridge or rtol"),
         (lambda: ni.OrthogonalProjection(dim=4), r"both dim and rank"),
         (lambda: ni.OrthogonalProjection()(torch.ones(2, 3)), r"no basis"),
     ],
@@ -495,7 +537,7 @@ def test_pinv_and_lstsq_are_scale_invariant(dtype, scales):
                 X = ni.lstsq(c * A, cb * B)
                 assert list(X.method) == list(X0.method) and X.rank.tolist() == X0.rank.tolist()
                 # the certificate neither overflows nor underflows
-                assert X.all_ok, (c, cb, X.residual)
+                assert X.all_ok, (c, cb, X.normal_residual)
                 torch.testing.assert_close(
                     X.solution * (c / cb), X0.solution, rtol=rt, atol=rt * X0.solution.abs().max()
                 )
@@ -517,8 +559,9 @@ def test_pinv_atol_and_ridge_scale_with_the_data():
 
 def test_project_is_scale_invariant_and_ridge_does_not_overflow():
     # the example: the Gram matrix overflowed and the answer was 0
+    # (float32 F, a float64 basis: the result is float64, as numpy promotes; 1e300 is inf in float32)
     out = ni.project(torch.ones((1, 4)), [[1e300, 0, 0, 0], [0, 1e300, 0, 0]], ridge=1.0)
-    torch.testing.assert_close(out, torch.tensor([[1.0, 1, 0, 0]]), rtol=0, atol=1e-7)
+    torch.testing.assert_close(out, torch.tensor([[1.0, 1, 0, 0]], dtype=F64), rtol=0, atol=1e-12)
     F, W = randn(20, 6, seed=127), randn(20, 3, 6, seed=128)
     W[3, 2] = W[3, 0] + W[3, 1]  # a rank-deficient sample (svd route)
     for dtype, scales in ((F64, (1e300, 1e-300)), (torch.float32, (1e30, 1e-30))):

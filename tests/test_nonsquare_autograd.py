@@ -194,3 +194,39 @@ def test_lstsq_result_under_vmap_has_status_and_no_method_labels():
     assert torch.isnan(X[1]).all()
     torch.testing.assert_close(X[[0, 2]], torch.linalg.lstsq(A[[0, 2]], B[[0, 2]]).solution)
     assert list(ni.lstsq(A, B).method) == ["qr", "none", "qr"]  # outside transforms: labels
+
+
+def test_one_sided_derivatives_match_torch():
+    # gradient and tangent with respect to B (or F) alone: the branches that skip A's (W's) terms
+    A, B = A_TALL, B_TALL
+    (Bg,) = req(B)
+    (gB,) = torch.autograd.grad(ni.lstsq(A, Bg).solution.square().sum(), Bg)
+    (Br,) = req(B)
+    (want,) = torch.autograd.grad((torch.linalg.pinv(A) @ Br).square().sum(), Br)
+    torch.testing.assert_close(gB, want, rtol=1e-10, atol=1e-12)
+    dB = randn(*B.shape, seed=60)
+    _, tangent = torch.func.jvp(lambda b: ni.lstsq(A, b).solution, (B,), (dB,))
+    torch.testing.assert_close(tangent, torch.linalg.pinv(A) @ dB, rtol=1e-10, atol=1e-12)
+    dF = randn(*F_ROWS.shape, seed=61)
+    _, tangent = torch.func.jvp(lambda f: ni.project(f, W_BASIS), (F_ROWS,), (dF,))
+    torch.testing.assert_close(tangent, proj_ref(dF, W_BASIS), rtol=1e-10, atol=1e-12)
+
+
+def test_vmap_with_per_matrix_cutoffs_and_over_an_empty_batch():
+    A = low_rank(3, 5, 4, 2, seed=62) + 1e-6 * randn(3, 5, 4, seed=63)
+    rtol, atol = torch.tensor([1e-9, 1e-3, 1e-3], dtype=F64), torch.tensor([0.0, 0.0, 1e-2], dtype=F64)
+    got = vmap(lambda a, r, t: ni.pinv(a, rtol=r, atol=t))(A, rtol, atol)
+    want = torch.linalg.pinv(A, rtol=rtol, atol=atol)
+    assert torch.linalg.matrix_rank(got).tolist() == [4, 2, 2]
+    torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)
+    empty = torch.zeros(0, 5, 3, dtype=F64)
+    assert vmap(ni.pinv)(empty).shape == (0, 3, 5)
+    assert vmap(lambda a: ni.lstsq(a, B_TALL[0]).solution)(empty).shape == (0, 3, 2)
+
+
+def test_singular_values_are_empty_under_vmap():
+    def sv(a, b):
+        return ni.lstsq(a, b).singular_values
+
+    assert vmap(sv)(A_TALL, B_TALL).shape == (2, 0)
+    torch.testing.assert_close(ni.lstsq(A_TALL, B_TALL).singular_values, torch.linalg.svdvals(A_TALL))
