@@ -7,7 +7,8 @@ import sys
 
 import torch
 
-from neuralinv.demo import KINDS, DemoConfig, Section, collection, run_demo
+from neuralinv.cli.render import METHOD_COLUMNS, demo_table, method_cells
+from neuralinv.demo import KINDS, DemoConfig, MethodsSection, collection, run_demo
 
 
 def test_collection_kinds():
@@ -25,8 +26,8 @@ def test_collection_kinds():
 
 def test_run_demo_rows():
     sections = run_demo(DemoConfig(sizes=(3,), count=4, methods=("lu", "cholesky", "closed_form")))
-    assert len(sections) == 1 and isinstance(sections[0], Section)
-    rows = {r.method: r for r in sections[0].data}
+    assert len(sections) == 1 and isinstance(sections[0], MethodsSection)
+    rows = {r.method: r for r in sections[0].rows}
     assert set(rows) == {"lu", "cholesky", "closed_form"}
     lu = rows["lu"]
     # Exact counts, on any CPU: the random and SPD kinds have ratios < 0.2 and rcond > 0.01
@@ -36,14 +37,20 @@ def test_run_demo_rows():
     assert lu.statuses["random"] == {"OK": 4} and lu.statuses["SPD"] == {"OK": 4}
     assert "OK" not in lu.statuses["singular"]
     assert lu.worst_residual < 30 and lu.matrices_per_s > 0
-    assert rows["cholesky"].statuses["random"] == {"NOTSPD": 4}
-    assert all(len(cells) == len(sections[0].columns) for cells in sections[0].rows)
+    assert rows["cholesky"].statuses["random"] == {"NOT_SPD": 4}
+    # The CLI's table of the section: one cell per column, statuses by their short names.
+    assert method_cells(rows["cholesky"])[3] == "4 NOTSPD"
+    table, notes = demo_table(sections[0])
+    assert [c.header for c in table.columns] == list(METHOD_COLUMNS) and table.row_count == 3
+    assert all(len(method_cells(r)) == len(METHOD_COLUMNS) for r in sections[0].rows)
 
 
 def test_methods_that_cannot_run_are_noted():
     (section,) = run_demo(DemoConfig(sizes=(5,), count=2, methods=("closed_form", "lu")))
-    assert [r.method for r in section.data] == ["lu"]
-    assert any(note.startswith("closed_form: not run") for note in section.notes)
+    assert [r.method for r in section.rows] == ["lu"]
+    assert [name for name, _ in section.skipped] == ["closed_form"]
+    _, notes = demo_table(section)
+    assert any(note.startswith("closed_form: not run (it does not take 5x5") for note in notes)
 
 
 def test_demo_command_prints_tables():

@@ -200,7 +200,7 @@ def test_evaluate_on_deepmatrixinversion_singular_file(tmp_path):
 def test_cli_metrics_table_transposes_when_too_wide_and_keeps_every_number_whole():
     from rich.console import Console
 
-    from neuralinv.cli_render import metrics_table
+    from neuralinv.cli.render import metrics_table
 
     m, _, _ = evaluate_method("lu", well_conditioned(), name="wc")
     header, body = rows([m])

@@ -311,18 +311,19 @@ def test_builtin_ball3():
 
 
 def test_demo_section():
-    from neuralinv.demo import learned_section
+    from neuralinv.cli.render import LEARNED_COLUMNS, learned_cells, learned_notes
     from neuralinv.learned import demo
 
-    section = learned_section(demo.run(steps=100, count=400))
-    assert [r[0] for r in section.rows] == [
+    result = demo.run(steps=100, count=400)
+    rows, notes = learned_cells(result), learned_notes(result)
+    assert [r[0] for r in rows] == [
         "in the ball (held out)", "3 x a matrix of the ball", "entries uniform in [-1, 1]", "singular"]
-    assert all(len(r) == len(section.columns) for r in section.rows)
-    assert section.rows[2][2:5] == ("0", "0", "40")
-    assert any("fell back to exact LU" in note for note in section.notes)
+    assert all(len(r) == len(LEARNED_COLUMNS) for r in rows)
+    assert rows[2][2:5] == ("0", "0", "40")
+    assert any("fell back to exact LU" in note for note in notes)
     total = 400 + 40 + 40 + 1
-    network = sum(g.network for g in section.data[0].groups)
-    assert f"{network} of {total} answers came from the network" in " ".join(section.notes)
+    network = sum(g.network for g in result.groups)
+    assert f"{network} of {total} answers came from the network" in " ".join(notes)
 
 
 # -- the n > 4 fast path: chunks, certificate from the last Newton-Schulz residual -----------

@@ -1,6 +1,6 @@
 """Reports of evaluation results: table rows (data), JSON and markdown files.
 
-The terminal table is built from :func:`rows` by the CLI (:mod:`neuralinv.cli_render`); files
+The terminal table is built from :func:`rows` by the CLI (:mod:`neuralinv.cli.render`); files
 are written atomically.
 """
 

@@ -1,9 +1,9 @@
 """The data of ``neuralinv demo``'s learned part: train a small network on the default 3x3 ball,
 then invert a held-out batch with it, certified, and count who answered what.
 
-Returns data only (:func:`run`); :mod:`neuralinv.demo` turns it into a table and ``cli.py``
-prints it. The held-out batch has four groups, so every path of the learned method shows:
-fresh matrices of the ball (answered by the network after
+Returns data only (:func:`run`); :mod:`neuralinv.demo` makes it a section and the CLI
+(:mod:`neuralinv.cli.render`) draws it. The held-out batch has four groups, so every path of
+the learned method shows: fresh matrices of the ball (answered by the network after
 Newton-Schulz refinement), multiples of matrices of the ball (scaled back into it first, as
 DeepMatrixInversion scales its inputs), matrices with entries uniform in [-1, 1] (far outside
 the ball: the exact fallback answers them), and exactly rank-deficient matrices (no inverse

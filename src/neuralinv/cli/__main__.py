@@ -1,0 +1,5 @@
+"""``python -m neuralinv.cli``: the same as ``python -m neuralinv``."""
+
+from . import main
+
+main()
