@@ -239,17 +239,38 @@ class Learned(Method):
     def _network(self, A: Tensor, s: Tensor, *, out: Tensor | None, work: dict,
                  compiled_guess: bool) -> _Guessed:
         """Guess and refine in-region matrices ``A`` (each multiplied by ``s`` for the network)."""
-        if bool((s != 1).any()):
-            s = s[:, None, None]
-            X0 = self._predict(A * s, compiled_guess).to(A.dtype) * s
-        else:
-            X0 = self._predict(A, compiled_guess).to(A.dtype)
+        X0 = self._guess(A, s, compiled_guess)
         if not self.refine:
             return _Guessed(X0, torch.ones(A.shape[0], dtype=torch.bool, device=A.device),
                             guess_contracts(A, X0), None, None)
         r = refine_certified(A, X0, tol=self.tol, max_iter=self.max_iter, screen=guess_contracts,
                              out=out, work=work)
         return _Guessed(r.X, r.converged, r.contracted, r.iterations, r.certificate)
+
+    def seed(self, A: Tensor) -> tuple[Tensor, Tensor]:
+        """The first guesses this method refines: ``(rows, X0)``, the indices of the matrices of
+        the (B, n, n) float tensor ``A`` that go to the network (in the region, or scaled into
+        it, as :meth:`invert` routes them) and the network's guesses for them in A's dtype, the
+        seeds Newton-Schulz starts from. For measuring seeds (``neuralinv evaluate``'s seed
+        residual); :meth:`invert` computes the same guesses chunk by chunk."""
+        if A.ndim != 3 or tuple(A.shape[-2:]) != (self.n, self.n) or A.dtype not in (torch.float32, torch.float64):
+            raise InputError(f"seed needs a (B, {self.n}, {self.n}) float32 or float64 tensor, "
+                             f"got {tuple(A.shape)} {A.dtype}")
+        if self.check_region:
+            inside, s = self.model.region.scaled_into(A, scale=self.scale)
+        else:
+            inside = torch.ones(A.shape[0], dtype=torch.bool, device=A.device)
+            s = torch.ones(A.shape[0], dtype=A.dtype, device=A.device)
+        rows = inside.nonzero().squeeze(-1)
+        return rows, self._guess(A[rows], s[rows], True)
+
+    def _guess(self, A: Tensor, s: Tensor, compiled_guess: bool) -> Tensor:
+        """The network's guess for ``A`` (each matrix multiplied by ``s`` for the network), in
+        A's dtype: ``s * net(s A)``."""
+        if bool((s != 1).any()):
+            s = s[:, None, None]
+            return self._predict(A * s, compiled_guess).to(A.dtype) * s
+        return self._predict(A, compiled_guess).to(A.dtype)
 
     def _predict(self, A: Tensor, compiled_guess: bool = True) -> Tensor:
         if self._compiled is not None and compiled_guess:
