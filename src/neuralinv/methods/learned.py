@@ -31,7 +31,7 @@ from .._validate import int_at_least, positive
 from ..certify import PASS_RATIO, SMALL_N, certificate, contracts, identity_residual, norm1, trusted
 from ..errors import InputError
 from ..kernels.learned_small import CompiledGuess, FusedPath
-from ..learned.inverse import LearnedInverse
+from ..learned.inverse import LearnedInverse, low_precision_dtype
 from ..solution import Solution, Status
 from .base import Method, Partial, fill_from, labels, ok_status
 from .newton_schulz import refine_certified
@@ -75,6 +75,13 @@ class Learned(Method):
                   networks compiled for the guess. Answers may differ from the eager ones in the
                   last bits; statuses follow the same rules; what the kernels cannot take runs
                   eagerly, and ``stats["compile_error"]`` says why (docs/learned-inference.md).
+    guess_dtype:  ``"bfloat16"`` or ``"float16"``: the networks' learned part computes the guess
+                  in that precision (``LearnedInverse.predict(A, guess_dtype=...)``; the linear
+                  approximation of a correction model stays in the model's precision), and
+                  Newton-Schulz refines it in the input's, so answers and certificates are as
+                  without it. Faster for wide networks on CPUs with AVX-512 BF16 / AMX
+                  (``builtin:ball3``; docs/performance.md, attempt 63). None (default): the
+                  model's own precision. Not with ``compile``.
     """
 
     model: Any = None
@@ -85,6 +92,7 @@ class Learned(Method):
     check_region: bool = True
     scale: bool = True
     compile: bool = False
+    guess_dtype: Any = None
 
     name = "learned"
 
@@ -110,6 +118,10 @@ class Learned(Method):
                 f"tol must be <= {PASS_RATIO:g} (the certificate's pass ratio), got {self.tol!r}"
             )
         int_at_least("max_iter", self.max_iter, 1)
+        low = low_precision_dtype(self.guess_dtype)
+        if low is not None and self.compile:
+            raise InputError("guess_dtype runs the eager guess; it does not combine with compile=True")
+        object.__setattr__(self, "guess_dtype", low)
         from .registry import resolve
 
         fallback = resolve(self.fallback)
@@ -277,6 +289,8 @@ class Learned(Method):
             X = self._compiled(A)
             if X is not None:
                 return X
+        if self.guess_dtype is not None:
+            return self.model.predict(A, guess_dtype=self.guess_dtype)
         return self.model.predict(A)
 
 
