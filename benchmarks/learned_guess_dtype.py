@@ -67,7 +67,7 @@ def measure(name: str, batch: int, dtype: torch.dtype, repeats: int, guess_dtype
             hist = torch.bincount(s.stats["iterations"].to(torch.int64)).tolist()
             seed = seed_residual(variants[k], A, dtypes=(dtype,))
             line += (f"  {'same' if same[0] else 'DIFFER'} / {'same' if same[1] else 'DIFFER'} / "
-                     f"{'same' if same[2] else 'steps ' + str(hist)}"
+                     f"{'same' if same[2] else 'differ'} {dict((i, c) for i, c in enumerate(hist) if c)}"
                      f"   {float(s.residual.max()):.3g}   {seed.quantiles['50%']:.2g} / "
                      f"{seed.quantiles['99.9%']:.2g} / {seed.max:.2g}")
         print(line, flush=True)
