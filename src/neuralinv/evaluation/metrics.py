@@ -48,6 +48,10 @@ class Metrics:
                      matrices whose network guess contracted under Newton-Schulz, that were
                      refined to the certificate from that guess, and that were answered by the
                      exact fallback.
+    seed:            the raw network row of a learned model only (None otherwise):
+                     :class:`neuralinv.evaluation.seeds.SeedResidual` as a dict, the
+                     ``||I - A X0||_1`` of the seeds the certified method refines (share <= 0.5,
+                     quantiles) and the Newton-Schulz steps they need in float32 and float64.
     """
 
     name: str
@@ -68,9 +72,28 @@ class Metrics:
     fell_back: float | None = None
     time_s: float | None = None
     extra: dict = field(default_factory=dict)
+    seed: dict | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    # The seed residual's table cells (None without one, so the report drops the columns).
+    @property
+    def seed_share(self) -> float | None:
+        return None if self.seed is None else self.seed["share_good"]
+
+    @property
+    def seed_quantiles(self) -> str | None:
+        return None if self.seed is None else self._seed().quantile_text()
+
+    @property
+    def seed_steps(self) -> str | None:
+        return None if self.seed is None else self._seed().steps_text()
+
+    def _seed(self):
+        from .seeds import SeedResidual
+
+        return SeedResidual(**self.seed)
 
 
 @dataclass(frozen=True)

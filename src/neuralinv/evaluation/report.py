@@ -30,6 +30,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("refined", "refined", ".4f"),
     ("fell back", "fell_back", ".4f"),
     ("time s", "time_s", ".3g"),
+    ("seed ≤ 0.5", "seed_share", ".4f"),
+    ("seed ‖I−AX0‖₁ q50/90/99/99.9%", "seed_quantiles", "s"),
+    ("max NS steps f32 / f64", "seed_steps", "s"),
 )
 
 
@@ -107,6 +110,11 @@ def write_report(
     if context:
         md.append("")
     md.append(metrics_markdown(metrics))
+    seeds = [m for m in metrics if m.seed is not None]
+    if seeds:
+        md.append("## Seed residual\n")
+        md += [f"- {m.name}: {m._seed().summary()}" for m in seeds]
+        md.append("")
     for f in data["figures"]:
         md.append(f"![{Path(f).stem}]({f})\n")
     m = write_text(out / "report.md", "\n".join(md))

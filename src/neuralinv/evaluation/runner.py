@@ -4,11 +4,14 @@
 ``metrics.json``, ``report.md`` and figures into an output directory. For a trained model each
 dataset gets two rows: the raw network guess (``network``: what the paper and
 DeepMatrixInversion measure) and the certified hybrid (``learned``: guess + Newton-Schulz +
-exact fallback, what ``neuralinv.invert(A, method=model)`` returns).
+exact fallback, what ``neuralinv.invert(A, method=model)`` returns). The network row also
+carries the seed residual (:mod:`neuralinv.evaluation.seeds`): ``||I - A X0||_1`` of the guesses
+the hybrid refines, and the Newton-Schulz steps they need.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from ..files import FORMATS
 from . import plots
 from .metrics import Details, Metrics, compute, evaluate_method
 from .report import write_json, write_report
+from .seeds import seed_residual
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ def evaluate_files(
                 X = learned.predict(At.to(learned.dtype))
                 elapsed = time.perf_counter() - start
                 m, d = compute(At.to(learned.dtype), X, T, name=name, method="network", time_s=elapsed)
+                m = dataclasses.replace(m, seed=seed_residual(learned, At).as_dict())
                 rows.append(m)
                 details[f"{name} network"] = d
             m, d, _ = evaluate_method(learned, A, T, name=name)

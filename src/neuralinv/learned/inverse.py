@@ -28,6 +28,7 @@ from ..errors import InputError, PartialModelWarning
 from ..files import write_bytes
 from . import checkpoint as ckpt
 from .config import TrainConfig
+from .models.cast import LOW_PRECISION, low_precision
 from .models.dense_resnet import SUBLAYERS
 
 BUILTIN_PREFIX = "builtin:"
@@ -76,10 +77,11 @@ class LearnedInverse:
         """Move the member networks to ``device`` (in place, as ``nn.Module.to``); returns self."""
         for m in self.members:
             m.to(device)
+        self.__dict__.pop("_low", None)  # low-precision copies are made again where needed
         return self
 
     # -- prediction --------------------------------------------------------------------------
-    def predict(self, A: Any) -> Any:
+    def predict(self, A: Any, *, guess_dtype: torch.dtype | str | None = None) -> Any:
         """The raw ensemble-mean guess for ``A`` (..., n, n), in A's dtype (float64 for other
         dtypes); a numpy array in gives a numpy array out.
 
@@ -87,7 +89,27 @@ class LearnedInverse:
         refinement: use ``neuralinv.invert(A, method=model)`` for a certified answer. A tensor
         on another device than the model raises InputError: the model is moved only by
         :meth:`to`, never as a side effect of a call (another thread may be using it).
+
+        guess_dtype: ``"bfloat16"`` or ``"float16"`` runs each member's learned part in that
+        precision (:func:`neuralinv.learned.models.low_precision`: a correction model's ``g``,
+        a scaled model's inner network; the linear approximation and the scaling stay in the
+        model's dtype); None (default) runs the members as they are.
         """
+        low = low_precision_dtype(guess_dtype)
+        if low is not None and low != self.dtype:
+            return self._predict(A, self._low_members(low))
+        return self._predict(A, self.members)
+
+    def _low_members(self, dtype: torch.dtype) -> list[nn.Module]:
+        """Low-precision copies of the members, made once per (dtype, device) and kept."""
+        key = (dtype, self.device)
+        cache = self.__dict__.setdefault("_low", {})
+        members = cache.get(key)
+        if members is None:
+            members = cache[key] = [low_precision(m, dtype) for m in self.members]
+        return members
+
+    def _predict(self, A: Any, members: list[nn.Module]) -> Any:
         t, was_numpy = as_tensor(A)
         if t.ndim < 2 or tuple(t.shape[-2:]) != (self.n, self.n):
             raise InputError(
@@ -103,10 +125,10 @@ class LearnedInverse:
         flat = t.detach().reshape(-1, self.n, self.n).to(self.dtype)
         with torch.no_grad():
             total = None
-            for m in self.members:
+            for m in members:
                 y = m(flat)
                 total = y if total is None else total + y
-            X = (total / len(self.members)).reshape(t.shape).to(out_dtype)
+            X = (total / len(members)).reshape(t.shape).to(out_dtype)
         return X.numpy() if was_numpy else X
 
     # -- files -------------------------------------------------------------------------------
@@ -237,6 +259,18 @@ class LearnedInverse:
 #: config.toml before anything is built, and against each member's safetensors header before
 #: its data is read. 5e7 numbers are 200 MB in float32.
 MAX_MEMBER_NUMBERS = 50_000_000
+
+
+def low_precision_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``guess_dtype`` as a torch dtype: None, bfloat16 or float16 (also by name);
+    InputError for anything else."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), dtype)
+    if dtype not in LOW_PRECISION:
+        raise InputError(f"guess_dtype must be None, 'bfloat16' or 'float16', got {dtype!r}")
+    return dtype
 
 
 def member_numbers(config: TrainConfig) -> int:

@@ -31,7 +31,7 @@ from .._validate import int_at_least, positive
 from ..certify import PASS_RATIO, SMALL_N, certificate, contracts, identity_residual, norm1, trusted
 from ..errors import InputError
 from ..kernels.learned_small import CompiledGuess, FusedPath
-from ..learned.inverse import LearnedInverse
+from ..learned.inverse import LearnedInverse, low_precision_dtype
 from ..solution import Solution, Status
 from .base import Method
 from .newton_schulz import refine_certified
@@ -76,6 +76,13 @@ class Learned(Method):
                   networks compiled for the guess. Answers may differ from the eager ones in the
                   last bits; statuses follow the same rules; what the kernels cannot take runs
                   eagerly, and ``stats["compile_error"]`` says why (docs/learned-inference.md).
+    guess_dtype:  ``"bfloat16"`` or ``"float16"``: the networks' learned part computes the guess
+                  in that precision (``LearnedInverse.predict(A, guess_dtype=...)``; the linear
+                  approximation of a correction model stays in the model's precision), and
+                  Newton-Schulz refines it in the input's, so answers and certificates are as
+                  without it. Faster for wide networks on CPUs with AVX-512 BF16 / AMX
+                  (``builtin:ball3``; docs/performance.md, attempt 63). None (default): the
+                  model's own precision. Not with ``compile``.
     """
 
     model: Any = None
@@ -86,6 +93,7 @@ class Learned(Method):
     check_region: bool = True
     scale: bool = True
     compile: bool = False
+    guess_dtype: Any = None
 
     name = "learned"
 
@@ -111,6 +119,10 @@ class Learned(Method):
                 f"tol must be <= {PASS_RATIO:g} (the certificate's pass ratio), got {self.tol!r}"
             )
         int_at_least("max_iter", self.max_iter, 1)
+        low = low_precision_dtype(self.guess_dtype)
+        if low is not None and self.compile:
+            raise InputError("guess_dtype runs the eager guess; it does not combine with compile=True")
+        object.__setattr__(self, "guess_dtype", low)
         from .registry import resolve
 
         fallback = resolve(self.fallback)
@@ -240,11 +252,7 @@ class Learned(Method):
     def _network(self, A: Tensor, s: Tensor, *, out: Tensor | None, work: dict,
                  compiled_guess: bool) -> _Guessed:
         """Guess and refine in-region matrices ``A`` (each multiplied by ``s`` for the network)."""
-        if bool((s != 1).any()):
-            s = s[:, None, None]
-            X0 = self._predict(A * s, compiled_guess).to(A.dtype) * s
-        else:
-            X0 = self._predict(A, compiled_guess).to(A.dtype)
+        X0 = self._guess(A, s, compiled_guess)
         if not self.refine:
             return _Guessed(X0, torch.ones(A.shape[0], dtype=torch.bool, device=A.device),
                             guess_contracts(A, X0), None, None)
@@ -252,11 +260,38 @@ class Learned(Method):
                              out=out, work=work)
         return _Guessed(r.X, r.converged, r.contracted, r.iterations, r.certificate)
 
+    def seed(self, A: Tensor) -> tuple[Tensor, Tensor]:
+        """The first guesses this method refines: ``(rows, X0)``, the indices of the matrices of
+        the (B, n, n) float tensor ``A`` that go to the network (in the region, or scaled into
+        it, as :meth:`invert` routes them) and the network's guesses for them in A's dtype, the
+        seeds Newton-Schulz starts from. For measuring seeds (``neuralinv evaluate``'s seed
+        residual); :meth:`invert` computes the same guesses chunk by chunk."""
+        if A.ndim != 3 or tuple(A.shape[-2:]) != (self.n, self.n) or A.dtype not in (torch.float32, torch.float64):
+            raise InputError(f"seed needs a (B, {self.n}, {self.n}) float32 or float64 tensor, "
+                             f"got {tuple(A.shape)} {A.dtype}")
+        if self.check_region:
+            inside, s = self.model.region.scaled_into(A, scale=self.scale)
+        else:
+            inside = torch.ones(A.shape[0], dtype=torch.bool, device=A.device)
+            s = torch.ones(A.shape[0], dtype=A.dtype, device=A.device)
+        rows = inside.nonzero().squeeze(-1)
+        return rows, self._guess(A[rows], s[rows], True)
+
+    def _guess(self, A: Tensor, s: Tensor, compiled_guess: bool) -> Tensor:
+        """The network's guess for ``A`` (each matrix multiplied by ``s`` for the network), in
+        A's dtype: ``s * net(s A)``."""
+        if bool((s != 1).any()):
+            s = s[:, None, None]
+            return self._predict(A * s, compiled_guess).to(A.dtype) * s
+        return self._predict(A, compiled_guess).to(A.dtype)
+
     def _predict(self, A: Tensor, compiled_guess: bool = True) -> Tensor:
         if self._compiled is not None and compiled_guess:
             X = self._compiled(A)
             if X is not None:
                 return X
+        if self.guess_dtype is not None:
+            return self.model.predict(A, guess_dtype=self.guess_dtype)
         return self.model.predict(A)
 
 

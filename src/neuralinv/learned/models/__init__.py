@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ...errors import InputError
+from .cast import LOW_PRECISION, Cast, low_precision
 from .correction import Correction, UnionCorrection
 from .dense_resnet import DenseResNet
 from .mlp import ACTIVATIONS, MLP, count_parameters
@@ -52,5 +53,5 @@ def build_model(
     return Scaled(net, n) if scaling == "standardize" else net
 
 
-__all__ = ["ACTIVATIONS", "MLP", "MODELS", "Correction", "DenseResNet", "Scaled", "UnionCorrection", "build_model",
-           "count_parameters"]
+__all__ = ["ACTIVATIONS", "LOW_PRECISION", "MLP", "MODELS", "Cast", "Correction", "DenseResNet", "Scaled",
+           "UnionCorrection", "build_model", "count_parameters", "low_precision"]
