@@ -97,7 +97,7 @@ def test_shipped_models_seed_within_the_target(name, count):
 def test_evaluate_reports_the_seed_residual(tmp_path):
     from rich.console import Console
 
-    from neuralinv.cli_render import metrics_table
+    from neuralinv.cli.render import metrics_table
 
     model = ni.LearnedInverse.load("builtin:ball3-fast")
     A = model.region.sample(500, generator=torch.Generator().manual_seed(8)).numpy()
