@@ -218,15 +218,27 @@ class AtomicFile:
         clean_directory(self.parent)
         self._staged: Path | None = None
         self._closed = False
+        fd = None
         try:
-            fd = _open_unnamed(self.parent)
-            if fd is None:
-                self._staged = temp_path(self.path)
-                fd = os.open(self._staged, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-            os.fchmod(fd, FILE_MODE)  # whatever the umask: outputs are meant to be shared
-        except OSError as exc:
-            raise OSError(exc.errno, f"{self.path}: cannot create the file ({exc.strerror})") from None
-        self.file: IO[Any] = os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None)
+            try:
+                fd = _open_unnamed(self.parent)
+                if fd is None:
+                    self._staged = temp_path(self.path)
+                    fd = os.open(self._staged, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                os.fchmod(fd, FILE_MODE)  # whatever the umask: outputs are meant to be shared
+            except OSError as exc:
+                raise OSError(exc.errno, f"{self.path}: cannot create the file ({exc.strerror})") from None
+            self.file: IO[Any] = os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None)
+        except BaseException:
+            # A signal turned into an exception (the CLI's SIGTERM/SIGHUP handler) can land
+            # between creating the named file and returning it: no caller could remove it then.
+            if fd is not None and not hasattr(self, "file"):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if self._staged is not None:
+                with contextlib.suppress(OSError):
+                    self._staged.unlink()
+            raise
 
     def stage(self) -> Path:
         """Flush and fsync the data and give it its temporary name (``.NAME.<pid>.<rand>.tmp``)."""
@@ -280,12 +292,14 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     untouched. The directory must exist (InputError otherwise). Killed at any moment, even by
     SIGKILL, the process leaves the old ``path`` or the complete new one and no temporary file
     that outlives the next write in that directory."""
-    f = AtomicFile(path, mode)
+    f = None
     try:
+        f = AtomicFile(path, mode)
         yield f.file
         f.commit()
     except BaseException:
-        f.discard()
+        if f is not None:
+            f.discard()
         raise
 
 
