@@ -139,3 +139,16 @@ def test_long_index_lists_are_elided_but_counted():
     with pytest.raises(ni.SingularMatrixError, match=r"\.\.\. \(10 more\)\] \(30 of 30\)") as info:
         ni.inv(A, method="lu")
     assert len(info.value.indices) == 30
+
+
+@pytest.mark.parametrize(
+    "call, listed",
+    [
+        (lambda: ni.pinv(np.eye(2), hermitan=True), "'hermitan'; its keywords: A, rtol, hermitian"),
+        (lambda: ni.lstsq(np.eye(2), np.ones(2), rcondd=1e-3), "'rcondd'; its keywords: A, B, rcond"),
+        (lambda: ni.project(np.ones((3, 2)), np.eye(2), compliment=True), "'compliment'; its keywords: F, basis, complement"),
+    ],
+)
+def test_unknown_keywords_of_the_nonsquare_functions_list_the_valid_ones(call, listed):
+    with pytest.raises(ni.InputError, match=listed):
+        call()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -342,3 +345,23 @@ def real_array(
     work = compute_dtype(t.dtype, name, complex_ok=complex_ok)
     out_dtype = t.dtype if t.dtype.is_floating_point or t.dtype.is_complex else torch.float64
     return t.to(work), numpy_in, out_dtype
+
+
+def keywords_listed(fn: Callable) -> Callable:
+    """``fn`` with an unknown keyword argument refused by an InputError that lists its keywords
+    (as ``ni.inv``'s does), instead of Python's TypeError that lists none."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds]
+    known = frozenset(names)
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not known.issuperset(kwargs):
+            unknown = sorted(set(kwargs) - known)
+            raise InputError(
+                f"{fn.__name__}() got unknown keyword{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; its keywords: {', '.join(names)}"
+            )
+        return fn(*args, **kwargs)
+
+    return checked

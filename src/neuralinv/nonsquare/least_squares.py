@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .. import _validate as v
 from .._peers import array_wrap
+from .._validate import keywords_listed
 from ..certify import PASS_RATIO, eps
 from ..errors import InputError
 from ..solution import Status
@@ -72,6 +73,7 @@ def _rcond_value(rcond: Any, cond: Any) -> float | None:
     return f
 
 
+@keywords_listed
 def lstsq(
     A: Any,
     B: Any,
@@ -153,9 +155,10 @@ def lstsq(
     if vector:
         Bt = Bt.unsqueeze(-1)
     if Bt.ndim < 2 or Bt.shape[-2] != m:
+        shapes = dict.fromkeys([f"(..., {m}, k)", str(tuple(At.shape[:-1])), f"({m},)"])
         raise InputError(
-            f"B must have shape (..., {m}, k), {tuple(At.shape[:-1])} or ({m},) to match A of shape "
-            f"{tuple(At.shape)}, got shape {tuple(Bt.shape) if not vector else tuple(Bt.shape[:-1])}"
+            f"B must have shape {', '.join(list(shapes)[:-1])} or {list(shapes)[-1]} to match A of "
+            f"shape {tuple(At.shape)}, got shape {tuple(Bt.shape) if not vector else tuple(Bt.shape[:-1])}"
         )
     dtype = torch.promote_types(At.dtype, Bt.dtype)
     At, Bt, batch = _broadcast_pair(At.to(dtype), Bt.to(dtype))

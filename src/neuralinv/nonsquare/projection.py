@@ -10,12 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from .. import _validate as v
+from .._validate import keywords_listed
 from ..errors import InputError
 from .factor import SVD_ROUTE, default_rtol
 from .project_autograd import ProjectionFunction
 from .project_values import project_ridge
 
 
+@keywords_listed
 def project(
     F: Any,
     basis: Any,

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .. import _validate as v
 from .._peers import array_wrap, write_out
+from .._validate import keywords_listed
 from ..errors import InputError
 from .factor import default_rtol, ridge_solve
 from .scaling import exponent, eye_like, ldexp
@@ -53,6 +54,7 @@ def _cutoff(name: str, value: Any, batch: tuple[int, ...], device) -> Any:
     return t
 
 
+@keywords_listed
 def pinv(
     A: Any,
     rtol: Any = None,
