@@ -99,20 +99,21 @@ def test_fused_answers_as_the_eager_path(methods):
     assert float(a.residual[ok].max()) < 10  # tol
 
 
-def _twin(model):
+@pytest.fixture(scope="module")
+def twin(methods):
     """2000 in-region float32 samples, the kernel's plan and weights, and what the kernel's
     eager twin (the CPU twin of a GPU build) answers for them."""
+    model = methods[0].model
     A = model.region.sample(2000, generator=_gen(2), dtype=torch.float32)
     plan, weights = learned_small.plan(model, model.region, torch.float32, steps=FUSED_STEPS,
                                        tol=10.0)
     return A, plan, weights, learned_small.make_kernel(plan)(A, *weights.tensors)
 
 
-def test_kernel_twin_equals_refine_certified(methods):
+def test_kernel_twin_equals_refine_certified(methods, twin):
     eager, _ = methods
     model = eager.model
-    A, _, _, twin = _twin(model)
-    X, accepted, ratio, rc, iters = twin
+    A, _, _, (X, accepted, ratio, rc, iters) = twin
     assert bool(accepted.all())  # every in-region sample settles within 3 steps
     # Eager twin = the eager learned path: guess, refine_certified's stopping rule and count.
     X0 = model.predict(A)
@@ -125,10 +126,10 @@ def test_kernel_twin_equals_refine_certified(methods):
 
 
 @needs_compiler
-def test_kernel_compiled_equals_its_eager_twin(methods):
+def test_kernel_compiled_equals_its_eager_twin(methods, twin):
     eager, _ = methods
     model = eager.model
-    A, plan, weights, (X, accepted, ratio, rc, iters) = _twin(model)
+    A, plan, weights, (X, accepted, ratio, rc, iters) = twin
     X0 = model.predict(A)
     kernel = learned_small.compiled(plan, weights)
     out, reason = kernel(A)
