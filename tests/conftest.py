@@ -111,3 +111,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A real trained model directory, trained once per session (per xdist worker): the
+    default mlp on the default 3x3 ball, 100 steps (a fraction of a second), good enough that
+    every in-region matrix contracts under Newton-Schulz from its guess, far from exact. Tests
+    read it, never write into it (save a copy elsewhere)."""
+    import neuralinv as ni
+
+    out = tmp_path_factory.mktemp("tiny-model") / "model"
+    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
+                            tensorboard=False, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # faster on a loaded machine; the session's count is put back
+    try:
+        ni.train(config, out)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The :func:`tiny_model_dir` model, loaded (a LearnedInverse; shared, so not modified)."""
+    import neuralinv as ni
+
+    return ni.LearnedInverse.load(tiny_model_dir)

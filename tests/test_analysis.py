@@ -1,14 +1,13 @@
 """Section 5.3 analysis: activation patterns of a 2-layer ReLU network and their affine maps."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import neuralinv as ni
+from helpers import neuralinv
 from neuralinv.errors import InputError
 from neuralinv.evaluation.analysis import analyze_network, linear_approximation, two_layer_weights
 from neuralinv.learned.config import ModelConfig, TrainConfig
@@ -93,8 +92,8 @@ def test_cli_analyze_a_trained_model(tmp_path, one_thread):
     cfg = TrainConfig(n=2, region=BALL, model=ModelConfig("mlp", 2, 8), steps=40, batch_size=64,
                       lr=1e-2, val_every=20, val_size=256, tensorboard=False)
     ni.train(cfg, tmp_path / "m")
-    r = subprocess.run([sys.executable, "-m", "neuralinv", "analyze", "--model", str(tmp_path / "m"),
-                        "--samples", "2000", "--linprog", "--out", str(tmp_path / "an")], capture_output=True, text=True)
+    r = neuralinv("analyze", "--model", tmp_path / "m", "--samples", "2000", "--linprog", "--out",
+                  tmp_path / "an")
     assert r.returncode == 0, r.stderr
     assert "activation patterns" in r.stdout and "linear approximation MAE" in r.stdout
     data = json.loads((tmp_path / "an" / "analysis.json").read_text())
@@ -103,6 +102,5 @@ def test_cli_analyze_a_trained_model(tmp_path, one_thread):
     assert all(p["max_deviation"] is None or p["max_deviation"] >= 0 for p in data["pieces"])
     deep = TrainConfig(n=2, region=BALL, model=ModelConfig("mlp", 3, 8), steps=2, val_every=1, val_size=16, tensorboard=False)
     ni.train(deep, tmp_path / "deep")
-    bad = subprocess.run([sys.executable, "-m", "neuralinv", "analyze", "--model", str(tmp_path / "deep")],
-                         capture_output=True, text=True)
+    bad = neuralinv("analyze", "--model", tmp_path / "deep")
     assert bad.returncode == 2 and "2-layer ReLU MLP" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import helpers
 import neuralinv as ni
 from neuralinv.methods import METHODS as REGISTRY
 
@@ -20,10 +21,8 @@ METHODS = sorted(REGISTRY)
 
 
 def well_conditioned(batch=2, n=N, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, n, n, generator=g, dtype=torch.float64) / n + torch.eye(
-        n, dtype=torch.float64
-    )
+    """``I + G / n``, G standard normal."""
+    return helpers.well_conditioned(batch, n, seed=seed, shift=1, spread=n)
 
 
 def as_input(method, M):

@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 
+from helpers import neuralinv
 from neuralinv.bench import BenchConfig, parse_sizes, run, well_conditioned
 from neuralinv.errors import InputError
-
-
-def neuralinv(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "neuralinv", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_bench_cli_writes_sane_json_and_plot(tmp_path):

@@ -7,19 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neuralinv as ni
+from helpers import gen, well_conditioned
 from neuralinv.methods.block import Block
 from neuralinv.methods.learned import Learned
-
-
-def _well_conditioned(batch, n, seed, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, n, n, generator=g, dtype=dtype) + 3 * torch.eye(n, dtype=dtype)
 
 
 @pytest.mark.parametrize("n", [6, 9, 10])
 @pytest.mark.parametrize("base", ["lu", "closed_form"])
 def test_block_matches_float64_inverse(n, base):
-    A = _well_conditioned(40, n, seed=n)
+    A = well_conditioned(40, n, seed=n)
     sol = ni.invert(A, method="block", base=base)
     assert sol.all_ok, sol.counts()
     assert sol.worst_residual < 30
@@ -50,7 +46,7 @@ def test_any_size_any_base_size(n, b, base, seed):
 
 def test_leaf_count_follows_the_recursion():
     # 12 = 4 blocks of 3: split 6 | 6, each 6 split 3 | 3 -> 2 leaves per half, per matrix.
-    A = _well_conditioned(5, 12, seed=1)
+    A = well_conditioned(5, 12, seed=1)
     sol = ni.invert(A, method=Block(base="lu", base_size=3))
     assert sol.stats["leaves"] == {"lu": 5 * 4}
     # 9 = 3 blocks: split 6 | 3, the 6 split 3 | 3 -> 3 leaves per matrix.
@@ -59,7 +55,7 @@ def test_leaf_count_follows_the_recursion():
 
 
 def test_float32_block_certified():
-    A = _well_conditioned(30, 10, seed=3, dtype=torch.float32)
+    A = well_conditioned(30, 10, seed=3, dtype=torch.float32)
     sol = ni.invert(A, method="block", base="closed_form")
     assert sol.inverse.dtype == torch.float32
     assert sol.all_ok and sol.worst_residual < 30
@@ -68,7 +64,7 @@ def test_float32_block_certified():
 def test_singular_leading_block_falls_back_to_lu():
     # Permutations are perfectly conditioned, but their leading 3x3 (or 2x2) block is singular.
     P = torch.eye(6, dtype=torch.float64)[[3, 4, 5, 0, 1, 2]]
-    A = torch.stack([P, _well_conditioned(1, 6, seed=5)[0]])
+    A = torch.stack([P, well_conditioned(1, 6, seed=5)[0]])
     sol = ni.invert(A, method="block", base="lu")
     assert sol.all_ok
     assert sol.method.tolist() == ["lu", "block"]
@@ -77,7 +73,7 @@ def test_singular_leading_block_falls_back_to_lu():
 
 
 def test_singular_matrix_reported_not_raised():
-    A = _well_conditioned(3, 6, seed=7)
+    A = well_conditioned(3, 6, seed=7)
     A[1, 4, :] = 0  # a zero row: exactly singular (LU meets an exactly zero pivot)
     sol = ni.invert(A, method="block", base="lu")
     assert sol.status.tolist() == [0, int(ni.Status.SINGULAR), 0]
@@ -87,7 +83,7 @@ def test_singular_matrix_reported_not_raised():
 
 
 def test_block_gradient_is_the_analytic_one():
-    A = _well_conditioned(2, 6, seed=11).requires_grad_(True)
+    A = well_conditioned(2, 6, seed=11).requires_grad_(True)
     X = ni.inv(A, method="block")
     X.sum().backward()
     A2 = A.detach().clone().requires_grad_(True)
@@ -96,7 +92,7 @@ def test_block_gradient_is_the_analytic_one():
 
 
 def test_numpy_batch_shape_preserved():
-    A = _well_conditioned(6, 7, seed=13).numpy().reshape(2, 3, 7, 7)
+    A = well_conditioned(6, 7, seed=13).numpy().reshape(2, 3, 7, 7)
     sol = ni.invert(A, method="block", base_size=2)
     assert isinstance(sol.inverse, np.ndarray) and sol.inverse.shape == (2, 3, 7, 7)
     assert sol.method.shape == (2, 3)
@@ -116,13 +112,7 @@ def test_bad_options_are_input_errors():
         Block(base="learned")
 
 
-# -- a learned base --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model():
-    """A real LearnedInverse: the shipped 3x3 ball model."""
-    return ni.LearnedInverse.load("builtin:ball3")
-
-
+# -- a learned base (tiny_model: a real trained 3x3 ball model, tests/conftest.py) ------------
 def _near_block_diagonal(region, batch, n, seed):
     """Diagonal 3x3 blocks well inside the ball (half its radius), weak coupling elsewhere: the
     leading blocks and the Schur complements (``A22 - O(coupling^2)``) stay in the region."""
@@ -156,7 +146,7 @@ def test_block_over_learned_base(tiny_model, n):
 
 def test_block_labels_say_which_leaves_came_from_the_network(tiny_model):
     region = tiny_model.region
-    g = torch.Generator().manual_seed(17)
+    g = gen(17)
     A = _near_block_diagonal(region, 8, 6, seed=17)
     # In the last four, the second diagonal block is a scaled cyclic permutation: far outside
     # the ball and no multiple of a matrix in it, so its leaf (the Schur complement) goes to LU.

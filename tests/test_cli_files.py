@@ -6,9 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +13,9 @@ import pytest
 
 import neuralinv.files as nio
 import neuralinv.files.paths as nio_paths
+from helpers import kill, start_neuralinv, wait_for
+from helpers import neuralinv as run
 from neuralinv.errors import InputError
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "neuralinv", *args], capture_output=True,
-                          text=True, cwd=cwd, env=ENV, timeout=180)
 
 
 def error_line(proc) -> str:
@@ -115,20 +107,11 @@ def test_failed_training_removes_the_directory_it_created_but_not_an_existing_on
 
 def test_interrupted_evaluate_removes_the_directory_it_created(tmp_path):
     np.save(tmp_path / "a.npy", np.random.default_rng(0).standard_normal((8, 3, 3)) + 3 * np.eye(3))
-    marker = tmp_path / "paused"
-    env = {**ENV, "NEURALINV_TEST_PAUSE": "commit:report.md", "NEURALINV_TEST_PAUSE_FILE": str(marker)}
-    proc = subprocess.Popen([sys.executable, "-m", "neuralinv", "evaluate", "--data", "a.npy",
-                             "--method", "lu", "--out", "report", "--no-figures"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
+    proc, marker = start_neuralinv("evaluate", "--data", "a.npy", "--method", "lu", "--out",
+                                   "report", "--no-figures", cwd=tmp_path, pause="commit:report.md")
     # Paused as it writes report.md (or, without that pause point, once metrics.json is there).
-    while not (marker.exists() or (tmp_path / "report" / "metrics.json").exists()):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == -signal.SIGTERM
-    proc.stderr.close()
+    wait_for(proc, lambda: marker.exists() or (tmp_path / "report" / "metrics.json").exists())
+    assert kill(proc, signal.SIGTERM) == -signal.SIGTERM
     assert not (tmp_path / "report").exists()
 
 

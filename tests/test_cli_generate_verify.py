@@ -1,21 +1,13 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import neuralinv as cli
 from neuralinv.files import read_matrices, write_matrices
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DMI = SHARED / "data" / "deepmatrixinversion"
-
-
-def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "neuralinv", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

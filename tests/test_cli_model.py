@@ -1,22 +1,14 @@
 """`neuralinv invert --model DIR` and `--method block --base DIR`, run as real subprocesses."""
 
 import re
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import neuralinv as ni
-
-
-def run(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "neuralinv", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
-    )
+from helpers import HAVE_COMPILER
+from helpers import neuralinv as run
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +105,12 @@ def test_invert_compile_runs_the_fused_learned_kernel(tmp_path):
     A = torch.cat([region.sample(300, generator=torch.Generator().manual_seed(4)),
                    torch.zeros(1, 3, 3, dtype=torch.float64)]).float().numpy()  # fmt: skip
     np.save(tmp_path / "A.npy", A)
-    r = subprocess.run(
-        [sys.executable, "-m", "neuralinv", "invert", "A.npy", "-o", "X.npy",
-         "--model", "builtin:ball3-fast", "--compile"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
-    )  # fmt: skip
+    r = run("invert", "A.npy", "-o", "X.npy", "--model", "builtin:ball3-fast", "--compile",
+            cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "status: OK 300, SINGULAR 1" in r.stdout, r.stdout
     assert "network answers after refinement: 300 of 301" in r.stdout
-    if shutil.which("g++") or shutil.which("c++"):
+    if HAVE_COMPILER:
         assert "compiled path: 301 of 301 matrices, 300 settled inside the fused kernel" in r.stdout
     else:  # the documented fallback: eager answers, and the reason
         assert "not compiled (" in r.stdout

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import neuralinv as ni
+from helpers import well_conditioned
 from neuralinv.certify import certificate, ratio_from_norms
 from neuralinv.kernels.compiled import CompiledKernel, compile_kernel, describe, residual_norms
 
@@ -36,9 +37,7 @@ def test_describe_is_one_bounded_line():
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_residual_norms_are_the_certificate(n, dtype):
-    g = torch.Generator().manual_seed(n)
-    A = (torch.randn(64, n, n, generator=g, dtype=torch.float64) / math.sqrt(n)).to(dtype)
-    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    A = well_conditioned(64, n, seed=n, shift=2.5, spread=math.sqrt(n), dtype=dtype)
     X = torch.linalg.inv(A.double()).to(dtype)
     X[0] += 0.01  # one answer with a visible residual
     a = [A[:, i, j] for i in range(n) for j in range(n)]

@@ -15,6 +15,7 @@ import pytest
 import scipy.linalg as sl
 import torch
 
+import helpers
 import neuralinv as ni
 from neuralinv._validate import real_dtype
 from neuralinv.methods import LU
@@ -25,19 +26,18 @@ EPS = {torch.complex64: float(np.finfo(np.float32).eps), torch.complex128: float
 EXACT = ["lu", "cholesky", "closed_form", "newton_schulz", "block", "auto"]
 
 
-def crandn(*shape, seed=0, dtype=torch.complex128):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, dtype=torch.complex128, generator=g).to(dtype)
+def crandn(*shape, seed=0):
+    return helpers.randn(*shape, seed=seed, dtype=torch.complex128)
 
 
 def hpd(B, n, seed=0, dtype=torch.complex128):
-    """Hermitian positive definite matrices of moderate condition."""
-    M = crandn(B, n, n, seed=seed)
-    return (M @ M.mH + n * torch.eye(n, dtype=torch.complex128)).to(dtype)
+    """Hermitian positive definite matrices of moderate condition (``M M^H + n I``)."""
+    return helpers.spd(B, n, seed=seed, dtype=dtype)
 
 
 def general(B, n, seed=0, dtype=torch.complex128):
-    return (crandn(B, n, n, seed=seed) + 2 * torch.eye(n, dtype=torch.complex128)).to(dtype)
+    """``2 I + G``, G complex standard normal."""
+    return helpers.well_conditioned(B, n, seed=seed, shift=2, dtype=dtype)
 
 
 def rel_err(X, ref):

@@ -9,18 +9,16 @@ same tests catch the writers that had no pause points.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+from helpers import kill, neuralinv, start_neuralinv, wait_for
+
 TEMP = re.compile(r"^\..*\.(tmp|pair)$")
 
 
@@ -30,38 +28,7 @@ def litter(directory: Path) -> list[str]:
 
 
 def start(args, cwd: Path, point: str | None = None, **env) -> tuple[subprocess.Popen, Path]:
-    marker = cwd / f"paused-{time.monotonic_ns()}"
-    e = {**ENV, **env}
-    if point is not None:
-        e.update(NEURALINV_TEST_PAUSE=point, NEURALINV_TEST_PAUSE_FILE=str(marker))
-    proc = subprocess.Popen([sys.executable, "-m", "neuralinv", *args], cwd=cwd, env=e,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return proc, marker
-
-
-def wait_for(proc: subprocess.Popen, condition, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (rc {proc.returncode}) before the moment to kill it: "
-                        f"{proc.stderr.read().decode()[-2000:]}")
-        assert time.monotonic() < deadline, "timed out waiting for the moment to kill"
-        time.sleep(0.001)
-
-
-def kill(proc: subprocess.Popen, sig: int) -> int:
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-        proc.stderr.close()
-    return proc.returncode
-
-
-def neuralinv(*args, cwd: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "neuralinv", *args], cwd=cwd, env={**ENV, **env},
-                          capture_output=True, text=True, timeout=180)
+    return start_neuralinv(*args, cwd=cwd, pause=point, env=env)
 
 
 def digest(path: Path) -> str:
@@ -92,7 +59,7 @@ def test_killed_invert_keeps_the_old_output_and_leaves_no_temporary_file(tmp_pat
         # Nothing runs on SIGKILL: the named temporary file stays until the next writer here.
         assert len(left) == 1 and re.match(rf"^\.out\.npy\.{proc.pid}\.[0-9a-f]{{8}}\.tmp$", left[0])
         again = neuralinv("invert", "in.npy", "-o", "other.npy", "--method", "lu", cwd=tmp_path,
-                          NEURALINV_TMPFILE=mode)
+                          env={"NEURALINV_TMPFILE": mode})
         assert again.returncode == 0, again.stderr
         assert litter(tmp_path) == []
     else:
@@ -150,7 +117,7 @@ def test_killed_training_leaves_no_temporary_file_and_resumes_clean(tmp_path, si
     assert kill(proc, sig) == -sig
     if sig != signal.SIGKILL:
         assert litter(out) == []
-    resumed = neuralinv(*_train(out), cwd=tmp_path, NEURALINV_TMPFILE=mode)
+    resumed = neuralinv(*_train(out), cwd=tmp_path, env={"NEURALINV_TMPFILE": mode})
     assert resumed.returncode == 0, resumed.stderr
     assert litter(out) == []
     assert (out / "metrics.json").is_file()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import torch
 
+from helpers import neuralinv
 from neuralinv.cli.render import METHOD_COLUMNS, demo_table, method_cells
 from neuralinv.demo import KINDS, DemoConfig, MethodsSection, collection, run_demo
 
@@ -54,21 +52,11 @@ def test_methods_that_cannot_run_are_noted():
 
 
 def test_demo_command_prints_tables():
-    proc = subprocess.run(
-        [sys.executable, "-m", "neuralinv", "demo", "--sizes", "3", "--count", "3", "--learned-steps", "200"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = neuralinv("demo", "--sizes", "3", "--count", "3", "--learned-steps", "200", timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "Every method on 3x3 matrices" in out
     for word in ("matrices/s", "worst ratio", "ill-conditioned", "lu", "newton_schulz", "gradient"):
         assert word in out
-    bad = subprocess.run(
-        [sys.executable, "-m", "neuralinv", "demo", "--sizes", "x"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = neuralinv("demo", "--sizes", "x", timeout=60)
     assert bad.returncode != 0 and "--sizes" in bad.stderr

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import neuralinv as ni
+from helpers import neuralinv as cli
 from neuralinv import _validate
 from neuralinv.bench import BenchConfig
 from neuralinv.learned import TrainConfig
@@ -187,13 +186,6 @@ def test_fits_in_memory_names_needed_and_available_bytes():
     _validate.fits_in_memory("x", 2**29, 2**29)
     avail = _validate.available_memory()
     assert avail is None or avail > 0
-
-
-def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "neuralinv", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
-    )
 
 
 HUGE = 1_000_000  # one 10^6 x 10^6 float matrix is 4-8 TB: no machine running the tests has it

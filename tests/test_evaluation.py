@@ -1,46 +1,28 @@
 """Evaluation metrics, reports, figures and the `neuralinv evaluate` / `invert --plot` commands."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import helpers
 import neuralinv as ni
 from neuralinv.errors import InputError
 from neuralinv.evaluation import plots
 from neuralinv.evaluation.metrics import compute, evaluate_method
 from neuralinv.evaluation.report import metrics_markdown, rows, write_report
-from neuralinv.learned.config import ModelConfig, TrainConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def well_conditioned(count=200, n=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.eye(n, dtype=torch.float64) * 3 + torch.rand(count, n, n, generator=g, dtype=torch.float64)
+    """3 I + U, U uniform in [0, 1)."""
+    return helpers.well_conditioned(count, n, seed=seed, shift=3, uniform=True)
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "neuralinv", *map(str, args)], capture_output=True, text=True, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A real (tiny) trained 2x2 model directory."""
-    out = tmp_path_factory.mktemp("model")
-    cfg = TrainConfig(n=2, region=ni.Ball.default(2), model=ModelConfig("mlp", 2, 8), steps=60,
-                      batch_size=64, lr=1e-2, val_every=20, val_size=256, tensorboard=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # for training speed; put back so other tests keep the session's
-    try:
-        ni.train(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
-    return out
+run_cli = helpers.neuralinv
 
 
 def test_lu_on_well_conditioned_input_has_known_metrics():
@@ -96,17 +78,17 @@ def test_float32_answers_are_certified_in_float32():
 
 
 def test_learned_fractions_from_a_trained_model(tiny_model):
-    model = ni.LearnedInverse.load(tiny_model)
-    A = model.region.sample(300, generator=torch.Generator().manual_seed(5))
-    m, _, sol = evaluate_method(model, A)
+    # 300 matrices in the model's region and 30 far outside it (the fallback answers those).
+    A = torch.cat([tiny_model.region.sample(300, generator=helpers.gen(5)),
+                   5 * helpers.randn(30, 3, 3, seed=6)])
+    m, _, sol = evaluate_method(tiny_model, A)
     assert m.pass_fraction == 1.0
     assert 0.0 <= m.refined <= m.contracted <= 1.0
-    assert m.fell_back == pytest.approx(sol.stats["fallbacks"] / 300)
     # The fractions (from the method's counters) agree with who answered each matrix (the
-    # per-matrix labels the fallback writes), and the network answered some of them itself.
+    # per-matrix labels the fallback writes); the network answered most, the fallback some.
     by_network = np.asarray(sol.method).astype(str) == "learned"
-    assert m.refined == pytest.approx(by_network.mean()) and m.refined > 0
-    assert m.fell_back == pytest.approx((~by_network).mean())
+    assert m.refined == pytest.approx(by_network.mean()) and m.refined >= 300 / 330
+    assert m.fell_back == pytest.approx((~by_network).mean()) and m.fell_back > 0
 
 
 def test_report_files_are_written_and_json_is_strict(tmp_path):
@@ -123,14 +105,14 @@ def test_report_files_are_written_and_json_is_strict(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_figures_are_pngs(tmp_path, tiny_model):
+def test_figures_are_pngs(tmp_path, tiny_model_dir):
     A = well_conditioned(100, 3)
     X = torch.linalg.inv(A) + 0.01 * torch.randn(100, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     paths = [
         plots.predicted_vs_true(X.numpy(), torch.linalg.inv(A).numpy(), tmp_path / "pvt.png"),
         plots.error_vs_sigma(ni.sigma_min(A).numpy(), (X - torch.linalg.inv(A)).abs().mean((1, 2)).numpy(), tmp_path / "evs.png"),
         plots.residual_heatmaps(A.numpy(), X.numpy(), tmp_path / "heat.png", count=3),
-        plots.training_curves(tiny_model, tmp_path / "train.png"),
+        plots.training_curves(tiny_model_dir, tmp_path / "train.png"),
         plots.loss_curves({"a": [1, 0.1, 0.01], "b": [1, 0.5, 0.0]}, tmp_path / "loss.png"),
     ]
     for p in paths:
@@ -155,17 +137,17 @@ def test_cli_evaluate_method_lu(tmp_path):
     assert (tmp_path / "ev" / "report.md").read_text().count("![") == 3
 
 
-def test_cli_evaluate_model_rows_and_errors(tmp_path, tiny_model):
-    model = ni.LearnedInverse.load(tiny_model)
+def test_cli_evaluate_model_rows_and_errors(tmp_path, tiny_model_dir):
+    model = ni.LearnedInverse.load(tiny_model_dir)
     A = model.region.sample(100, generator=torch.Generator().manual_seed(9)).numpy()
     np.save(tmp_path / "ball.npy", A)
-    r = run_cli("evaluate", "--model", tiny_model, "--data", tmp_path / "ball.npy", "--out", tmp_path / "ev", "--no-figures")
+    r = run_cli("evaluate", "--model", tiny_model_dir, "--data", tmp_path / "ball.npy", "--out", tmp_path / "ev", "--no-figures")
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "ev" / "metrics.json").read_text())["results"]
     assert [x["method"] for x in res] == ["network", "learned"]
     assert res[1]["pass_fraction"] == 1.0 and res[1]["fell_back"] is not None
     assert res[0]["mae"] > res[1]["mae"]  # the raw guess is worse than the certified answer
-    bad = run_cli("evaluate", "--method", "lu", "--model", tiny_model, "--data", tmp_path / "ball.npy", "--out", tmp_path / "e2")
+    bad = run_cli("evaluate", "--method", "lu", "--model", tiny_model_dir, "--data", tmp_path / "ball.npy", "--out", tmp_path / "e2")
     assert bad.returncode == 2 and "exactly one of --method or --model" in bad.stderr
     bad = run_cli("evaluate", "--method", "lu", "--data", tmp_path / "ball.npy", "--targets", tmp_path / "ball.npy",
                   "--targets", tmp_path / "ball.npy", "--out", tmp_path / "e3")

@@ -1,20 +1,18 @@
 """Every experiment's --quick mode runs (in a subprocess) and writes sane outputs."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, python
+
 SHARED = ROOT.parent / "shared" / "data" / "deepmatrixinversion"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def run_quick(name: str, out: Path) -> dict:
-    r = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), "--quick", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = python(ROOT / "experiments" / f"{name}.py", "--quick", "--out", out, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
     assert data["run"]["quick"] is True and data["run"]["torch_threads"] == 1

@@ -11,6 +11,7 @@ import torch
 
 import neuralinv as ni
 from agreement import assert_statuses_agree, near
+from helpers import conditioned, well_conditioned
 from neuralinv.certify import PASS_RATIO, certificate, eps, norm1, rcond, residual_ratio
 from neuralinv.errors import InputError
 from neuralinv.methods import LU, Auto
@@ -18,15 +19,6 @@ from neuralinv.methods.closed_form import closed_form_inverse
 
 SIZES = (1, 2, 3, 4)
 DTYPES = (torch.float32, torch.float64)
-
-
-def with_cond(B: int, n: int, cond: float, *, seed: int, dtype=torch.float64) -> torch.Tensor:
-    """U diag(1 .. 1/cond) V^T with random orthogonal U, V."""
-    g = torch.Generator().manual_seed(seed)
-    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
-    V, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
-    s = torch.logspace(0, -math.log10(cond), n, dtype=torch.float64) if n > 1 else torch.ones(1)
-    return ((U * s) @ V.mT).to(dtype)
 
 
 def plain_norm1(M: torch.Tensor) -> torch.Tensor:
@@ -47,9 +39,7 @@ def plain_certificate(A: torch.Tensor, X: torch.Tensor):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
 def test_closed_form_matches_float64_reference_on_random_input(n, dtype):
-    g = torch.Generator().manual_seed(n)
-    A = (torch.randn(500, n, n, generator=g, dtype=torch.float64) / math.sqrt(n)).to(dtype)
-    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    A = well_conditioned(500, n, seed=n, shift=2.5, spread=math.sqrt(n), dtype=dtype)
     sol = ni.invert(A, method="closed_form")
     ref = torch.linalg.inv(A.to(torch.float64))
     assert sol.inverse.dtype == dtype and sol.inverse.shape == A.shape
@@ -69,7 +59,7 @@ def test_closed_form_matches_float64_reference_on_random_input(n, dtype):
 def test_closed_form_statuses_match_lu_on_ill_conditioned_input(n, dtype):
     # Condition numbers from 1 to 1e25: wherever LU's verdict is clear (rcond 100x away from
     # the eps threshold, or exactly singular), closed_form's must be the same.
-    A = torch.cat([with_cond(16, n, c, seed=n, dtype=dtype) for c in (1e1, 1e3, 1e5, 1e12, 1e25)])
+    A = torch.cat([conditioned(16, n, c, seed=n, dtype=dtype) for c in (1e1, 1e3, 1e5, 1e12, 1e25)])
     cf = ni.invert(A, method="closed_form")
     lu = ni.invert(A, method="lu")
     e = eps(dtype)
@@ -184,7 +174,7 @@ def test_certificate_fast_paths_equal_the_definitions(n, dtype):
     torch.testing.assert_close(rcond(A, X), rc, equal_nan=True)
     # Pass/fail decisions agree on a badly conditioned batch too, except where a ratio is
     # within rounding of the threshold (2x; the two sums agree to O(1) in ratio units).
-    Ah = with_cond(50, n, 1e6, seed=n, dtype=dtype)
+    Ah = conditioned(50, n, 1e6, seed=n, dtype=dtype)
     Xh = torch.linalg.inv(Ah)
     fast, plain = residual_ratio(Ah, Xh), plain_certificate(Ah, Xh)[0]
     differ = (fast < PASS_RATIO) != (plain < PASS_RATIO)
@@ -217,7 +207,7 @@ def test_base_certify_unchanged_for_lu_on_mixed_batch():
             torch.eye(3) * 2,
             torch.zeros(3, 3),
             torch.full((3, 3), float("nan")),
-            with_cond(1, 3, 1e12, seed=1, dtype=torch.float32)[0],
+            conditioned(1, 3, 1e12, seed=1, dtype=torch.float32)[0],
         ]
     )
     sol = ni.invert(A, method="lu")
@@ -235,8 +225,8 @@ def test_base_certify_unchanged_for_lu_on_mixed_batch():
 @pytest.mark.parametrize("n", (2, 3, 4, 8))
 def test_auto_fast_path_agrees_with_lu(n):
     for dtype in DTYPES:
-        A = torch.cat([with_cond(40, n, c, seed=n) for c in (10.0, 1e6, 1e9)]).to(dtype)
-        A = torch.cat([A, with_cond(8, n, 1e25, seed=n + 1).to(dtype)])
+        A = torch.cat([conditioned(40, n, c, seed=n) for c in (10.0, 1e6, 1e9)]).to(dtype)
+        A = torch.cat([A, conditioned(8, n, 1e25, seed=n + 1).to(dtype)])
         A[5] = 0
         check_auto_against_lu(A)
 
@@ -257,9 +247,7 @@ def check_auto_against_lu(A):
 def test_chunked_paths_cover_large_batches(n):
     # More than two chunks of 16,384 (the last one partial), with a singular and a
     # non-finite matrix placed in different chunks.
-    g = torch.Generator().manual_seed(7 + n)
-    A = torch.randn(40_001, n, n, generator=g) / math.sqrt(n)
-    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
+    A = well_conditioned(40_001, n, seed=7 + n, shift=2.5, spread=math.sqrt(n), dtype=torch.float32)
     A[20_000] = 0
     A[40_000, 0, 0] = float("nan")
     sol = ni.invert(A, method="closed_form")
@@ -300,7 +288,7 @@ def test_auto_certifies_once_and_reports_the_plain_certificate(n, monkeypatch):
     monkeypatch.setattr(closed_form_module, "certificate", recording("closed_form"))
     monkeypatch.setenv("NEURALINV_NATIVE", "0")  # auto's torch path (native: test_native.py)
     per = 1024 if n <= 3 else 30  # 3x3: a batch large enough for auto to pick closed_form
-    A = torch.cat([with_cond(per, n, c, seed=n) for c in (10.0, 1e6, 1e9, 1e25)])
+    A = torch.cat([conditioned(per, n, c, seed=n) for c in (10.0, 1e6, 1e9, 1e25)])
     A = A.to(torch.float32)
     B = A.shape[0]
     A[4] = 0

@@ -4,21 +4,16 @@ method, config.toml round trips, and ``neuralinv train --data`` then ``invert --
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import neuralinv as ni
+from helpers import neuralinv as _run
 from neuralinv.learned.config import ModelConfig, TrainConfig
 from neuralinv.regions import coverage_of, fit_balls, region_from_description
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _clusters(m: int, seed: int, *, spread: float = 0.05, scales: bool = True) -> torch.Tensor:
@@ -142,12 +137,6 @@ def test_learned_method_on_a_union_routes_scales_and_labels():
     assert (status[~inside] == int(ni.Status.OUT_OF_REGION)).all()
     assert sol.worst_residual < 30
     assert sol.stats["scaled"] > 0
-
-
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "neuralinv", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
 
 
 def test_cli_train_data_then_invert_model(tmp_path):

@@ -1,20 +1,12 @@
 """examples/kalman_innovation.py --quick: fit, train and invert a tracker's fresh matrices."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, python
 
 
 def test_quick_run_answers_fresh_matrices_by_the_network(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "kalman_innovation.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
+    proc = python(ROOT / "examples" / "kalman_innovation.py", "--quick", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "network answered" in proc.stdout
     result = json.loads((tmp_path / "kalman_innovation.json").read_text())

@@ -12,6 +12,8 @@ import torch
 
 import neuralinv as ni
 from agreement import assert_counts_agree, assert_statuses_agree, error_bound, norm1, seeds
+from helpers import gen as _gen
+from helpers import needs_compiler
 from neuralinv.certify import residual_ratio
 from neuralinv.methods.learned import Learned, network_counts
 
@@ -41,10 +43,6 @@ class Useless:
 
     def predict(self, A):
         return -A.mT
-
-
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def test_in_region_answered_by_network_after_refinement():
@@ -188,15 +186,7 @@ def test_bad_arguments_are_input_errors():
         Learned(model=LinearApproximation(), tol=100.0)
 
 
-# -- real networks ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model():
-    """A real LearnedInverse: 100 steps of the default mlp on the default 3x3 ball."""
-    config = ni.TrainConfig(n=3, steps=100, batch_size=128, val_every=100, val_size=256,
-                            tensorboard=False, seed=0)
-    return ni.train(config)
-
-
+# -- real networks (tiny_model: tests/conftest.py) -------------------------------------------
 def test_real_network_answers_in_region_after_refinement(tiny_model):
     A = tiny_model.region.sample(500, generator=_gen(20))
     sol = ni.invert(A, method=tiny_model)
@@ -459,6 +449,7 @@ def test_builtin_ball16():
     assert (sol.status == int(ni.Status.OUT_OF_REGION)).all() and sol.method.tolist() == ["lu"] * 2
 
 
+@needs_compiler
 def test_compiled_guess_gives_the_same_certified_answers():
     eager = Learned(model="builtin:ball16")
     compiled = Learned(model=eager.model, compile=True)

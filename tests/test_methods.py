@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neuralinv as ni
-from agreement import assert_statuses_agree, error_bound
+from agreement import assert_statuses_agree, error_bound, norm1
+from helpers import conditioned
 from neuralinv.certify import PASS_RATIO, residual_ratio
 from neuralinv.methods import LU, METHODS, Auto, Cholesky, ClosedForm
 from neuralinv.methods.closed_form import closed_form_inverse
@@ -21,27 +20,9 @@ DTYPES = (torch.float32, torch.float64)
 BATCH_SHAPES = ((), (1,), (3,), (2, 3))
 
 
-def conditioned(batch_shape, n, cond, *, seed=0, spd=False) -> torch.Tensor:
-    """float64 matrices U diag(s) V^T with singular values from 1 down to 1/cond (both ends
-    included), random orthogonal U and V (V = U for SPD)."""
-    g = torch.Generator().manual_seed(seed)
-    B = math.prod(batch_shape)
-    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
-    V = U if spd else torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
-    s = torch.logspace(0, -math.log10(cond), n, dtype=torch.float64) if n > 1 else torch.ones(1)
-    A = (U * s.to(torch.float64)) @ V.mT
-    if spd:
-        A = (A + A.mT) / 2  # exactly symmetric, as an SPD caller's data would be
-    return A.reshape(*batch_shape, n, n)
-
-
 def reference(A: torch.Tensor) -> torch.Tensor:
     """The float64 inverse of exactly the matrices the method saw (after its dtype cast)."""
     return torch.linalg.inv(A.to(torch.float64))
-
-
-def norm1(M: torch.Tensor) -> torch.Tensor:
-    return M.abs().sum(-2).amax(-1)
 
 
 def check_against_reference(sol, A, cond, *, must_pass_below):

@@ -3,26 +3,20 @@ training states and absurd configs give a warning or an InputError that says wha
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 import neuralinv as ni
+from helpers import kill, neuralinv, start_neuralinv, wait_for
 from neuralinv import PartialModelWarning
 from neuralinv.errors import InputError
 from neuralinv.learned import ModelConfig, TrainConfig
 from neuralinv.learned.inverse import MAX_MEMBER_NUMBERS
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,26 +30,18 @@ def _tiny(**kw) -> TrainConfig:
 
 def _train_until(out: Path, point: str, *flags: str) -> None:
     """Run ``neuralinv train`` as a subprocess and SIGKILL it at the pause point ``point``."""
-    marker = out.parent / f"paused-{time.monotonic_ns()}"
-    env = {**ENV, "NEURALINV_TEST_PAUSE": point, "NEURALINV_TEST_PAUSE_FILE": str(marker)}
-    cmd = [sys.executable, "-m", "neuralinv", "train", "--steps", "200", "--batch-size", "16",
-           "--width", "8", "--val-every", "20", "--out", str(out), *flags]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while not marker.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    proc, marker = start_neuralinv("train", "--steps", "200", "--batch-size", "16", "--width", "8",
+                                   "--val-every", "20", "--out", out, *flags, cwd=out.parent,
+                                   pause=point)
+    wait_for(proc, marker.exists)
+    kill(proc, signal.SIGKILL)
 
 
 def test_killed_no_resume_retraining_is_not_loaded_as_a_finished_model(tmp_path):
     out = tmp_path / "model"
-    cmd = [sys.executable, "-m", "neuralinv", "train", "--steps", "40", "--batch-size", "16",
-           "--width", "8", "--val-every", "20", "--out", str(out)]
-    assert subprocess.run(cmd, env=ENV, capture_output=True).returncode == 0
+    first = neuralinv("train", "--steps", "40", "--batch-size", "16", "--width", "8",
+                      "--val-every", "20", "--out", out)
+    assert first.returncode == 0, first.stderr
     ni.LearnedInverse.load(out)  # the first model is complete
     # Retrain with other settings, killed as it writes its second checkpoint: the new config and a
     # half-trained member-0 sit where the old model was.
@@ -66,9 +52,7 @@ def test_killed_no_resume_retraining_is_not_loaded_as_a_finished_model(tmp_path)
     assert partial.config.lr == 0.01
     assert "val_mae" in partial.metrics["members"][0]["history"][0]
     # The command the warning names resumes and finishes it; it then loads without a warning.
-    resumed = subprocess.run([sys.executable, "-m", "neuralinv", "train", "--config",
-                              str(out / "config.toml"), "--out", str(out)],
-                             env=ENV, capture_output=True, text=True)
+    resumed = neuralinv("train", "--config", out / "config.toml", "--out", out)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed member 1 from step 20" in " ".join(resumed.stdout.split())
     import warnings

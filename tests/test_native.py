@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -17,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+import helpers
 import neuralinv as ni
 from agreement import assert_statuses_agree
+from helpers import python
 from neuralinv.certify import PASS_RATIO, certificate, trusted
 from neuralinv.kernels import native
 from neuralinv.solution import Status
@@ -38,19 +39,13 @@ def tensors(sol, rows=None):
 
 
 def well_conditioned(B, n, dtype, seed=0):
-    g = torch.Generator().manual_seed(seed + n)
-    A = torch.randn(B, n, n, generator=g, dtype=torch.float64) / n**0.5
-    A.diagonal(dim1=-2, dim2=-1).add_(2.5)
-    return A.to(dtype)
+    """``2.5 I + G / sqrt(n)`` (cond_2 typically below 10), seeded by ``seed + n``."""
+    return helpers.well_conditioned(B, n, seed=seed + n, shift=2.5, spread=n**0.5, dtype=dtype)
 
 
 def with_cond(B, n, cond, dtype, seed=0):
     """Random matrices with 2-norm condition number ``cond`` (log-spaced singular values)."""
-    g = torch.Generator().manual_seed(seed + 7 * n)
-    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
-    V, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
-    s = torch.logspace(0, -np.log10(cond), n, dtype=torch.float64)
-    return (U * s[None, None, :] @ V.mT).to(dtype)
+    return helpers.conditioned(B, n, cond, seed=seed + 7 * n, dtype=dtype)
 
 
 def check_certified(A, sol):
@@ -310,8 +305,7 @@ def test_first_use_under_a_transform_keeps_the_native_path_and_the_tangent():
         "assert s.stats['native'], s.stats\n"
         "print('ok')\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = python("-c", code)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 

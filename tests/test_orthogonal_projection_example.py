@@ -2,26 +2,12 @@
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, python
 
 
 def test_quick_run_writes_sane_outputs(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "orthogonal_projection.py"),
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = python(ROOT / "examples" / "orthogonal_projection.py", "--quick", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     png = tmp_path / "orthogonal_projection.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

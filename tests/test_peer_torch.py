@@ -8,17 +8,14 @@ import pytest
 import torch
 
 import neuralinv as ni
-
-
-def rand(*shape, dtype=torch.float64, seed=0):
-    return torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+from helpers import randn
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("driver", ["gels", "gelsy", "gelsd", "gelss"])
 @pytest.mark.parametrize("shape", [((5, 3), (5, 2)), ((2, 4, 3), (2, 4, 1)), ((3, 2, 5), (3, 2, 2))])
 def test_lstsq_drivers_agree_with_torch(dtype, driver, shape):
-    A, B = rand(*shape[0], dtype=dtype), rand(*shape[1], dtype=dtype, seed=1)
+    A, B = randn(*shape[0], dtype=dtype), randn(*shape[1], dtype=dtype, seed=1)
     res = ni.lstsq(A, B, driver=driver)
     ref = torch.linalg.lstsq(A.double(), B.double(), driver="gelsd")
     tol = 1e-5 if dtype == torch.float32 else 1e-10
@@ -34,7 +31,7 @@ def test_lstsq_drivers_agree_with_torch(dtype, driver, shape):
 
 
 def test_lstsq_driver_names_and_conflicts():
-    A, B = rand(6, 3), rand(6, 2, seed=1)
+    A, B = randn(6, 3), randn(6, 2, seed=1)
     assert set(ni.lstsq(A, B, driver="gelsd").method.ravel()) == {"svd"}
     assert set(ni.lstsq(A, B, driver="gels").method.ravel()) == {"qr"}
     with pytest.raises(ni.InputError, match="driver"):
@@ -46,7 +43,7 @@ def test_lstsq_driver_names_and_conflicts():
 
 
 def test_lstsq_integer_b_refused_like_torch():
-    A = rand(4, 2)
+    A = randn(4, 2)
     with pytest.raises(RuntimeError):
         torch.linalg.lstsq(A, torch.ones(4, 1, dtype=torch.int64))
     with pytest.raises(ni.InputError, match="refuses integer"):
@@ -54,9 +51,9 @@ def test_lstsq_integer_b_refused_like_torch():
 
 
 def test_lstsq_rank_deficient_residuals_empty_and_rcond():
-    A = rand(6, 3)
+    A = randn(6, 3)
     A[:, 2] = A[:, 0]
-    B = rand(6, 2, seed=1)
+    B = randn(6, 2, seed=1)
     res = ni.lstsq(A, B, rcond=1e-10)
     ref = torch.linalg.lstsq(A, B, rcond=1e-10, driver="gelsd")
     assert int(res.rank) == int(ref.rank) == 2
@@ -66,13 +63,13 @@ def test_lstsq_rank_deficient_residuals_empty_and_rcond():
 
 @pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 4, 4), (3, 2, 6, 3)])
 def test_pinv_agrees_with_torch(shape):
-    A = rand(*shape)
+    A = randn(*shape)
     torch.testing.assert_close(ni.pinv(A), torch.linalg.pinv(A))
     torch.testing.assert_close(ni.pinv(A, rtol=0.3), torch.linalg.pinv(A, rtol=0.3))
 
 
 def test_pinv_per_matrix_rtol_atol_and_hermitian():
-    A = rand(3, 4, 4)
+    A = randn(3, 4, 4)
     atol = torch.tensor([0.0, 0.5, 1.5], dtype=torch.float64)
     rtol = torch.tensor([1e-12, 0.2, 0.5], dtype=torch.float64)
     torch.testing.assert_close(ni.pinv(A, atol=atol), torch.linalg.pinv(A, atol=atol))
@@ -88,7 +85,7 @@ def test_pinv_per_matrix_rtol_atol_and_hermitian():
 
 
 def test_inv_out():
-    A = rand(2, 3, 3) + 3 * torch.eye(3, dtype=torch.float64)
+    A = randn(2, 3, 3) + 3 * torch.eye(3, dtype=torch.float64)
     out = torch.empty(2, 3, 3, dtype=torch.float64)
     assert ni.inv(A, out=out) is out
     torch.testing.assert_close(out, torch.linalg.inv(A))
@@ -99,12 +96,12 @@ def test_inv_out():
     with pytest.raises(ni.InputError, match="shape"):
         ni.inv(A, out=torch.empty(3, 3, dtype=torch.float64))
     P = torch.empty(3, 2, dtype=torch.float64)
-    assert ni.pinv(rand(2, 3), out=P) is P
+    assert ni.pinv(randn(2, 3), out=P) is P
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_inv_agrees_with_torch(dtype):
-    A = rand(4, 5, 5, dtype=dtype) + 2 * torch.eye(5, dtype=dtype)
+    A = randn(4, 5, 5, dtype=dtype) + 2 * torch.eye(5, dtype=dtype)
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     torch.testing.assert_close(ni.inv(A), torch.linalg.inv(A), rtol=tol, atol=tol)
 
@@ -115,8 +112,8 @@ def test_unknown_keyword_lists_valid_ones():
 
 
 def conditioned_4x4(cond, seed, dtype):
-    U, _ = torch.linalg.qr(rand(4, 4, seed=2 * seed + 2))
-    V, _ = torch.linalg.qr(rand(4, 4, seed=2 * seed + 3))
+    U, _ = torch.linalg.qr(randn(4, 4, seed=2 * seed + 2))
+    V, _ = torch.linalg.qr(randn(4, 4, seed=2 * seed + 3))
     s = torch.logspace(0, -math.log10(cond), 4, dtype=torch.float64)
     return ((U * s) @ V.mT).to(dtype)
 
@@ -171,8 +168,8 @@ CPREC = {torch.complex64: 1e-3, torch.complex128: 1e-7}
 def fullrank(*shape, dtype, seed=0):
     """torch's make_fullrank_matrices_with_distinct_singular_values: U diag(s) V^H."""
     n = shape[-1]
-    U, _ = torch.linalg.qr(rand(*shape, dtype=torch.complex128, seed=seed))
-    V, _ = torch.linalg.qr(rand(*shape, dtype=torch.complex128, seed=seed + 1))
+    U, _ = torch.linalg.qr(randn(*shape, dtype=torch.complex128, seed=seed))
+    V, _ = torch.linalg.qr(randn(*shape, dtype=torch.complex128, seed=seed + 1))
     s = torch.linspace(1.0, 2.0, n, dtype=torch.float64) if n else torch.zeros(0, dtype=torch.float64)
     return ((U * s.to(torch.complex128).unsqueeze(-2)) @ V.mH).to(dtype)
 
@@ -208,7 +205,7 @@ def test_inverse_complex_singular_raises(dtype):
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 @pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 4, 4)])
 def test_pinv_complex_agrees_with_torch(dtype, shape):
-    A = rand(*shape, dtype=dtype)
+    A = randn(*shape, dtype=dtype)
     tol = 1e-5 if dtype == torch.complex64 else 1e-10
     torch.testing.assert_close(ni.pinv(A), torch.linalg.pinv(A), atol=tol, rtol=tol)
     torch.testing.assert_close(ni.pinv(A, rtol=0.3), torch.linalg.pinv(A, rtol=0.3), atol=tol, rtol=tol)
@@ -221,7 +218,7 @@ def test_pinv_complex_agrees_with_torch(dtype, shape):
 @pytest.mark.parametrize("driver", ["gels", "gelsy", "gelsd", "gelss"])
 @pytest.mark.parametrize("shape", [((5, 3), (5, 2)), ((2, 4, 3), (2, 4, 1)), ((3, 2, 5), (3, 2, 2))])
 def test_lstsq_complex_drivers_agree_with_torch(dtype, driver, shape):
-    A, B = rand(*shape[0], dtype=dtype), rand(*shape[1], dtype=dtype, seed=1)
+    A, B = randn(*shape[0], dtype=dtype), randn(*shape[1], dtype=dtype, seed=1)
     res = ni.lstsq(A, B, driver=driver)
     c128 = torch.complex128
     ref = torch.linalg.lstsq(A.to(c128), B.to(c128), driver="gelsd")

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import neuralinv as ni
+from helpers import conditioned
 from neuralinv.certify import (
     PASS_RATIO,
     _ratio,
@@ -42,12 +43,7 @@ SCALES = {
 
 def well_conditioned(B: int, n: int, *, seed: int, spd: bool = False) -> torch.Tensor:
     """float64 U diag(s) V^T, singular values from 1 to 0.1 (V = U for SPD), max entry ~1."""
-    g = torch.Generator().manual_seed(seed)
-    U, _ = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))
-    V = U if spd else torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
-    s = torch.logspace(0, -1, n, dtype=torch.float64)
-    A = (U * s) @ V.mT
-    return (A + A.mT) / 2 if spd else A
+    return conditioned(B, n, 10.0, seed=seed, spd=spd)
 
 
 def scaled_batch(n: int, dtype: torch.dtype, *, per: int = 2, seed: int = 0, spd: bool = False):

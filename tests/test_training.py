@@ -4,11 +4,7 @@ run resuming, two-process DDP, and the errors a damaged model directory gives.""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -16,15 +12,13 @@ import pytest
 import torch
 
 import neuralinv as ni
+from helpers import kill, neuralinv, python, start_neuralinv, wait_for
 from neuralinv.errors import InputError
 from neuralinv.learned import ModelConfig, TrainConfig
 from neuralinv.learned.checkpoint import load_state
 from neuralinv.learned.config import config_from_options
 from neuralinv.learned.data import linear_approximation_mae, validation_sample
 from neuralinv.learned.loop import evaluate
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,26 +85,20 @@ def test_correction_model_round_trips(tmp_path):
 
 
 def _train_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "neuralinv", "train", "--steps", "600", "--batch-size", "32",
-            "--width", "16", "--val-every", "20", "--out", str(out), *extra]
+    return ["train", "--steps", "600", "--batch-size", "32", "--width", "16", "--val-every", "20",
+            "--out", str(out), *extra]
 
 
 def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen(_train_cmd(killed), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc, _ = start_neuralinv(*_train_cmd(killed), cwd=tmp_path)
     state_file = killed / "training-state.pt"
-    deadline = time.monotonic() + 60
-    while not state_file.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    wait_for(proc, state_file.exists, timeout=60)
+    kill(proc, signal.SIGKILL)
     stopped_at = load_state(state_file)["step"]
     assert 20 <= stopped_at < 600  # killed after its first checkpoint, before the end
 
-    resumed = subprocess.run(_train_cmd(killed), env=ENV, capture_output=True, text=True)
+    resumed = neuralinv(*_train_cmd(killed))
     assert resumed.returncode == 0, resumed.stderr
     assert f"from step {stopped_at}" in resumed.stdout
     metrics = json.loads((killed / "metrics.json").read_text())
@@ -121,16 +109,15 @@ def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert final["finished"] and final["step"] == 600
 
     # Optimizer, scheduler and sampler state were all restored: the result is bit-identical.
-    subprocess.run(_train_cmd(clean), env=ENV, check=True, capture_output=True)
+    assert neuralinv(*_train_cmd(clean)).returncode == 0
     assert (killed / "member-0.safetensors").read_bytes() == (clean / "member-0.safetensors").read_bytes()
 
 
 def test_torchrun_two_processes_agree_on_the_weights(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "neuralinv", "train", "--steps", "40", "--batch-size", "32", "--width", "16",
-           "--val-every", "20", "--out", str(out)]
-    run = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+    run = python("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                 "-m", "neuralinv", "train", "--steps", "40", "--batch-size", "32", "--width", "16",
+                 "--val-every", "20", "--out", out)
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
@@ -213,8 +200,7 @@ def test_toml_round_trip_and_cli_style_overrides(tmp_path):
 
 
 def test_cli_reports_bad_settings(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "neuralinv", "train", "--loss", "l1", "--out",
-                          str(tmp_path)], env=ENV, capture_output=True, text=True)
+    run = neuralinv("train", "--loss", "l1", "--out", tmp_path)
     assert run.returncode == 2 and "loss must be one of" in run.stderr
 
 
