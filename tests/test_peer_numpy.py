@@ -234,3 +234,11 @@ def test_inv_types_complex(dtype):
     x = np.array([[1, 0.5], [0.5, 1]], dtype=dtype)
     assert ni.inv(x).dtype == dtype
     assert ni.inv(np.zeros((0, 1, 1), dtype=dtype)).dtype == dtype
+
+
+def test_pinv_negative_rcond_means_no_cutoff_as_numpy():
+    a = np.diag([1.0, 1e-18, 0.5])
+    got = ni.pinv(a, rcond=-1)
+    want = np.linalg.pinv(a, rcond=-1)  # 1/1e-18 kept: no cutoff
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(ni.pinv(a, rcond=1e-15), np.linalg.pinv(a, rcond=1e-15), rtol=1e-12)

@@ -73,7 +73,8 @@ def pinv(
     convention and defaults: neither given -> ``rtol = eps * max(m, n)``; only a positive atol
     -> ``rtol = 0``, per matrix). ``rtol`` and ``atol`` are numbers or tensors broadcasting
     against the batch shape (one cutoff per matrix, as torch). ``rcond`` is numpy's name for
-    rtol (numpy's own default, 1e-15, is not used: give it explicitly for numpy's cutoff).
+    rtol (numpy's own default, 1e-15, is not used: give it explicitly for numpy's cutoff); a
+    negative rcond means no cutoff, as in numpy (exact zeros still count as zero).
     ``hermitian=True``: A is symmetric and only its lower triangle is read (numpy and torch);
     computed from an eigendecomposition. ``ridge > 0`` (keyword) returns the Tikhonov inverse
     ``(A^T A + ridge I)^-1 A^T`` instead, smooth in A (cannot be combined with rtol/atol; ridge
@@ -101,6 +102,10 @@ def pinv(
         if rtol is not None:
             raise InputError("give rtol or rcond (numpy's name for it), not both")
         rtol = rcond
+        if isinstance(rcond, (int, float, np.integer, np.floating)) and not isinstance(rcond, bool) and rcond < 0:
+            # numpy: a negative rcond is a negative cutoff, i.e. none (numpy then divides by
+            # exactly zero singular values too; those stay zero here, as with rtol=0)
+            rtol = 0.0
     m, n = At.shape[-2:]
     batch = tuple(At.shape[:-2])
     rtol = _cutoff("rtol" if rcond is None else "rcond", rtol, batch, At.device)
