@@ -25,30 +25,35 @@ def decimal(a):
     return 6 if a.dtype == np.float32 else 12
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("rcond", [-1, None])
-def test_lstsq_cases(name, rcond):
-    a, b = CASES[name]
+def check_lstsq_case(a, b, rcond, dec, wide):
+    """numpy's LstsqCases.do: solution, rank, singular values, residuals (dtype, shape, value)."""
     m, n = a.shape
-    u, s, vt = np.linalg.svd(a, False)
+    s = np.linalg.svd(a, compute_uv=False)
     x, residuals, rank, sv = ni.lstsq(a, b, rcond=rcond)
     if m <= n:
-        assert_almost_equal(b, a @ x, decimal=decimal(a))
+        assert_almost_equal(b, a @ x, decimal=dec)
         assert rank == m
     else:
         assert rank == n
-    assert_almost_equal(sv, s, decimal=decimal(a))
+    assert_almost_equal(sv, s, decimal=dec)
     if rank == n and m > n:
         expect = (np.abs(a @ x - b) ** 2).sum(axis=0)
         expect = np.asarray(expect).reshape(-1) if b.ndim == 1 else expect
         assert residuals.shape == expect.shape
     else:
         expect = np.array([])
-    assert_almost_equal(residuals, expect, decimal=decimal(a) - 2)
-    assert np.issubdtype(residuals.dtype, np.floating)
+    assert_almost_equal(residuals, expect, decimal=dec - 2)
+    assert np.issubdtype(residuals.dtype, np.floating) and np.issubdtype(sv.dtype, np.floating)
     assert x.dtype == a.dtype and isinstance(x, np.ndarray)
-    ref = np.linalg.lstsq(a.astype(np.float64), b.astype(np.float64), rcond=rcond)[0]
-    assert_almost_equal(x, ref, decimal=decimal(a) - 1)
+    ref = np.linalg.lstsq(a.astype(wide), b.astype(wide), rcond=rcond)[0]
+    assert_almost_equal(x, ref, decimal=dec - 1)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("rcond", [-1, None])
+def test_lstsq_cases(name, rcond):
+    a, b = CASES[name]
+    check_lstsq_case(a, b, rcond, decimal(a), np.float64)
 
 
 def test_lstsq_float32_rcond_is_float64_accurate():
@@ -180,26 +185,7 @@ def cdecimal(a):
 @pytest.mark.parametrize("rcond", [-1, None])
 def test_lstsq_complex_cases(name, rcond):
     a, b = COMPLEX_CASES[name]
-    m, n = a.shape
-    s = np.linalg.svd(a, compute_uv=False)
-    x, residuals, rank, sv = ni.lstsq(a, b, rcond=rcond)
-    if m <= n:
-        assert_almost_equal(b, a @ x, decimal=cdecimal(a))
-        assert rank == m
-    else:
-        assert rank == n
-    assert_almost_equal(sv, s, decimal=cdecimal(a))
-    if rank == n and m > n:
-        expect = (np.abs(a @ x - b) ** 2).sum(axis=0)
-        expect = np.asarray(expect).reshape(-1) if b.ndim == 1 else expect
-        assert residuals.shape == expect.shape
-    else:
-        expect = np.array([])
-    assert_almost_equal(residuals, expect, decimal=cdecimal(a) - 2)
-    assert np.issubdtype(residuals.dtype, np.floating) and np.issubdtype(sv.dtype, np.floating)
-    assert x.dtype == a.dtype and isinstance(x, np.ndarray)
-    ref = np.linalg.lstsq(a.astype(np.complex128), b.astype(np.complex128), rcond=rcond)[0]
-    assert_almost_equal(x, ref, decimal=cdecimal(a) - 1)
+    check_lstsq_case(a, b, rcond, cdecimal(a), np.complex128)
 
 
 @pytest.mark.parametrize("name", sorted(COMPLEX_CASES))
