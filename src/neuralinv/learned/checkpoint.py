@@ -37,12 +37,6 @@ def member_file(k: int) -> str:
     return f"member-{k}.safetensors"
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """``data`` to ``path`` through :func:`neuralinv.files.atomic_write` (the one atomic writer:
-    fsync, rename, directory fsync, 0o644; the directory must exist)."""
-    write_bytes(path, data)
-
-
 def cpu_state(module_or_state: nn.Module | dict) -> dict[str, torch.Tensor]:
     """A detached, contiguous CPU copy of a state dict (what safetensors and checkpoints hold)."""
     sd = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
@@ -50,7 +44,7 @@ def cpu_state(module_or_state: nn.Module | dict) -> dict[str, torch.Tensor]:
 
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> None:
-    atomic_write(path, st_save(cpu_state(state)))
+    write_bytes(path, st_save(cpu_state(state)))
 
 
 def load_weights_and_digest(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -92,7 +86,7 @@ def load_into(
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
@@ -169,7 +163,7 @@ def check_state(state: Any, path: str | Path) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
+    write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 def read_json(path: str | Path) -> Any:
@@ -180,10 +174,6 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
-
-
-def write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, text.encode())
 
 
 def sha256(data: bytes) -> str:
@@ -241,7 +231,6 @@ __all__ = [
     "MANIFEST_FILE",
     "METRICS_FILE",
     "STATE_FILE",
-    "atomic_write",
     "check_state",
     "cpu_state",
     "load_into",
@@ -255,5 +244,4 @@ __all__ = [
     "sha256",
     "write_json",
     "write_manifest",
-    "write_text",
 ]

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..certify import contracts
 from ..errors import InputError
+from ..files import write_text
 from ..kernels.lapack import inverse_ex
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -351,7 +352,7 @@ def _prepare_out(config: TrainConfig, out: Path | None, resume: bool, ctx: Conte
             ckpt.write_manifest(out, "training")
             for stale in [state_path, out / ckpt.METRICS_FILE, *sorted(out.glob("member-*.safetensors"))]:
                 stale.unlink(missing_ok=True)
-            ckpt.write_text(config_path, config.to_toml())
+            write_text(config_path, config.to_toml())
     ctx.barrier()
     if state is None and resume and state_path.is_file():
         state = ckpt.load_state(state_path)
@@ -370,7 +371,7 @@ def _fit_record(config: TrainConfig, out: Path | None, fit: dict | None, ctx: Co
     if ctx.is_main:
         import json
 
-        ckpt.write_text(path, json.dumps(fit, indent=1) + "\n")
+        write_text(path, json.dumps(fit, indent=1) + "\n")
     return fit
 
 
