@@ -42,6 +42,17 @@ def cli_env(**extra: str) -> dict[str, str]:
             **extra}
 
 
+#: The signals whose handling the crash tests check: the child gets their default disposition,
+#: whatever the suite was started with (a shell's background job ignores SIGINT, nohup ignores
+#: SIGHUP, and a child inherits an ignored signal: the CLI then rightly leaves it ignored).
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _default_signals() -> None:
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _text(out) -> str:
     if out is None:
         return ""
@@ -56,7 +67,8 @@ def python(*argv, cwd=None, timeout: float = TIMEOUT, env: dict[str, str] | None
     cmd = [sys.executable, *map(str, argv)]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd,
-                              env=cli_env(**(env or {})), timeout=timeout)
+                              env=cli_env(**(env or {})), timeout=timeout,
+                              preexec_fn=_default_signals)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"`{' '.join(cmd[1:])}` (cwd {cwd}) ran past {timeout:g} s\n"
                     f"--- stdout so far:\n{_text(e.stdout)[-3000:]}\n"
@@ -81,7 +93,7 @@ def start_neuralinv(*args, cwd, pause: str | None = None, env: dict[str, str] | 
         extra.update(NEURALINV_TEST_PAUSE=pause, NEURALINV_TEST_PAUSE_FILE=str(marker))
     proc = subprocess.Popen([sys.executable, "-m", "neuralinv", *map(str, args)], cwd=cwd,
                             env=cli_env(**extra), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_default_signals)
     return proc, marker
 
 
