@@ -22,7 +22,7 @@ def test_low_precision_casts_only_the_learned_part(ball3):
     assert all(p.dtype == torch.bfloat16 for p in low.g.parameters())
     # The linear approximation's constants keep their precision, and the original is untouched.
     assert low.center_inverse.dtype == member.center_inverse.dtype == torch.float32
-    assert torch.equal(low.center_inverse, member.center_inverse)
+    assert torch.equal(low.center_inverse, member.center_inverse)  # bitwise: a copy of the same constant
     assert all(p.dtype == torch.float32 for p in member.parameters())
     A = ball3.region.sample(2000, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
     with torch.no_grad():

@@ -358,6 +358,7 @@ def test_dtypes():
     for x in (ints, ints.numpy(), ints.to(torch.int64), torch.eye(3, dtype=torch.bool)):
         X = ni.invert(x).inverse
         assert X.dtype in (torch.float64, np.float64)
+    # bitwise: the inverse of this integer matrix of determinant 1 is exact in float64
     np.testing.assert_array_equal(ni.inv(ints.numpy()), [[1.0, -1.0], [-1.0, 2.0]])
     A = conditioned((3,), 6, 10.0, seed=16)
     for low in (torch.float16, torch.bfloat16):

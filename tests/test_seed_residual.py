@@ -72,7 +72,7 @@ def test_seeds_are_the_guesses_the_method_refines():
     rows, X0 = method.seed(batch)
     sol = ni.invert(batch, method=method)
     assert len(rows) == sol.stats["in_region"] == 350 and bool((rows < 350).all())
-    assert torch.equal(X0[:300], method.model.predict(A))  # in the region: the raw guess
+    assert torch.equal(X0[:300], method.model.predict(A))  # bitwise: the same predict call on the same input
     # Scaled into the ball: s * net(s A), a guess for (3 A)^-1 as good as the unscaled one.
     r = residual_norms(batch[rows], X0)
     assert float(r[300:].max()) < 0.2 and float(r[:300].max()) < 0.2
