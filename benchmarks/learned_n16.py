@@ -26,7 +26,7 @@ import torch
 import neuralinv as ni
 from neuralinv.certify import certificate
 from neuralinv.methods import learned
-from neuralinv.methods.newton_schulz import refine_certified
+from neuralinv.methods.newton_schulz import guess_contracts, refine_certified
 
 
 def pieces(model, A: torch.Tensor) -> dict:
@@ -49,7 +49,7 @@ def pieces(model, A: torch.Tensor) -> dict:
     def refine():
         work: dict = {}
         for lo, a, x in zip(range(0, A.shape[0], step), chunks, guesses):
-            refine_certified(a, x, tol=10.0, max_iter=30, screen=learned.guess_contracts,
+            refine_certified(a, x, tol=10.0, max_iter=30, screen=guess_contracts,
                              out=out[lo:lo + step], work=work)
 
     return {"piece: region test": region, "piece: predict": predict,

@@ -160,8 +160,7 @@ def run(settings: Settings, out: Path) -> dict:
     fresh = innovation_covariances(settings.fresh)
     method = Learned(model=model)
     sol = ni.invert(fresh, method=method)
-    counts = ni.methods.learned.network_counts(sol)
-    share = counts["network"] / len(fresh)
+    share = sol.method_counts().get("learned", 0) / len(fresh)  # the other labels: the exact path
     ratios = torch.as_tensor(np.asarray(sol.residual, dtype=np.float64))
     statuses = sol.counts()
     ok = statuses.get("OK", 0) + statuses.get("OUT_OF_REGION", 0)

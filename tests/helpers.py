@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,3 +190,11 @@ def spd(batch: int, n: int, *, seed: int = 0, dtype: torch.dtype = torch.float64
     condition: ``M M^H + n I``, M standard normal."""
     M = randn(batch, n, n, seed=seed, dtype=_wide(dtype))
     return (M @ M.mH + n * torch.eye(n, dtype=_wide(dtype))).to(dtype)
+
+
+def network_counts(sol) -> dict[str, int]:
+    """How many answers of a ``learned`` Solution came from the network after refinement (label
+    ``learned``), and how many from the exact fallback (every other label)."""
+    labels = np.asarray(sol.method).astype(str).ravel()
+    network = int((labels == "learned").sum())
+    return {"network": network, "fallback": int(labels.size - network)}

@@ -22,7 +22,8 @@ from helpers import gen as _gen
 from neuralinv.certify import certificate, trusted
 from neuralinv.kernels import learned_small
 from neuralinv.kernels.compiled import CompiledKernel
-from neuralinv.methods.learned import FUSED_STEPS, Learned
+from neuralinv.kernels.learned_small import FUSED_STEPS
+from neuralinv.methods.learned import Learned
 from neuralinv.methods.newton_schulz import refine_certified
 
 FAST = "builtin:ball3-fast"
@@ -142,7 +143,7 @@ def test_kernel_compiled_equals_its_eager_twin(methods, twin):
     assert torch.allclose(out[2], ratio, atol=0.5)
     # One kernel per model: the same weights, loaded again, find it compiled.
     again = Learned(model=FAST, compile=True)
-    assert learned_small.compiled(again._fused.plan, again._fused.weights) is kernel
+    assert learned_small.compiled(again._compiled.fused.plan, again._compiled.fused.weights) is kernel
 
 
 def test_kernel_leaves_what_it_cannot_settle_to_the_eager_path(methods):
@@ -178,9 +179,9 @@ def test_models_the_kernel_does_not_unroll():
     n16 = ni.LearnedInverse.load("builtin:ball16")
     why = learned_small.plan(n16, n16.region, torch.float32, steps=3, tol=10.0)
     assert isinstance(why, str) and "n <= 4" in why
-    assert Learned(model=big, compile=True)._fused is None
-    assert Learned(model=FAST, compile=True, check_region=False)._fused is None
-    assert Learned(model=FAST, compile=True, refine=False)._fused is None
+    assert Learned(model=big, compile=True)._compiled.fused is None
+    assert Learned(model=FAST, compile=True, check_region=False)._compiled.fused is None
+    assert Learned(model=FAST, compile=True, refine=False)._compiled.fused is None
 
 
 def test_failed_compilation_gives_the_eager_answers(methods, monkeypatch):
@@ -188,7 +189,7 @@ def test_failed_compilation_gives_the_eager_answers(methods, monkeypatch):
     method = Learned(model=eager.model, compile=True)
     failing = CompiledKernel(lambda *a: None, False, "RuntimeError: no C++ compiler", 0.0)
     monkeypatch.setattr(learned_small, "compiled", lambda plan, weights: failing)
-    monkeypatch.setattr(method._compiled, "failed", "RuntimeError: no C++ compiler")
+    monkeypatch.setattr(method._compiled.guess, "failed", "RuntimeError: no C++ compiler")
     A = eager.model.region.sample(50, generator=_gen(4), dtype=torch.float32)
     a, b = ni.invert(A, method=method), ni.invert(A, method=eager)
     assert a.stats["compiled"] is False and a.stats["fused"] == 0

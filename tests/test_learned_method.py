@@ -13,9 +13,9 @@ import torch
 import neuralinv as ni
 from agreement import assert_counts_agree, assert_statuses_agree, error_bound, norm1, seeds
 from helpers import gen as _gen
-from helpers import needs_compiler
+from helpers import needs_compiler, network_counts
 from neuralinv.certify import residual_ratio
-from neuralinv.methods.learned import Learned, network_counts
+from neuralinv.methods.learned import Learned
 
 BALL = ni.Ball.default(3)
 
@@ -335,8 +335,7 @@ def _seeds16(count, seed):
 
 def test_refine_certified_returns_exactly_the_certificate():
     from neuralinv.certify import certificate
-    from neuralinv.methods.learned import guess_contracts
-    from neuralinv.methods.newton_schulz import refine, refine_certified
+    from neuralinv.methods.newton_schulz import guess_contracts, refine, refine_certified
 
     A, X0 = _seeds16(40, 30)
     seed = X0.clone()

@@ -112,8 +112,8 @@ def seed_residual(
     :class:`Learned` fields when ``model`` is not a Learned already.
     """
     from .._validate import as_tensor
-    from ..methods.learned import Learned, guess_contracts
-    from ..methods.newton_schulz import refine_certified
+    from ..methods.learned import Learned
+    from ..methods.newton_schulz import guess_contracts, refine_certified
 
     method = model if isinstance(model, Learned) else Learned(model=model, **options)
     t, _ = as_tensor(A, "A")

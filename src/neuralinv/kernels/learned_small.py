@@ -289,3 +289,39 @@ class CompiledGuess:
         except Exception as exc:  # no compiler, unsupported op, ...: the eager guess answers
             self.failed = describe(exc)
             return None
+
+
+#: Newton-Schulz steps inside the fused kernel: the fewest for which it settles nearly every
+#: matrix of the 3x3 default ball, so the eager path rarely runs (docs/performance.md, attempt 38).
+FUSED_STEPS = 3
+
+
+class CompiledLearned:
+    """What ``Learned(compile=True)`` holds for its model: the fused kernel where the model
+    and the options allow it (``refine`` and ``check_region``, see :func:`plan`), and the
+    compiled member networks for the guesses of everything else."""
+
+    def __init__(self, model: Any, *, refine: bool, check_region: bool, max_iter: int, tol: float):
+        self.guess = CompiledGuess(model) if hasattr(model, "members") else None
+        self.fused = None
+        if refine and check_region:
+            self.fused = FusedPath.for_model(model, steps=min(max_iter, FUSED_STEPS), tol=tol)
+
+    def run_fused(self, A: Tensor) -> FusedResult | None:
+        return self.fused(A) if self.fused is not None else None
+
+    def predict(self, A: Tensor) -> Tensor | None:
+        """The compiled guess, or None where the eager ``predict`` should answer."""
+        return self.guess(A) if self.guess is not None else None
+
+    @property
+    def guess_compiled(self) -> bool:
+        return self.guess is not None and self.guess.failed is None
+
+    @property
+    def failed(self) -> str | None:
+        """Why a compiled part fell back to the eager path (the first failure), or None."""
+        for part in (self.fused, self.guess):
+            if part is not None and part.failed:
+                return part.failed
+        return None

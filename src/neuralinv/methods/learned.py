@@ -13,39 +13,36 @@ Where that cannot work the exact fallback answers instead, and the labels say so
 * in-region inputs whose guess does not contract, or whose refinement does not reach ``tol``:
   fallback, with the fallback's own status.
 
-The model (:class:`neuralinv.learned.LearnedInverse`), its region and the compiled kernels
-(:mod:`neuralinv.kernels.learned_small`) live elsewhere; this module is the method only.
+The model (:class:`neuralinv.learned.LearnedInverse`), its region, the compiled kernels
+(:mod:`neuralinv.kernels.learned_small`), Newton-Schulz and its contraction screen
+(:mod:`.newton_schulz`) and the per-matrix record (:mod:`.learned_rows`) live elsewhere; this
+module is the method only.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from .._validate import int_at_least, positive
-from ..certify import PASS_RATIO, SMALL_N, certificate, contracts, identity_residual, norm1, trusted
+from ..certify import PASS_RATIO, SMALL_N, certificate, trusted
 from ..errors import InputError
-from ..kernels.learned_small import CompiledGuess, FusedPath
+from ..kernels.learned_small import CompiledLearned
 from ..learned.inverse import LearnedInverse, low_precision_dtype
 from ..solution import Solution, Status
 from .base import Method
-from .newton_schulz import refine_certified
+from .learned_rows import Guessed, NetworkRows
+from .newton_schulz import guess_contracts, refine_certified
 from .partial import Partial, fill_from, labels, ok_status
 
 #: Matrices per chunk of the network path: about 2^20 numbers (4 MB in float32), so a chunk's
 #: guess, residuals and iterates stay in cache and their memory is reused (docs/performance.md,
 #: attempts 26, 27 and 34).
 CHUNK_ELEMENTS = 1 << 19
-
-#: Newton-Schulz steps inside the fused kernel (``compile=True``, n <= 4 ``correction``
-#: models): the fewest for which the kernel settles nearly every matrix of the 3x3 default
-#: ball, so the eager path rarely runs (docs/performance.md, attempt 38).
-FUSED_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -69,20 +66,16 @@ class Learned(Method):
                   ``s`` (``(s A)^-1 = A^-1 / s``, so ``A^-1 = s * net(s A)``), as
                   DeepMatrixInversion scales its inputs into the training range. Used only where
                   ``s A`` lies in the region; inputs already inside are left alone.
-    compile:      opt-in compiled paths (``torch.compile``; the first call in a process
-                  compiles for seconds): the whole certified path as one fused kernel for small
-                  n <= 4 ``correction`` models with ``refine`` and ``check_region``
-                  (:class:`~neuralinv.kernels.learned_small.FusedPath`), else the member
-                  networks compiled for the guess. Answers may differ from the eager ones in the
-                  last bits; statuses follow the same rules; what the kernels cannot take runs
-                  eagerly, and ``stats["compile_error"]`` says why (docs/learned-inference.md).
-    guess_dtype:  ``"bfloat16"`` or ``"float16"``: the networks' learned part computes the guess
-                  in that precision (``LearnedInverse.predict(A, guess_dtype=...)``; the linear
-                  approximation of a correction model stays in the model's precision), and
-                  Newton-Schulz refines it in the input's, so answers and certificates are as
-                  without it. Faster for wide networks on CPUs with AVX-512 BF16 / AMX
-                  (``builtin:ball3``; docs/performance.md, attempt 63). None (default): the
-                  model's own precision. Not with ``compile``.
+    compile:      opt-in ``torch.compile`` paths (seconds of compilation per process): one
+                  fused kernel for n <= 4 ``correction`` models with ``refine`` and
+                  ``check_region``, else compiled member networks for the guess
+                  (:class:`~neuralinv.kernels.learned_small.CompiledLearned`). Answers may differ
+                  from the eager ones in the last bits, statuses follow the same rules; what the
+                  kernels cannot take runs eagerly, ``stats["compile_error"]`` says why.
+    guess_dtype:  ``"bfloat16"`` or ``"float16"``: the networks' learned part guesses in that
+                  precision and Newton-Schulz refines in the input's, so answers and
+                  certificates are as without it; faster for wide networks on CPUs with
+                  AVX-512 BF16 / AMX (docs/performance.md, attempt 63). Not with ``compile``.
     """
 
     model: Any = None
@@ -129,12 +122,11 @@ class Learned(Method):
         if isinstance(fallback, Learned):
             raise InputError("fallback must be an exact method such as 'lu', not a learned one")
         object.__setattr__(self, "fallback", fallback)
-        guess = CompiledGuess(model) if self.compile and hasattr(model, "members") else None
-        object.__setattr__(self, "_compiled", guess)
-        fused = None
-        if self.compile and self.refine and self.check_region:
-            fused = FusedPath.for_model(model, steps=min(self.max_iter, FUSED_STEPS), tol=self.tol)
-        object.__setattr__(self, "_fused", fused)
+        compiled = None
+        if self.compile:
+            compiled = CompiledLearned(model, refine=self.refine, check_region=self.check_region,
+                                       max_iter=self.max_iter, tol=self.tol)
+        object.__setattr__(self, "_compiled", compiled)
 
     @property
     def n(self) -> int:
@@ -161,7 +153,8 @@ class Learned(Method):
             k = A.shape[-1]
             raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {k}x{k}")
         B, n, dev = A.shape[0], A.shape[-1], A.device
-        fused = self._fused(A) if self._fused is not None else None
+        compiled = self._compiled
+        fused = compiled.run_fused(A) if compiled is not None else None
         rows = self._rows(A, compiled_guess=True) if fused is None else self._complete(A, fused)
         # X, the statuses and the certificate are ours: the fallback writes into them.
         part = Partial(rows.X, ok_status(B, dev), None, {}, rows.cert)
@@ -187,33 +180,21 @@ class Learned(Method):
             "fallbacks": B - network,
             "iterations": rows.iters,
             "max_iterations": int(rows.iters.max()) if B else 0,
-            "compiled": fused is not None
-            or (self._compiled is not None and self._compiled.failed is None),
+            "compiled": fused is not None or (compiled is not None and compiled.guess_compiled),
             "fused": int(fused.accepted.sum()) if fused is not None else 0,
         }
-        failed = [f.failed for f in (self._fused, self._compiled) if f is not None and f.failed]
-        if failed:
-            stats["compile_error"] = failed[0]
+        if compiled is not None and compiled.failed:
+            stats["compile_error"] = compiled.failed
         names = labels(B, self.name) if part.method is None else part.method
         return Partial(rows.X, status, names, stats, part.certificate)
 
-    def _rows(self, A: Tensor, *, compiled_guess: bool) -> _Rows:
+    def _rows(self, A: Tensor, *, compiled_guess: bool) -> NetworkRows:
         """Region test, guess and refinement of every matrix, chunk by chunk (the eager path)."""
-        B, n, dev = A.shape[0], A.shape[-1], A.device
-        # Every row of X is written: by the network path below or by the fallback.
-        rows = _Rows(
-            X=torch.empty_like(A),
-            inside=torch.ones(B, dtype=torch.bool, device=dev),
-            s=torch.ones(B, dtype=A.dtype, device=dev),
-            use=torch.zeros(B, dtype=torch.bool, device=dev),  # answered by the network
-            contracted=torch.zeros(B, dtype=torch.bool, device=dev),
-            iters=torch.zeros(B, dtype=torch.int32, device=dev),
-            # Refinement computes each answer's certificate on the way (n > SMALL_N: exactly as
-            # certify.certificate does; a strided A would round its products differently, so
-            # then Method.invert certifies as usual); fallback rows get theirs in _invert.
-            cert=(torch.empty(B, dtype=A.dtype, device=dev), torch.empty(B, dtype=A.dtype, device=dev))
-            if self.refine and n > SMALL_N and A.is_contiguous() else None,
-        )
+        B, n = A.shape[0], A.shape[-1]
+        # Refinement computes each answer's certificate on the way (n > SMALL_N: exactly as
+        # certify.certificate does; a strided A would round its products differently, so then
+        # Method.invert certifies as usual); fallback rows get theirs in _invert.
+        rows = NetworkRows.empty(A, certified=self.refine and n > SMALL_N and A.is_contiguous())
         step = max(1, CHUNK_ELEMENTS // max(1, n * n))
         work: dict = {}  # the chunks' temporaries, reused from chunk to chunk
         for lo in range(0, B, step):
@@ -231,17 +212,14 @@ class Learned(Method):
             rows.put(idx, g, copy_X=g.X is not out)
         return rows
 
-    def _complete(self, A: Tensor, fused: Any) -> _Rows:
+    def _complete(self, A: Tensor, fused: Any) -> NetworkRows:
         """The fused kernel's rows (``compile=True``), the rows it did not accept completed by the
         eager path."""
-        acc = fused.accepted
-        rows = _Rows(fused.X, acc.clone(), torch.ones(A.shape[0], dtype=A.dtype, device=A.device),
-                     acc.clone(), acc.clone(), fused.iterations, (fused.ratio, fused.rcond))
-        rest = (~acc).nonzero().squeeze(-1)
+        rows = NetworkRows.from_fused(fused)
+        rest = (~fused.accepted).nonzero().squeeze(-1)
         if rest.numel():
             sub = self._rows(A[rest], compiled_guess=False)
             rows.put(rest, sub)
-            rows.inside[rest], rows.s[rest] = sub.inside, sub.s
             # n <= 4 here, so _rows leaves certificates to the caller: the network's rows get
             # theirs now, fallback rows theirs from fill_from.
             mine = rest[sub.use]
@@ -250,15 +228,15 @@ class Learned(Method):
         return rows
 
     def _network(self, A: Tensor, s: Tensor, *, out: Tensor | None, work: dict,
-                 compiled_guess: bool) -> _Guessed:
+                 compiled_guess: bool) -> Guessed:
         """Guess and refine in-region matrices ``A`` (each multiplied by ``s`` for the network)."""
         X0 = self._guess(A, s, compiled_guess)
         if not self.refine:
-            return _Guessed(X0, torch.ones(A.shape[0], dtype=torch.bool, device=A.device),
+            return Guessed(X0, torch.ones(A.shape[0], dtype=torch.bool, device=A.device),
                             guess_contracts(A, X0), None, None)
         r = refine_certified(A, X0, tol=self.tol, max_iter=self.max_iter, screen=guess_contracts,
                              out=out, work=work)
-        return _Guessed(r.X, r.converged, r.contracted, r.iterations, r.certificate)
+        return Guessed(r.X, r.converged, r.contracted, r.iterations, r.certificate)
 
     def seed(self, A: Tensor) -> tuple[Tensor, Tensor]:
         """The first guesses this method refines: ``(rows, X0)``, the indices of the matrices of
@@ -287,73 +265,9 @@ class Learned(Method):
 
     def _predict(self, A: Tensor, compiled_guess: bool = True) -> Tensor:
         if self._compiled is not None and compiled_guess:
-            X = self._compiled(A)
+            X = self._compiled.predict(A)
             if X is not None:
                 return X
         if self.guess_dtype is not None:
             return self.model.predict(A, guess_dtype=self.guess_dtype)
         return self.model.predict(A)
-
-
-class _Guessed(NamedTuple):
-    """What the network path decided for the matrices it was given."""
-
-    X: Tensor
-    use: Tensor  # refined to tol (or, without refinement, every guess)
-    contracted: Tensor
-    iters: Tensor | None
-    cert: tuple[Tensor, Tensor] | None
-
-
-class _Rows(NamedTuple):
-    """Per-matrix outcome of the network path for a whole batch: answers and what decided them."""
-
-    X: Tensor
-    inside: Tensor
-    s: Tensor
-    use: Tensor
-    contracted: Tensor
-    iters: Tensor
-    cert: tuple[Tensor, Tensor] | None
-
-    def put(self, rows: Any, g: _Guessed | _Rows, *, copy_X: bool = True) -> None:
-        """Write ``g``'s outcome for the matrices ``rows`` (a slice or indices) into these."""
-        if copy_X:
-            self.X[rows] = g.X
-        self.use[rows] = g.use
-        self.contracted[rows] = g.contracted
-        if g.iters is not None:
-            self.iters[rows] = g.iters
-        if self.cert is not None and g.cert is not None:
-            self.cert[0][rows], self.cert[1][rows] = g.cert
-
-
-def guess_contracts(A: Tensor, X: Tensor) -> Tensor:
-    """Whether Newton-Schulz from X converges, decided cheaply where possible.
-
-    Newton-Schulz converges iff the spectral radius of ``E = I - A X`` is below 1, and any
-    induced norm bounds it. ``||E||_2 <= min(||E||_F, sqrt(||E||_1 ||E||_inf))`` costs a few
-    passes over E; only where that bound is >= 1 is the exact 2-norm (an SVD per matrix,
-    :func:`neuralinv.certify.contracts`) computed, so a good model pays no SVD at all and the
-    decision still agrees with the documented test ``||I - A X||_2 < 1``.
-    """
-    E = identity_residual(X, A)  # I - A X
-    fro = torch.linalg.matrix_norm(E, ord="fro")
-    bound = torch.minimum(fro, torch.sqrt(norm1(E) * norm1(E.mT)))
-    ok = bound < 1
-    unsure = (~ok & torch.isfinite(bound)).nonzero().squeeze(-1)
-    if unsure.numel():
-        ok[unsure] = contracts(A[unsure], X[unsure])
-    return ok
-
-
-def network_counts(sol: Solution) -> dict[str, int]:
-    """How many answers came from the network after refinement, and how many fell back.
-
-    Counts the ``learned`` labels of a Solution from this method. (For ``block`` over a learned
-    base, the label ``block`` means every leaf came from the network, ``block+lu`` that some
-    did not; per-leaf counts are in ``stats['leaves']``.)
-    """
-    labels = np.asarray(sol.method).astype(str).ravel()
-    network = int((labels == Learned.name).sum())
-    return {"network": network, "fallback": int(labels.size - network)}

@@ -14,6 +14,7 @@ from .._validate import int_at_least, one_of, ratio_tolerance, real_dtype
 from ..certify import (
     PASS_RATIO,
     SMALL_N,
+    contracts,
     identity_residual,
     max_exponent,
     norm1,
@@ -249,6 +250,25 @@ def refine_certified(
     if n > SMALL_N:
         cert = (ratio_from_norms(num_at, normA, nX_at, n, A.dtype), 1.0 / (normA * nX_at))
     return Refinement(out, iters, converged, contracted, cert)
+
+
+def guess_contracts(A: Tensor, X: Tensor) -> Tensor:
+    """Whether Newton-Schulz from X converges, decided cheaply where possible.
+
+    Newton-Schulz converges iff the spectral radius of ``E = I - A X`` is below 1, and any
+    induced norm bounds it. ``||E||_2 <= min(||E||_F, sqrt(||E||_1 ||E||_inf))`` costs a few
+    passes over E; only where that bound is >= 1 is the exact 2-norm (an SVD per matrix,
+    :func:`neuralinv.certify.contracts`) computed, so a good model pays no SVD at all and the
+    decision still agrees with the documented test ``||I - A X||_2 < 1``.
+    """
+    E = identity_residual(X, A)  # I - A X
+    fro = torch.linalg.matrix_norm(E, ord="fro")
+    bound = torch.minimum(fro, torch.sqrt(norm1(E) * norm1(E.mT)))
+    ok = bound < 1
+    unsure = (~ok & torch.isfinite(bound)).nonzero().squeeze(-1)
+    if unsure.numel():
+        ok[unsure] = contracts(A[unsure], X[unsure])
+    return ok
 
 
 class _Workspace:
