@@ -96,8 +96,6 @@ def loss_fn(config: TrainConfig, A: Tensor, X_pred: Tensor, X_true: Tensor | Non
 
 
 @torch.no_grad()
-
-
 def evaluate(model: nn.Module, A: Tensor, X_true: Tensor, chunk: int = 8192) -> dict[str, float]:
     """MAE against the float64 inverse, R^2, and the fraction of guesses that contract."""
     dtype = next(model.parameters()).dtype

@@ -216,13 +216,15 @@ class Gradient(Method):
         g = torch.Generator(device=A.device).manual_seed(self.seed)
         return torch.rand(A.shape, generator=g, dtype=A.dtype, device=A.device)
 
-    def objective(self, X: Tensor, A: Tensor, eye: Tensor) -> Tensor:
-        """The per-matrix losses (B,)."""
-        if self.loss == "left":
-            return (X @ A - eye).square().sum(dim=(-2, -1))
+    def objective(self, X: Tensor, A: Tensor, eye: Tensor, side: Tensor | None = None) -> Tensor:
+        """The per-matrix losses (B,). ``side``: the product the residual test measures
+        (``A @ X`` for the right loss, else ``X @ A``) when the caller has it already."""
         if self.loss == "right":
-            return (A @ X - eye).square().sum(dim=(-2, -1))
-        return 0.5 * ((X @ A - eye).square() + (A @ X - eye).square()).sum(dim=(-2, -1))
+            return ((A @ X if side is None else side) - eye).square().sum(dim=(-2, -1))
+        left = (X @ A if side is None else side) - eye
+        if self.loss == "left":
+            return left.square().sum(dim=(-2, -1))
+        return 0.5 * (left.square() + (A @ X - eye).square()).sum(dim=(-2, -1))
 
     def _invert(self, A: Tensor) -> Partial:
         n = A.shape[-1]
@@ -249,9 +251,6 @@ class Gradient(Method):
             # each term halved in curvature (1/sqrt 2): the pair's curvature stays <= 2
             return P + (step[:, None, None] * side + rho[:, None, None] * W) * _HALF
 
-        def residual(X: Tensor) -> Tensor:
-            return norm1(eye - (As @ X if self.loss == "right" else X @ As))
-
         def restart() -> torch.optim.Optimizer:
             return cls([Z] if P is None else [Z, W], lr=self.rate, **self._kwargs)
 
@@ -270,7 +269,8 @@ class Gradient(Method):
             for steps in range(self.steps + 1):  # noqa: B007 (steps is reported)
                 with torch.no_grad():
                     X = answer()
-                    history.append(float(self.objective(X, As, eye).mean()))
+                    side = As @ X if self.loss == "right" else X @ As  # one product for both uses
+                    history.append(float(self.objective(X, As, eye, side).mean()))
                     ratio = residual_ratio(A, X / s[:, None, None])
                 # A non-finite loss means the step size made the descent diverge: stop there.
                 diverged = not math.isfinite(history[-1])
@@ -278,7 +278,7 @@ class Gradient(Method):
                     break
                 if every is not None:
                     with torch.no_grad():
-                        res = residual(X)  # of the side the loss measures: rho scales that side
+                        res = norm1(eye - side)  # of the side the loss measures: rho scales that side
                     if steps == stage_start:
                         start_res = float(res.max())
                     elif float(res.max()) < 0.1 * start_res or steps - stage_start >= every:
