@@ -30,6 +30,15 @@ def test_paper_table1(tmp_path):
         assert 0 < entry["linear_approximation_mae"] < 0.05
         for depth in ("2-FC", "3-FC"):
             assert all(0 < m < 1 for m in entry[depth])
+    big = data["16x16"]
+    # The best affine map is fitted by least squares: near the linear approximation, which is
+    # one affine map (the quick mode fits it on 2,000 samples, so it may be a little worse).
+    assert 0.5 * big["linear_approximation_mae"] < big["best_affine_mae"] < 2 * big["linear_approximation_mae"]
+    curves = big["curves"]
+    assert set(curves) == {"2-FC seed 0", "3-FC seed 0"}
+    for key, c in curves.items():
+        assert c["step"] == sorted(c["step"]) and c["step"][-1] == big["steps"][key.split(" seed")[0]]
+        assert len(c["val_mae"]) == len(c["step"]) and all(v > 0 for v in c["val_mae"])
 
 
 def test_paper_table2(tmp_path):
@@ -39,6 +48,14 @@ def test_paper_table2(tmp_path):
     assert min(data["correction (ours, g: 2-FC 32)"]) < 1.5 * lin
     pieces = data["analysis"]["pieces"]
     assert sum(p["share"] for p in pieces) == pytest.approx(1.0)
+    trend = data["section_5_3_trend"]
+    assert list(trend) == ["lr 0.001, 40 steps", "lr 5e-05, 80 steps"]
+    for t in trend.values():
+        assert 1 <= len(t["top2"]) <= 2 and sum(p["share"] for p in t["top2"]) <= 1
+        # Every budget is analysed on the same held-out samples, so the same baseline.
+        assert t["linear_mae"] == data["analysis"]["linear_approximation_mae"]
+    # The detailed table is the paper-budget model's (the last budget).
+    assert trend["lr 5e-05, 80 steps"]["network_mae"] == data["analysis"]["network_mae"]
     assert all(p["max_deviation"] is None or p["max_deviation"] >= 0 for p in pieces)
     assert (tmp_path / "model_small" / "config.toml").exists()
 
@@ -56,6 +73,14 @@ def test_paper_table3(tmp_path):
 def test_deepmatrixinversion(tmp_path):
     data = run_quick("deepmatrixinversion", tmp_path)["data"]
     assert data["fresh"]["hybrid"]["pass_fraction"] == 1.0
+    phase1 = data["phase1"]
+    assert len(phase1) == 5 and data["chosen"] in phase1
+    # The chosen variant is the one with the lowest validation MAE, trained 12x longer.
+    assert phase1[data["chosen"]]["val_mae"] == min(v.get("val_mae", float("inf")) for v in phase1.values())
+    assert data["config"]["steps"] == 12 * phase1[data["chosen"]]["config"]["steps"]
+    # Every variant of phase 1 sees the same number of training matrices.
+    seen = {v["config"]["steps"] * v["config"]["batch_size"] * v["config"]["ensemble"] for v in phase1.values()}
+    assert max(seen) - min(seen) <= 3 * 256
     if not SHARED.is_dir():
         assert "is absent" in (tmp_path / "results.md").read_text()
         return

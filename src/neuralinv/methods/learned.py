@@ -233,7 +233,7 @@ class Learned(Method):
         X0 = self._guess(A, s, compiled_guess)
         if not self.refine:
             return Guessed(X0, torch.ones(A.shape[0], dtype=torch.bool, device=A.device),
-                            guess_contracts(A, X0), None, None)
+                           guess_contracts(A, X0), None, None)
         r = refine_certified(A, X0, tol=self.tol, max_iter=self.max_iter, screen=guess_contracts,
                              out=out, work=work)
         return Guessed(r.X, r.converged, r.contracted, r.iterations, r.certificate)
