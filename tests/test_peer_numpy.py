@@ -72,6 +72,8 @@ def test_lstsq_rcond_semantics_and_rank():
     for rcond in (-1, None):
         got = ni.lstsq(a, b, rcond=rcond)
         assert got.rank == np.linalg.lstsq(a, b, rcond=rcond)[2] == 3
+        # one system: a numpy integer scalar, as numpy's (not a 0-d array)
+        assert isinstance(got.rank, np.integer) and np.ndim(got.rank) == 0
     _, _, r, s = ni.lstsq(a, b, rcond=1e-1)
     assert r == int((s > 1e-1 * s[0]).sum())
 

@@ -231,7 +231,7 @@ def lstsq(
         return LstsqResult(
             wrap(X.detach().cpu().numpy()),
             res.cpu().numpy(),
-            rank.cpu().numpy(),
+            rank.cpu().numpy()[()],  # one system: a numpy integer scalar, as numpy.linalg.lstsq's
             labels,
             tol,
             status.cpu().numpy(),
