@@ -109,9 +109,10 @@ def main(argv=None) -> None:
               ["variant", "parameters", "steps x batch", "train s", "validation MAE (fresh box)", "data1 |det| > 0.1: MAE", "R2"],
               phase1_rows, notes=f"Chosen for phase 2 by validation MAE: **{best_name}**.")
     chosen = variants[best_name]
-    cfg = chosen.override(steps=12 * chosen.steps, val_every=max(1, 12 * chosen.steps // 60))
+    factor = 3 if args.quick else 12  # phase 2 trains the chosen variant this many times longer
+    cfg = chosen.override(steps=factor * chosen.steps, val_every=max(1, factor * chosen.steps // 60))
     steps = cfg.steps
-    data["chosen"] = best_name
+    data["chosen"], data["phase2_factor"] = best_name, factor
     data["config"] = cfg.to_dict()
     model_dir = args.out / "model"
     model = ni.train(cfg, model_dir, resume=False)
