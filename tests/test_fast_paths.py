@@ -100,6 +100,7 @@ def test_closed_form_exactly_singular_is_singular_like_lu(dtype):
     assert cf.status.tolist() == [S, S, S, 0]
     # LU may round the last pivot of the rank-2 matrix to a tiny nonzero (ILL_CONDITIONED);
     # the exact determinant says SINGULAR. Either way no answer is certified.
+    # bitwise: boolean masks (which answers are certified), no float values compared
     assert torch.equal(cf.status == 0, lu.status == 0)
     assert lu.status[:2].tolist() == [S, S]
     # bitwise: the identity's cofactors and determinant are exact
@@ -352,6 +353,7 @@ def test_fill_from_recertifies_only_the_replaced_rows():
     torch.testing.assert_close(res, ref_res, atol=2.0, rtol=0.05)
     torch.testing.assert_close(rc, ref_rc, atol=0.0, rtol=1e-12)
     keep = ~mask
+    # bitwise: the rows fill_from did not replace are copied, not recomputed
     assert torch.equal(res[keep], cert[0][keep]) and torch.equal(rc[keep], cert[1][keep])
     # bitwise: a zero X has an infinite ratio (and part's certificate is not written into)
     assert torch.equal(cert[0][mask], torch.full((1,), float("inf"), dtype=torch.float64))
