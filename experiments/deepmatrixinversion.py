@@ -81,6 +81,9 @@ def main(argv=None) -> None:
         T1 = head(SHARED_DATA / "data1_val_target_inverse_3x3.mx", 500 if args.quick else None)
         keep = np.abs(np.linalg.det(A1)) > 0.1
         data1 = (torch.from_numpy(A1[keep]).float(), T1[keep])
+    # One validation sample for every variant (seed 20,000: no training stream, no test set).
+    Av = box.sample(base.val_size, generator=torch.Generator().manual_seed(20_000))
+    Xv = torch.linalg.inv(Av)
     for name, cfg in variants.items():
         try:
             model = ni.train(cfg, None, resume=False)
@@ -89,8 +92,7 @@ def main(argv=None) -> None:
             phase1_rows.append([name, "-", f"{cfg.steps} x {cfg.batch_size}", "-", "diverged", "-", "-"])
             continue
         # The ensemble's validation MAE is that of its mean guess, like every other variant's.
-        Av = box.sample(cfg.val_size, generator=torch.Generator().manual_seed(20_000))
-        val = float((model.predict(Av.float()).double() - torch.linalg.inv(Av)).abs().mean())
+        val = float((model.predict(Av.float()).double() - Xv).abs().mean())
         entry = {"config": cfg.to_dict(), "val_mae": val, "train_s": model.metrics["train_seconds"],
                  "parameters": sum(p.numel() for m in model.members for p in m.parameters() if p.requires_grad)}
         if data1 is not None:

@@ -43,32 +43,38 @@ def ball_for(center: torch.Tensor) -> ni.Ball:
     return ni.Ball(center, float(ni.sigma_min(center)) / (2 * n))
 
 
-def test_mae(model, ball: ni.Ball, count: int, seed: int = 10_000) -> float:
+def test_set(ball: ni.Ball, count: int, seed: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fresh test matrices of a ball and their float64 inverses (every score uses these)."""
     A = ball.sample(count, generator=torch.Generator().manual_seed(seed))
+    return A, torch.linalg.inv(A)
+
+
+def test_mae(model, test: tuple[torch.Tensor, torch.Tensor]) -> float:
+    A, truth = test
     X = model.predict(A.to(model.dtype)).to(torch.float64)
-    return float((X - torch.linalg.inv(A)).abs().mean())
+    return float((X - truth).abs().mean())
 
 
-def linear_mae(ball: ni.Ball, count: int, seed: int = 10_000) -> float:
-    A = ball.sample(count, generator=torch.Generator().manual_seed(seed))
+def linear_mae(ball: ni.Ball, test: tuple[torch.Tensor, torch.Tensor]) -> float:
+    A, truth = test
     C = torch.linalg.inv(ball.center)
-    return float((C - C @ (A - ball.center) @ C - torch.linalg.inv(A)).abs().mean())
+    return float((C - C @ (A - ball.center) @ C - truth).abs().mean())
 
 
-def affine_floor_mae(ball: ni.Ball, count: int, fit_count: int, seed: int = 10_000) -> float:
+def affine_floor_mae(ball: ni.Ball, test: tuple[torch.Tensor, torch.Tensor], fit_count: int, seed: int = 10_001) -> float:
     """Test MAE of the least-squares affine map vec(A) -> A^-1 fitted on ``fit_count`` fresh
     samples: about what a network that learns only an affine function reaches (least squares
     minimises the squared error, so this is near, not exactly, the best affine MAE)."""
     n = ball.n
-    fit = ball.sample(fit_count, generator=torch.Generator().manual_seed(seed + 1))
-    test = ball.sample(count, generator=torch.Generator().manual_seed(seed))
+    fit = ball.sample(fit_count, generator=torch.Generator().manual_seed(seed))
 
     def features(A):
         D = (A - ball.center).reshape(-1, n * n) / ball.radius
         return torch.cat([D, torch.ones(A.shape[0], 1, dtype=A.dtype)], 1)
 
     W = torch.linalg.lstsq(features(fit), torch.linalg.inv(fit).reshape(-1, n * n)).solution
-    return float((features(test) @ W - torch.linalg.inv(test).reshape(-1, n * n)).abs().mean())
+    A, truth = test
+    return float((features(A) @ W - truth.reshape(-1, n * n)).abs().mean())
 
 
 def train_one(ball: ni.Ball, depth: int, width: int, steps: int, seed: int, val_size: int):
@@ -92,40 +98,40 @@ def main(argv=None) -> None:
     run = Run("paper_table1", "Paper Table 1: MLPs on balls around nonsingular centers", args)
     seeds = [0] if args.quick else [0, 1, 2]
     test_count = 500 if args.quick else 10_000
-    rows, data, curves, curve_steps = [], {}, {}, {}
+    rows, data = [], {}
     for name, center in centers().items():
         ball = ball_for(center)
         n = ball.n
         # The paper's widths, 8 n^2 (32, 72, 2048); the quick mode's 16x16 networks are narrow.
         width = 8 * n * n if n <= 3 or not args.quick else 128
-        lin = linear_mae(ball, test_count)
+        test = test_set(ball, test_count)
+        lin = linear_mae(ball, test)
         entry = {"center": center.tolist() if n <= 3 else "uniform [0,1) seed 16", "radius": ball.radius,
                  "sigma_min_center": ball.sigma_min_center, "width": width, "steps": {},
                  "linear_approximation_mae": lin}
         if n > 3:
-            entry["best_affine_mae"] = affine_floor_mae(ball, test_count, 2_000 if args.quick else 40_000)
+            entry["best_affine_mae"] = affine_floor_mae(ball, test, 2_000 if args.quick else 40_000)
         for depth in (2, 3):
             steps = (40 if args.quick else 1500) if n <= 3 else (10 if args.quick else (20_000 if depth == 2 else 5_000))
             entry["steps"][f"{depth}-FC"] = steps
             maes = []
             for s in seeds:
                 model = train_one(ball, depth, width, steps, s, 1000 if not args.quick else 256)
-                maes.append(test_mae(model, ball, test_count))
+                maes.append(test_mae(model, test))
                 if n > 3:
                     h = model.metrics["members"][0]["history"]
-                    key = f"{depth}-FC seed {s}"
-                    curves[key], curve_steps[key] = [e["val_mae"] for e in h], [e["step"] for e in h]
-                    entry.setdefault("curves", {})[key] = {"step": curve_steps[key], "val_mae": curves[key],
-                                                           "time_s": [e["time_s"] for e in h]}
+                    entry.setdefault("curves", {})[f"{depth}-FC seed {s}"] = {
+                        key: [e[key] for e in h] for key in ("step", "val_mae", "time_s")}
             entry[f"{depth}-FC"] = maes
         data[name] = entry
         step_text = "/".join(str(v) for v in dict.fromkeys(entry["steps"].values()))
         rows.append([name, f"{ball.radius:.4g}", f"{width}", step_text, fmt_pm(entry["2-FC"]), fmt_pm(entry["3-FC"]),
                      f"{lin:.3e}", f"{entry['best_affine_mae']:.3e}" if "best_affine_mae" in entry else "-"])
         if n > 3:
-            curves["linear approximation"] = [lin, lin]
-            curve_steps["linear approximation"] = [1, max(max(v) for v in curve_steps.values())]
-            run.figure(loss_curves(curves, args.out / "table1_16x16_curves.png", x=curve_steps,
+            curves = {k: c["val_mae"] for k, c in entry["curves"].items()} | {"linear approximation": [lin, lin]}
+            xs = {k: c["step"] for k, c in entry["curves"].items()}
+            xs["linear approximation"] = [1, max(max(v) for v in xs.values())]
+            run.figure(loss_curves(curves, args.out / "table1_16x16_curves.png", x=xs,
                                    title=f"16x16 ball: validation MAE of the MLPs (width {width})",
                                    xlabel="training step", ylabel="validation MAE"))
     run.data = data

@@ -99,9 +99,7 @@ def main(argv=None) -> None:
     run.figure(training_curves(small_dir, args.out / "table2_training_small.png",
                                title=f"2-FC small (hidden 8), lr {budgets[-1][0]:g}, {budgets[-1][1]} steps: training history"))
     data["section_5_3_trend"] = {k: {"network_mae": a.network_mae, "linear_mae": a.linear_mae, "patterns": len(a.pieces),
-                                     "top2": [{"pattern": p.pattern, "share": p.share, "weight_diff": p.weight_diff,
-                                               "bias_diff": p.bias_diff, "max_deviation": p.max_deviation} for p in a.pieces[:2]]}
-                                 for k, a in analyses.items()}
+                                     "top2": a.as_dict(maps=False)["pieces"][:2]} for k, a in analyses.items()}
     a = analyses[f"lr {budgets[-1][0]:g}, {budgets[-1][1]} steps"]
     data["analysis"] = a.as_dict(maps=False)
     top = a.pieces[:8]
