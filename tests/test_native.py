@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -193,6 +194,58 @@ def test_threads_split_the_batch_with_the_same_answers():
     # Another thread count splits the batch differently: statuses up to a certificate within
     # rounding of a threshold (none here: cond ~ 2).
     assert_statuses_agree(tensors(one), tensors(two), 8, torch.float32, at_most=3)
+
+
+def _mixed(B, n, dtype):
+    """Well-conditioned matrices with singular, NaN and pivoting ones spread over the batch
+    (so over several chunks of a threaded run)."""
+    A = well_conditioned(B, n, dtype)
+    A[::97] = 0
+    A[5::89, 0, 0] = float("nan")
+    A[11::83] = torch.eye(n, dtype=dtype).flip(0)
+    return A
+
+
+@pytest.mark.parametrize(("n", "dtype", "B"), [(3, torch.float32, 20_001), (4, torch.float64, 5_003),
+                                               (8, torch.float32, 1_111), (17, torch.float64, 130)])
+def test_openmp_team_pool_and_one_thread_agree(n, dtype, B, monkeypatch):
+    """The three ways a batch runs (torch's OpenMP team, the fallback pool, the calling thread)
+    give the same answers, statuses and fallback counts, chunk and lane remainders included."""
+    A = _mixed(B, n, dtype)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ni.invert(A)
+        torch.set_num_threads(2)
+        parallel, where = native.team_runtime()
+        if sys.platform == "linux" and any(p.name.startswith("libgomp") for p in
+                                           (Path(torch.__file__).parent / "lib").iterdir()):
+            assert parallel is not None and "gomp" in where  # torch's own runtime was found
+        calls = []
+        run_team = native._run_team
+        monkeypatch.setattr(native, "_run_team", lambda *a: calls.append(1) or run_team(*a))
+        team = ni.invert(A)
+        assert calls == ([1] if parallel is not None else [])
+        monkeypatch.setattr(native, "_team", [None, "disabled by the test"])
+        pool = ni.invert(A)
+        assert len(calls) <= 1
+    finally:
+        torch.set_num_threads(old)
+    for other in (team, pool):
+        # Each matrix is computed by the same kernel code on every path (the team entry links
+        # the same compiled kernel, but LLVM optimises the linked module again): tolerances.
+        torch.testing.assert_close(torch.as_tensor(other.inverse), torch.as_tensor(one.inverse),
+                                   rtol=1e-6, atol=1e-7, equal_nan=True)
+        assert other.counts() == one.counts()
+        assert (other.method == one.method).all()  # bitwise: labels are strings
+        assert other.stats["fallbacks"] == one.stats["fallbacks"] > 0
+    check_certified(A, team)
+
+
+def test_team_block_layout_matches_the_kernels():
+    from neuralinv.kernels import _numba_kernels as K
+
+    assert (native._TEAM_SLOTS, native._TEAM_BAD) == (K.TEAM_SLOTS, K.TEAM_BAD)
 
 
 def test_autograd_input_uses_the_kernel_inside_method_invert():

@@ -32,7 +32,8 @@ class Solution:
     status:   (...) integer :class:`Status` codes.
     residual: (...) LAPACK's dget03 ratio ``||I - X A||_1 / (n ||A||_1 ||X||_1 eps)``; < 30 passes.
     rcond:    (...) reciprocal 1-norm condition number ``1 / (||A||_1 ||X||_1)``.
-    method:   (...) numpy array of names: what actually produced each answer.
+    method:   (...) numpy array of names: what actually produced each answer (read-only
+              from the native kernels when they answered all: one name broadcast).
     stats:    iterations, fallbacks, timings and method-specific records.
     """
 

@@ -11,6 +11,11 @@ per dtype (float32, float64) and cached on disk by numba (``cache=True``):
 ``gauss_jordan(A, X, cert, status, start, stop, eps)``  any n (used for 5 .. 32): unpivoted
     Gauss-Jordan on blocks of LANES matrices laid out batch-innermost (SIMD lanes = matrices),
     then ``I - X A`` and the three 1-norms on the same block, in working precision.
+``team_small_float32(data)`` ... ``team_gauss_jordan_float64(data)``  C entry points
+    (``void (void *)``, compiled by :mod:`.native` as numba cfuncs) that an OpenMP
+    runtime runs on every thread of a team (``GOMP_parallel``): each thread claims chunks of
+    the batch from a shared atomic counter and runs the kernel on them. ``data`` is a
+    ``TEAM_SLOTS`` int64 block (addresses, sizes, the counters, eps; see ``_team_views``).
 
 Both work on matrices ``start:stop`` of a C-contiguous (B, n, n) batch A, write X (B, n, n),
 cert (2, B) = (dget03 ratio, rcond) and status (B,) int8, and return how many matrices need
@@ -36,7 +41,9 @@ stale compiled kernel in a user's cache after an upgrade.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import carray, njit, types
+from numba.core.extending import intrinsic
 
 #: Matrices per Gauss-Jordan block: one (or two, float64) 512-bit vectors per entry.
 LANES = 16
@@ -564,3 +571,86 @@ def gauss_jordan(A, X, cert, status, start, stop, eps):
         _lane_residual(W, V, E, C, num, n, 1.0)
         bad += _finish(A, X, Xf, W, cert, status, b0, m, n, num, nA, nX, eps, okv, True)
     return bad
+
+
+# --- team entry points: the kernels on the threads of an OpenMP team --------------------------
+#: int64 slots of a team block: A, X, cert, status (addresses), B, n, chunk, next, bad, eps.
+TEAM_SLOTS = 10
+TEAM_NEXT = 7
+TEAM_BAD = 8
+
+
+@intrinsic
+def _voidptr(typingctx, address):
+    """The int64 ``address`` as a void pointer (for ``carray``)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return types.voidptr(types.int64), codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, base, index, value):
+    """Atomically add ``value`` to int64 slot ``index`` of ``base``; the slot's old value."""
+
+    def codegen(context, builder, sig, args):
+        slot = builder.gep(builder.bitcast(args[0], ir.IntType(64).as_pointer()), [args[1]])
+        return builder.atomic_rmw("add", slot, args[2], "monotonic")
+
+    return types.int64(types.voidptr, types.int64, types.int64), codegen
+
+
+@njit
+def _team_views(data, dtype):
+    """The arrays of a team block: A, X (B, n, n), cert (2, B), status (B,); and B, chunk, eps."""
+    blk = carray(data, TEAM_SLOTS, np.int64)
+    B, n = blk[4], blk[5]
+    A = carray(_voidptr(blk[0]), (B, n, n), dtype)
+    X = carray(_voidptr(blk[1]), (B, n, n), dtype)
+    cert = carray(_voidptr(blk[2]), (2, B), dtype)
+    status = carray(_voidptr(blk[3]), B, np.int8)
+    eps = carray(data, TEAM_SLOTS, np.float64)[9]
+    return A, X, cert, status, B, blk[6], eps
+
+
+@njit
+def _team_small(data, dtype):
+    A, X, cert, status, B, chunk, eps = _team_views(data, dtype)
+    bad = 0
+    while True:
+        s = _fetch_add(data, TEAM_NEXT, chunk)
+        if s >= B:
+            break
+        bad += small(A, X, cert, status, s, min(B, s + chunk), eps)
+    _fetch_add(data, TEAM_BAD, bad)
+
+
+@njit
+def _team_gauss_jordan(data, dtype):
+    A, X, cert, status, B, chunk, eps = _team_views(data, dtype)
+    bad = 0
+    while True:
+        s = _fetch_add(data, TEAM_NEXT, chunk)
+        if s >= B:
+            break
+        bad += gauss_jordan(A, X, cert, status, s, min(B, s + chunk), eps)
+    _fetch_add(data, TEAM_BAD, bad)
+
+
+# Plain functions: :mod:`.native` compiles the one it needs as a cfunc (``void (void *)``) on
+# first use, so that importing this module compiles nothing.
+def team_small_float32(data):
+    _team_small(data, np.float32)
+
+
+def team_small_float64(data):
+    _team_small(data, np.float64)
+
+
+def team_gauss_jordan_float32(data):
+    _team_gauss_jordan(data, np.float32)
+
+
+def team_gauss_jordan_float64(data):
+    _team_gauss_jordan(data, np.float64)

