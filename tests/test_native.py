@@ -396,3 +396,17 @@ def test_a_fork_while_the_kernel_lock_is_held_leaves_the_child_usable():
             os._exit(0 if ok and native._pool is None else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_counts_of_native_and_mixed_solutions_match_a_plain_count():
+    from collections import Counter
+
+    for A, one_name in ((well_conditioned(300, 3, torch.float32), True), (_mixed(300, 3, torch.float32), False)):
+        sol = ni.invert(A)
+        plain_status = Counter(Status(int(v)).name for v in np.asarray(sol.status).ravel())
+        plain_method = Counter(str(v) for v in np.asarray(sol.method).ravel())
+        assert sol.counts() == dict(plain_status)
+        assert sol.method_counts() == dict(sorted(plain_method.items()))
+        # All native: one name broadcast, read-only (solution.py); mixed: an ordinary array.
+        assert sol.method.flags.writeable is not one_name
+    assert ni.invert(A[:0]).counts() == {} and ni.invert(A[:0]).method_counts() == {}

@@ -138,8 +138,9 @@ def invert_file(
             out.write(sol.inverse)
             status.update(sol.counts())
             methods.update(sol.method_counts())
-            if not math.isnan(sol.worst_residual):
-                worst = max(worst, sol.worst_residual)
+            chunk_worst = sol.worst_residual
+            if not math.isnan(chunk_worst):
+                worst = max(worst, chunk_worst)
             if first_not_ok is None:
                 bad = np.flatnonzero(np.asarray(sol.status) != int(Status.OK))
                 if bad.size:
