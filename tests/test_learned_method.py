@@ -346,11 +346,11 @@ def test_refine_certified_returns_exactly_the_certificate():
         ratio, rc = certificate(A, r.X)
         # What Method.invert would compute on these answers: the same definition, but
         # refine_certified formed each residual on the active rows (a gathered batch of another
-        # size, which a BLAS may round differently), certificate on the whole batch. Equal up
-        # to rounding of the residual (O(1) in ratio units); and bit for bit on most rows.
+        # size, which a BLAS may round differently) and summed its norms in torch, certificate
+        # on the whole batch with the native norms kernel (n >= 8 on CPU: another summation
+        # order). Equal up to rounding of the residual (O(1) in ratio units).
         torch.testing.assert_close(r.certificate[0], ratio, rtol=0.05, atol=2.0)
         torch.testing.assert_close(r.certificate[1], rc, rtol=1e-5, atol=0.0)
-        assert int((r.certificate[0] == ratio).sum()) >= 0.8 * len(A)
         assert r.converged[:-1].all() and not r.converged[-1] and not r.contracted[-1]
         assert r.contracted[:-1].all()
         assert (r.iterations[:10] == 0).all() and int(r.iterations.max()) >= 2

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ._validate import real_dtype
+from .kernels.native import certificate_norms
 
 #: LAPACK's pass threshold for the dget03 ratio.
 PASS_RATIO = 30.0
@@ -30,6 +31,9 @@ PASS_RATIO = 30.0
 #: up to summation order; measured in docs/performance.md).
 SMALL_N = 4
 _CHUNK = 16384
+#: From this size the norms come from the native kernel (kernels.native.certificate_norms) on
+#: CPU: one pass per norm, no batch-sized temporaries (measured in docs/performance.md).
+NATIVE_NORMS_MIN_N = 8
 
 
 def eps(dtype: torch.dtype) -> float:
@@ -88,7 +92,10 @@ def certificate(A: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
     if n == 0:
         real = real_dtype(A.dtype)
         return A.new_zeros(A.shape[:-2], dtype=real), A.new_ones(A.shape[:-2], dtype=real)
-    if n <= SMALL_N and A.shape == X.shape:
+    native = None if n < NATIVE_NORMS_MIN_N else certificate_norms(A, X)
+    if native is not None:
+        num, nA, nX = native
+    elif n <= SMALL_N and A.shape == X.shape:
         num, nA, nX = _entry_major_norms(A, X)
     else:
         nA, nX = norm1(A), norm1(X)

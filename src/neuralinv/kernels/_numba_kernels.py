@@ -11,6 +11,9 @@ per dtype (float32, float64) and cached on disk by numba (``cache=True``):
 ``gauss_jordan(A, X, cert, status, start, stop, eps)``  any n (used for 5 .. 32): unpivoted
     Gauss-Jordan on blocks of LANES matrices laid out batch-innermost (SIMD lanes = matrices),
     then ``I - X A`` and the three 1-norms on the same block, in working precision.
+``norms1(M, out, start, stop, minus_identity)``  ``out[b] = ||M[b]||_1`` (or
+    ``||M[b] - I||_1``, subtracting I from M in place) in working precision, one pass, for the certificate of n > 32
+    (:func:`neuralinv.kernels.native.certificate_norms`).
 ``team_small_float32(data)`` ... ``team_gauss_jordan_float64(data)``  C entry points
     (``void (void *)``, compiled by :mod:`.native` as numba cfuncs) that an OpenMP
     runtime runs on every thread of a team (``GOMP_parallel``): each thread claims chunks of
@@ -571,6 +574,52 @@ def gauss_jordan(A, X, cert, status, start, stop, eps):
         _lane_residual(W, V, E, C, num, n, 1.0)
         bad += _finish(A, X, Xf, W, cert, status, b0, m, n, num, nA, nX, eps, okv, True)
     return bad
+
+
+@njit(nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+def _largest_row_sum(M, b):
+    """max_i sum_j |M[b, i, j]| (the 1-norm of M[b]'s transpose); reassoc lets LLVM vectorise
+    the sums (their order is not part of the certificate; NaN and inf still propagate)."""
+    n = M.shape[1]
+    out = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += abs(M[b, i, j])
+        out = _nmax(out, s)
+    return out
+
+
+@njit(**_OPTS)
+def norms1_transposed(M, out, start, stop):
+    """``out[b] = ||M[b]^T||_1`` for b in start:stop: the 1-norms of a batch whose matrices are
+    stored transposed (LAPACK's column-major inverses, as torch returns them)."""
+    for b in range(start, stop):
+        out[b] = _largest_row_sum(M, b)
+    return 0
+
+
+@njit(**_OPTS)
+def norms1(M, out, start, stop, minus_identity):
+    """``out[b] = ||M[b] - minus_identity * I||_1`` for b in start:stop, summed in working
+    precision as ``M.abs().sum(-2).amax(-1)`` is (NaN propagates, inf stays inf). With
+    ``minus_identity`` the identity is subtracted from M in place (M is the caller's scratch)."""
+    n = M.shape[1]
+    cols = np.empty(n, M.dtype)
+    for b in range(start, stop):
+        for j in range(n):
+            cols[j] = 0
+        if minus_identity:
+            for i in range(n):
+                M[b, i, i] -= 1
+        for i in range(n):
+            for j in range(n):
+                cols[j] += abs(M[b, i, j])
+        m = cols[0] if n else 0
+        for j in range(1, n):
+            m = _nmax(m, cols[j])
+        out[b] = m
+    return 0
 
 
 # --- team entry points: the kernels on the threads of an OpenMP team --------------------------

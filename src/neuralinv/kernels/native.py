@@ -80,6 +80,7 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 _DTYPES = (torch.float32, torch.float64)
+_NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def disabled_by_env() -> bool:
@@ -248,6 +249,65 @@ def _run_pool(fn, A, X, cert, status, parts, eps) -> int:
     futures = [pool.submit(fn, A, X, cert, status, s, e, eps) for s, e in bounds[1:]]
     bad = int(fn(A, X, cert, status, *bounds[0], eps))
     return bad + sum(int(f.result()) for f in futures)
+
+
+#: Bytes of the residual product's buffer in certificate_norms (a chunk stays in L2 for the norms).
+RESIDUAL_CHUNK_BYTES = 1 << 20
+_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+def certificate_norms(A: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+    """``(||I - X A||_1, ||A||_1, ||X||_1)`` per matrix of two CPU float32/float64 batches of
+    the same shape, as :func:`neuralinv.certify.certificate` forms them (working precision),
+    without its batch-sized temporaries: the product in chunks of RESIDUAL_CHUNK_BYTES by
+    torch.bmm into one buffer, every norm by the numba kernel ``norms1`` in one pass. None
+    where it does not apply (other devices or dtypes, autograd, torch.func, the kernels
+    disabled or unavailable); the caller then uses torch."""
+    if (
+        A.device.type != "cpu" or A.dtype not in _DTYPES or X.dtype != A.dtype
+        or A.shape != X.shape or A.requires_grad or X.requires_grad
+        or _wrapped(A) or _wrapped(X) or disabled_by_env()
+    ):
+        return None
+    kernels = _norms_kernels(A.dtype)
+    if kernels is None:
+        return None
+    fn, fn_t = kernels
+    n = A.shape[-1]
+    B = A.numel() // (n * n)
+    A3, X3 = A.reshape(B, n, n), X.reshape(B, n, n)
+    num, nA, nX = (np.empty(B, _NP[A.dtype]) for _ in range(3))
+    for M, out in ((A3, nA), (X3, nX)):
+        if M.is_contiguous() or not M.mT.is_contiguous():
+            fn(M.contiguous().numpy(), out, 0, B, False)
+        else:  # stored column-major (torch.linalg.inv's result): no copy
+            fn_t(M.mT.numpy(), out, 0, B)
+    chunk = max(1, min(B, RESIDUAL_CHUNK_BYTES // (n * n * A.element_size())))
+    buf = torch.empty((chunk, n, n), dtype=A.dtype)
+    E = buf.numpy()
+    for s in range(0, B, chunk):
+        e = min(B, s + chunk)
+        torch.bmm(X3[s:e], A3[s:e], out=buf[: e - s])
+        fn(E, num[s:e], 0, e - s, True)
+    shape = A.shape[:-2]
+    return tuple(torch.from_numpy(v).reshape(shape) for v in (num, nA, nX))
+
+
+def _norms_kernels(dtype: torch.dtype) -> tuple[Any, Any] | None:
+    """(norms1, norms1_transposed) compiled for ``dtype``, or None."""
+    key = ("norms1", dtype)
+    if key not in _kernels and key not in _failures:
+        with _lock:
+            if key not in _kernels and key not in _failures:
+                try:
+                    K = importlib.import_module(f"{__package__}._numba_kernels")
+                    M = np.zeros((0, 1, 1), _NP[dtype])
+                    K.norms1(M, np.zeros(0, M.dtype), 0, 0, True)
+                    K.norms1_transposed(M, np.zeros(0, M.dtype), 0, 0)
+                    _kernels[key] = (K.norms1, K.norms1_transposed)
+                except Exception as exc:  # as in _build
+                    _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}"
+    return _kernels.get(key)
 
 
 #: Mirrors _numba_kernels.TEAM_SLOTS / TEAM_BAD (checked by tests/test_native.py).
