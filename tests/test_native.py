@@ -401,7 +401,8 @@ def test_a_fork_while_the_kernel_lock_is_held_leaves_the_child_usable():
 def test_counts_of_native_and_mixed_solutions_match_a_plain_count():
     from collections import Counter
 
-    for A, one_name in ((well_conditioned(300, 3, torch.float32), True), (_mixed(300, 3, torch.float32), False)):
+    cases = [(well_conditioned(B, 3, torch.float32), True) for B in (300, 2000)]  # filled, broadcast
+    for A, one_name in cases + [(_mixed(300, 3, torch.float32), False)]:
         sol = ni.invert(A)
         plain_status = Counter(Status(int(v)).name for v in np.asarray(sol.status).ravel())
         plain_method = Counter(str(v) for v in np.asarray(sol.method).ravel())

@@ -52,7 +52,7 @@ NAMES = {"small": "native_closed_form", "gauss_jordan": "native_gauss_jordan"}
 #: A batch is split over several threads only from this much work (matrices * n^3) per
 #: thread: a hand-off to torch's OpenMP team costs a few microseconds, one to the fallback
 #: pool tens of microseconds (docs/performance.md, attempt 65).
-MIN_WORK_PER_THREAD = 1 << 13
+MIN_WORK_PER_THREAD = 1 << 16
 MIN_WORK_PER_POOL_THREAD = 1 << 17
 #: Work (matrices * n^3) per chunk a team thread claims; chunks are whole 64-matrix blocks.
 CHUNK_WORK = 1 << 13
