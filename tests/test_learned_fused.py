@@ -51,11 +51,21 @@ def mixed_batch(region, seed: int) -> torch.Tensor:
     return A
 
 
+def eager_invert(A, method, monkeypatch):
+    """``ni.invert(A, method=method)`` on the eager torch path: the native kernels off (the
+    default learned path of a small correction model is otherwise the native fused kernel)."""
+    with monkeypatch.context() as m:
+        m.setenv("NEURALINV_NATIVE", "0")
+        sol = ni.invert(A, method=method)
+    assert not sol.stats.get("native")
+    return sol
+
+
 @needs_compiler
-def test_fused_answers_as_the_eager_path(methods):
+def test_fused_answers_as_the_eager_path(methods, monkeypatch):
     eager, fused = methods
     A = mixed_batch(eager.model.region, 1)
-    a, b = ni.invert(A, method=fused), ni.invert(A, method=eager)
+    a, b = ni.invert(A, method=fused), eager_invert(A, eager, monkeypatch)
     assert a.stats["compiled"] is True, a.stats.get("compile_error")
     # Every input inside the ball is settled in the kernel; scaled ones take the eager path.
     assert a.stats["fused"] == a.stats["in_region"] - a.stats["scaled"] > 3000
@@ -192,7 +202,7 @@ def test_failed_compilation_gives_the_eager_answers(methods, monkeypatch):
     monkeypatch.setattr(learned_small, "compiled", lambda plan, weights: failing)
     monkeypatch.setattr(method._compiled.guess, "failed", "RuntimeError: no C++ compiler")
     A = eager.model.region.sample(50, generator=_gen(4), dtype=torch.float32)
-    a, b = ni.invert(A, method=method), ni.invert(A, method=eager)
+    a, b = ni.invert(A, method=method), eager_invert(A, eager, monkeypatch)
     assert a.stats["compiled"] is False and a.stats["fused"] == 0
     assert a.stats["compile_error"] == "RuntimeError: no C++ compiler"
     # bitwise: both kernels failed, so the same eager code runs on the same batch

@@ -238,6 +238,23 @@ def _run_team(parallel, entry: int, A, X, cert, status, threads, eps) -> int:
     return int(block[_TEAM_BAD])
 
 
+def split(call: Any, B: int, work_per_matrix: int, min_work: int) -> None:
+    """``call(start, stop)`` over matrices 0:B, split into 64-aligned shares over up to
+    torch.get_num_threads() threads (the module's pool; the calling thread takes the first
+    share) where each share gets at least ``min_work``; ``call`` must release the GIL."""
+    parts = min(torch.get_num_threads(), max(1, B * work_per_matrix // min_work))
+    if parts <= 1 or B < 128:
+        call(0, B)
+        return
+    step = -(-B // parts // 64) * 64
+    bounds = [(s, min(B, s + step)) for s in range(0, B, step)]
+    pool = _executor(len(bounds) - 1)
+    futures = [pool.submit(call, s, e) for s, e in bounds[1:]]
+    call(*bounds[0])
+    for f in futures:
+        f.result()
+
+
 def _run_pool(fn, A, X, cert, status, parts, eps) -> int:
     B = A.shape[0]
     if parts <= 1:

@@ -31,7 +31,8 @@ from torch import Tensor
 from .._validate import int_at_least, positive
 from ..certify import PASS_RATIO, SMALL_N, certificate, trusted
 from ..errors import InputError
-from ..kernels.learned_small import CompiledLearned
+from ..kernels.learned_small import FUSED_STEPS, CompiledLearned
+from ..kernels.native_learned import NativeFused
 from ..learned.inverse import LearnedInverse, low_precision_dtype
 from ..solution import Solution, Status
 from .base import Method
@@ -127,6 +128,12 @@ class Learned(Method):
             compiled = CompiledLearned(model, refine=self.refine, check_region=self.check_region,
                                        max_iter=self.max_iter, tol=self.tol)
         object.__setattr__(self, "_compiled", compiled)
+        # The default path of small correction models: the fused kernel's arithmetic as a numba
+        # kernel (kernels/native_learned.py), no compilation beyond numba's cached one.
+        native = None
+        if not self.compile and self.refine and self.check_region and low is None:
+            native = NativeFused.for_model(model, steps=min(self.max_iter, FUSED_STEPS), tol=self.tol)
+        object.__setattr__(self, "_native", native)
 
     @property
     def n(self) -> int:
@@ -153,8 +160,11 @@ class Learned(Method):
             k = A.shape[-1]
             raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {k}x{k}")
         B, n, dev = A.shape[0], A.shape[-1], A.device
-        compiled = self._compiled
-        fused = compiled.run_fused(A) if compiled is not None else None
+        compiled, native = self._compiled, self._native
+        if compiled is not None:
+            fused = compiled.run_fused(A)
+        else:
+            fused = native(A) if native is not None else None
         rows = self._rows(A, compiled_guess=True) if fused is None else self._complete(A, fused)
         # X, the statuses and the certificate are ours: the fallback writes into them.
         part = Partial(rows.X, ok_status(B, dev), None, {}, rows.cert)
@@ -180,11 +190,14 @@ class Learned(Method):
             "fallbacks": B - network,
             "iterations": rows.iters,
             "max_iterations": int(rows.iters.max()) if B else 0,
-            "compiled": fused is not None or (compiled is not None and compiled.guess_compiled),
+            "compiled": compiled is not None and (fused is not None or compiled.guess_compiled),
+            "native": compiled is None and fused is not None,
             "fused": int(fused.accepted.sum()) if fused is not None else 0,
         }
         if compiled is not None and compiled.failed:
             stats["compile_error"] = compiled.failed
+        if native is not None and native.failed:
+            stats["native_error"] = native.failed
         names = labels(B, self.name) if part.method is None else part.method
         return Partial(rows.X, status, names, stats, part.certificate)
 

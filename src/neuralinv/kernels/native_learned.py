@@ -1,0 +1,135 @@
+"""The default (no ``compile``) learned path of small ``correction`` models as a numba kernel.
+
+:class:`NativeFused` is what ``Learned`` holds for a model that
+:func:`neuralinv.kernels.learned_small.plan` takes (a Ball region, every member a
+``correction`` network, n <= 4, a few hundred weights), with ``refine`` and ``check_region``:
+on CPU batches in the model's dtype it runs :func:`._numba_learned.learned_small`, the same
+arithmetic and acceptance rule as the ``compile=True`` kernel (:class:`~.learned_small.FusedPath`),
+and returns the same :class:`~.learned_small.FusedResult`; the rows it does not accept go to the
+eager path exactly as the compiled kernel's do. Compiled by numba on first use (about 2 s, one
+signature per dtype), then loaded from numba's cache; where numba or the kernel is unavailable,
+or ``NEURALINV_NATIVE=0``, it answers None and the eager path runs (``failed`` says why).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import native
+from .learned_small import FusedResult, Plan, Weights, plan
+
+#: Matrices per block of the kernel (``_numba_learned.learned_lanes``'s ``lanes``).
+LANES = 256
+#: Work (multiply-adds per matrix, roughly) per thread from which a batch is split over threads.
+MIN_WORK_PER_THREAD = 1 << 17
+
+
+class NativeFused:
+    """The fused learned kernel of one model (its packed weights), for CPU batches in its dtype."""
+
+    def __init__(self, p: Plan, weights: Weights):
+        from ._numba_learned import ACTIVATIONS
+
+        self.plan = p
+        self.failed: str | None = None
+        t = [w.detach().cpu() for w in weights.tensors]
+        nn_, per = p.n * p.n, 4 + 2 * len(p.layers)
+        npd = np.float32 if p.dtype == torch.float32 else np.float64
+        self.region_c = t[0].numpy().astype(np.float64)
+        members = [t[1 + m * per: 1 + (m + 1) * per] for m in range(p.members)]
+        self.head = np.stack([np.stack([m[0].numpy().reshape(nn_), m[1].numpy().reshape(nn_)])
+                              for m in members]).astype(npd)
+        self.scales = np.array([[float(m[2]), float(m[3])] for m in members], dtype=npd)
+        self.weights = np.concatenate([x.numpy().reshape(-1) for m in members for x in m[4:]]).astype(npd)
+        self.shapes = np.array(p.layers, dtype=np.int64).reshape(-1, 2)
+        self.act = ACTIVATIONS[p.activation]
+        self.eps = float(np.finfo(npd).eps)
+        self.work = sum(o * i for o, i in p.layers) * p.members + 6 * p.n**3 * (p.steps + 1)
+
+    @classmethod
+    def for_model(cls, model: Any, *, steps: int, tol: float) -> NativeFused | None:
+        """The native fused path of ``model``, or None where the kernel cannot take it."""
+        if not hasattr(model, "members") or not hasattr(model, "dtype"):
+            return None
+        if model.dtype not in (torch.float32, torch.float64):
+            return None
+        got = plan(model, model.region, model.dtype, steps=steps, tol=tol)
+        return None if isinstance(got, str) else cls(*got)
+
+    def __call__(self, A: Tensor) -> FusedResult | None:
+        """The kernel's answer for a (B, n, n) batch, or None where the eager path should answer."""
+        p = self.plan
+        if (self.failed is not None or A.dtype != p.dtype or A.device.type != "cpu"
+                or native.disabled_by_env()):
+            return None
+        fn = self._kernel()
+        if fn is None:
+            return None
+        An = A.detach().contiguous().numpy()
+        B = An.shape[0]
+        X = np.empty_like(An)
+        accepted = np.empty(B, np.bool_)
+        ratio, rcond = np.empty(B, An.dtype), np.empty(B, An.dtype)
+        iters = np.empty(B, np.int32)
+        args = (self.region_c, p.radius, self.head, self.scales, self.weights, self.shapes,
+                self.act, p.steps, p.tol, self.eps, LANES)
+
+        threads = min(torch.get_num_threads(), B * self.work // MIN_WORK_PER_THREAD)
+        parallel = native.team_runtime()[0] if threads > 1 else None
+        entry = self._team_entry() if parallel is not None else None
+        if entry is not None:  # on torch's own OpenMP threads, as the exact kernels
+            arrays = (An, X, accepted, ratio, rcond, iters, self.region_c, self.head,
+                      self.scales, self.weights, self.shapes)
+            block = np.zeros(24, np.int64)  # _numba_learned.TEAM_SLOTS
+            block[:11] = [v.ctypes.data for v in arrays]
+            chunk = -(-max(-(-B // (4 * threads)), LANES) // LANES) * LANES
+            block[11:20] = (B, p.n, p.members, self.weights.size, self.shapes.shape[0], self.act,
+                            p.steps, LANES, chunk)
+            block.view(np.float64)[21:24] = (p.radius, p.tol, self.eps)
+            parallel(entry, block.ctypes.data, threads, 0)
+        else:
+
+            def share(start: int, stop: int) -> None:
+                fn(An, X, accepted, ratio, rcond, iters, start, stop, *args)
+
+            native.split(share, B, self.work, MIN_WORK_PER_THREAD)
+        out = (X, accepted, ratio, rcond, iters)
+        return FusedResult(*(torch.from_numpy(v) for v in out))
+
+    def _team_entry(self) -> int | None:
+        """Address of the kernel's team entry point (a cfunc, built on the first batch big
+        enough for several threads and cached by numba), or None (the pool runs the shares)."""
+        entry = getattr(self, "_entry", None)
+        if entry is None:
+            try:
+                from numba import cfunc, types
+
+                K = importlib.import_module(f"{__package__}._numba_learned")
+                fn = getattr(K, f"team_learned_{self.head.dtype.name}")
+                entry = cfunc(types.void(types.voidptr), nogil=True, cache=True)(fn).address
+            except Exception:  # as in native._team_entry: the pool answers
+                entry = 0
+            self._entry = entry
+        return entry or None
+
+    def _kernel(self) -> Any:
+        """The compiled kernel (compiled or loaded from numba's cache on first use), or None."""
+        fn = getattr(self, "_fn", None)
+        if fn is None and self.failed is None:
+            try:
+                K = importlib.import_module(f"{__package__}._numba_learned")
+                A = np.zeros((0, self.plan.n, self.plan.n), self.head.dtype)
+                z = np.zeros(0, A.dtype)
+                K.learned_lanes(A, A.copy(), np.zeros(0, np.bool_), z, z.copy(),
+                                np.zeros(0, np.int32), 0, 0, self.region_c, self.plan.radius,
+                                self.head, self.scales, self.weights, self.shapes, self.act,
+                                self.plan.steps, self.plan.tol, self.eps, K.LANES)
+                fn = self._fn = K.learned_lanes
+            except Exception as exc:  # numba missing, a compile or cache error
+                self.failed = f"native learned kernel unavailable: {type(exc).__name__}: {exc}"
+        return fn

@@ -1,0 +1,144 @@
+"""The default learned path of small ``correction`` models: the native fused kernel
+(kernels/native_learned.py, kernels/_numba_learned.py) answers as the eager torch path does
+(statuses, labels, counts; iterations up to a stopping ratio within rounding of tol; inverses
+within what their certificates allow), and as its reference formulas
+(``learned_small.make_kernel`` run eagerly) for other dtypes, activations and ensembles; threads,
+the switch and an unavailable kernel fall back as documented.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neuralinv as ni
+from agreement import assert_accepted_agree, assert_counts_agree, error_bound, norm1, seeds
+from helpers import gen as _gen
+from neuralinv.certify import certificate
+from neuralinv.kernels import learned_small, native
+from neuralinv.kernels.native_learned import NativeFused
+from neuralinv.methods.learned import Learned
+from test_learned_fused import FAST, eager_invert, mixed_batch
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture(scope="module")
+def method():
+    return Learned(model=FAST)
+
+
+def test_default_path_answers_as_the_eager_path(method, monkeypatch):
+    A = mixed_batch(method.model.region, 1)
+    a, b = ni.invert(A, method=method), eager_invert(A, method, monkeypatch)
+    assert a.stats["native"] is True and a.stats["compiled"] is False
+    # Every input inside the ball is settled in the kernel; scaled ones take the eager path.
+    assert a.stats["fused"] == a.stats["in_region"] - a.stats["scaled"] > 3000
+    # Statuses, labels and counts do not depend on rounding (see test_learned_fused).
+    assert a.status.tolist() == b.status.tolist()
+    assert a.method.tolist() == b.method.tolist()
+    for key in ("in_region", "scaled", "out_of_region", "contracted", "network", "fallbacks"):
+        assert a.stats[key] == b.stats[key], key
+    net = torch.from_numpy(a.method == "learned")
+    ia, ib = a.stats["iterations"], b.stats["iterations"]
+    # bitwise: integer step counts, 0 in both for the rows the network path did not refine
+    assert torch.equal(ia[~net], ib[~net])
+    assert assert_counts_agree(A[net], seeds(method.model, A[net]), ia[net], ib[net], method.tol) <= 0.01 * int(net.sum())
+    ok = a.status == int(ni.Status.OK)
+    ref = torch.linalg.inv(A[ok].double())
+    bound_a = error_bound(A[ok], a.inverse[ok], a.residual[ok])
+    bound_b = error_bound(A[ok], b.inverse[ok], b.residual[ok])
+    assert bool((norm1(a.inverse[ok].double() - ref) <= bound_a).all())
+    assert bool((norm1(a.inverse[ok].double() - b.inverse[ok].double()) <= bound_a + bound_b).all())
+    ratio, rc = certificate(A[ok], a.inverse[ok])
+    assert torch.allclose(a.residual[ok], ratio, atol=1.0)
+    assert torch.allclose(a.rcond[ok], rc, rtol=1e-5)
+    assert float(a.residual[ok].max()) < method.tol
+
+
+def _hand_made(activation: str, dtype: torch.dtype, members: int = 2):
+    """A model of ``members`` hand-made correction members (g 9-5-5-9, random weights)."""
+    from neuralinv.learned.models import Correction
+
+    base = ni.LearnedInverse.load(FAST)
+    torch.manual_seed(7)
+    out = []
+    for _ in range(members):
+        m = Correction(base.region.center, base.region.radius, depth=3, width=5, activation=activation)
+        with torch.no_grad():
+            for p in m.g.parameters():
+                p.normal_(0, 0.05)
+            m.out_scale.fill_(0.003)
+        out.append(m.to(dtype).eval())
+    return ni.LearnedInverse(base.config, out)
+
+
+@pytest.mark.parametrize(("activation", "dtype", "members"), [
+    ("silu", torch.float32, 1), ("relu", torch.float32, 2), ("tanh", torch.float64, 2),
+    ("gelu", torch.float64, 1), ("silu", torch.float64, 1),
+])
+def test_kernel_equals_its_reference_formulas(activation, dtype, members):
+    shipped = (activation, dtype, members) == ("silu", torch.float32, 1)
+    model = ni.LearnedInverse.load(FAST) if shipped else _hand_made(activation, dtype, members)
+    region = model.region
+    A = region.sample(700, generator=_gen(8), dtype=dtype)
+    A[::50] *= 1.5  # some outside the ball: never accepted
+    plan, weights = learned_small.plan(model, region, dtype, steps=3, tol=10.0)
+    X, accepted, ratio, rc, iters = learned_small.make_kernel(plan)(A, *weights.tensors)
+    got = NativeFused(plan, weights)(A)
+    assert got is not None, NativeFused(plan, weights).failed
+    # The same formulas in another loop order and with FMAs: acceptance and counts equal up
+    # to a ratio within rounding of tol (tests/agreement.py), values to rounding.
+    X0 = model.predict(A)
+    assert assert_accepted_agree(A, X0, (got.accepted, got.iterations), (accepted, iters), 3,
+                                 10.0) <= 0.01 * len(A)
+    assert not bool(got.accepted[::50].any())
+    # Where both accepted after the same number of steps, values agree to rounding; a step
+    # more or less moves an answer by about its residual: within the two certified bounds.
+    both = got.accepted & accepted
+    same = both & (got.iterations == iters)
+    assert int(same.sum()) >= 0.95 * int(both.sum())
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(got.X[same], X[same], **tol)
+    torch.testing.assert_close(got.ratio[same], ratio[same], rtol=0.05, atol=1.0)
+    torch.testing.assert_close(got.rcond[both], rc[both], rtol=1e-4, atol=0.0)
+    bound = error_bound(A[both], got.X[both], got.ratio[both]) + error_bound(A[both], X[both], ratio[both])
+    assert bool((norm1(got.X[both].double() - X[both].double()) <= bound).all())
+
+
+def test_threads_switch_and_an_unavailable_kernel(method, monkeypatch):
+    A = method.model.region.sample(20_000, generator=_gen(9), dtype=torch.float32)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ni.invert(A, method=method)
+        torch.set_num_threads(2)
+        team = ni.invert(A, method=method)
+        monkeypatch.setattr(native, "_team", [None, "disabled by the test"])
+        pool = ni.invert(A, method=method)
+    finally:
+        torch.set_num_threads(old)
+    for other in (team, pool):
+        assert other.stats["native"] and other.stats["fused"] == one.stats["fused"] == len(A)
+        assert other.status.tolist() == one.status.tolist()
+        torch.testing.assert_close(other.inverse, one.inverse, rtol=1e-6, atol=1e-7)
+    # NEURALINV_NATIVE=0: the eager path; a kernel that cannot be built: the eager path too.
+    off = eager_invert(A[:100], method, monkeypatch)
+    assert off.all_ok and off.stats["fused"] == 0
+    broken = Learned(model=method.model)
+    monkeypatch.setattr(broken._native, "failed", "RuntimeError: no numba here")
+    sol = ni.invert(A[:100], method=broken)
+    assert sol.all_ok and sol.stats["native"] is False and sol.stats["fused"] == 0
+    assert sol.stats["native_error"] == "RuntimeError: no numba here"
+
+
+def test_which_models_get_the_native_kernel():
+    assert Learned(model="builtin:ball3")._native is None  # 3 x 6,633 weights: too many
+    assert Learned(model="builtin:ball16")._native is None  # n > 4
+    assert Learned(model=FAST, compile=True)._native is None  # the compiled kernel instead
+    assert Learned(model=FAST, check_region=False)._native is None
+    assert Learned(model=FAST, refine=False)._native is None
+    assert Learned(model=FAST, guess_dtype="bfloat16")._native is None
+    sol = ni.invert(ni.LearnedInverse.load(FAST).region.sample(30, generator=_gen(3)).double(),
+                    method=Learned(model=FAST))
+    assert sol.all_ok and sol.stats["native"] is False  # float64 input, float32 model: eager
