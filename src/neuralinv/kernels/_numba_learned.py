@@ -1,15 +1,16 @@
 """numba kernel of the default learned path for small ``correction`` models (n <= 4).
 
 The arithmetic of :func:`neuralinv.kernels.learned_small.make_kernel` (the ``compile=True``
-kernel), one matrix at a time: the region test in float64 as ``Ball.contains``, every member's
-``C - (C D) C + s_out * g(D / s_in)`` and their mean, up to ``steps`` Newton-Schulz steps with
-the stopping rule of :func:`neuralinv.methods.newton_schulz.refine_certified`, and the dget03
-certificate of the iterate where each matrix stops, summed in the order of
-``certify._entry_major_norms``. Sums run left to right, as there; activations are the scalar
-formulas of torch's (their last bits may differ from torch's vectorised ones).
+kernel), on blocks of ``lanes`` matrices laid out batch-innermost (SIMD lanes = matrices): the
+region test in float64 as ``Ball.contains``, every member's ``C - (C D) C + s_out * g(D / s_in)``
+and their mean, up to ``steps`` Newton-Schulz steps with the stopping rule of
+:func:`neuralinv.methods.newton_schulz.refine_certified`, and the dget03 certificate of the
+iterate where each matrix stops, summed in the order of ``certify._entry_major_norms``. Sums
+run left to right, as there; activations are scalar formulas of torch's (SiLU's exp in
+arithmetic, :func:`_exp`), so their last bits may differ from torch's vectorised ones.
 
-``learned_small(A, X, accepted, ratio, rcond, iters, start, stop, region_c, radius, head,
-scales, weights, shapes, act, steps, tol, eps)`` works on matrices ``start:stop`` of a
+``learned_lanes(A, X, accepted, ratio, rcond, iters, start, stop, region_c, radius, head,
+scales, weights, shapes, act, steps, tol, eps, lanes)`` works on matrices ``start:stop`` of a
 C-contiguous (B, n, n) batch A in the model's dtype:
 
 * region_c (n*n,) float64 and radius: the Ball;
@@ -20,6 +21,7 @@ C-contiguous (B, n, n) batch A in the model's dtype:
 * act: 0 none, 1 relu, 2 silu, 3 gelu (erf), 4 tanh, applied after every layer but the last.
 
 Rows not ``accepted`` hold meaningless values; the caller answers them with the eager path.
+``team_learned_float32/64(data)`` run it on an OpenMP team (see ``TEAM_SLOTS``).
 Self-contained on purpose (numba's on-disk cache tracks only this file's source).
 """
 
@@ -122,138 +124,6 @@ def _activate(v, act):
     return v
 
 
-@njit(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
-def learned_small(A, X, accepted, ratio, rcond, iters, start, stop, region_c, radius, head,
-                  scales, weights, shapes, act, steps, tol, eps):
-    n = A.shape[1]
-    nn = n * n
-    members = head.shape[0]
-    width = nn
-    for li in range(shapes.shape[0]):
-        width = max(width, shapes[li, 0])
-    dt = A.dtype
-    a = np.empty(nn, dt)
-    d = np.empty(nn, dt)
-    cd = np.empty(nn, dt)
-    x = np.empty(nn, dt)
-    total = np.empty(nn, dt)
-    E = np.empty(nn, dt)
-    h = np.empty(width, dt)
-    h2 = np.empty(width, dt)
-    for b in range(start, stop):
-        dist = 0.0
-        for i in range(n):
-            for j in range(n):
-                k = i * n + j
-                a[k] = A[b, i, j]
-                dk = abs(np.float64(a[k]) - region_c[k])
-                dist = dk if (dk > dist or dk != dk) else dist
-        inside = dist <= radius
-        off = 0
-        for m in range(members):
-            for k in range(nn):
-                d[k] = a[k] - head[m, 0, k]
-            # Correction.linear: C - (C D) C, in that order, sums left to right.
-            for i in range(n):
-                for j in range(n):
-                    s = head[m, 1, i * n] * d[j]
-                    for k in range(1, n):
-                        s = s + head[m, 1, i * n + k] * d[k * n + j]
-                    cd[i * n + j] = s
-            for i in range(n):
-                for j in range(n):
-                    s = cd[i * n] * head[m, 1, j]
-                    for k in range(1, n):
-                        s = s + cd[i * n + k] * head[m, 1, k * n + j]
-                    x[i * n + j] = head[m, 1, i * n + j] - s
-            s_in = scales[m, 0]
-            for k in range(nn):
-                h[k] = d[k] / s_in
-            size = nn
-            last = shapes.shape[0] - 1
-            for li in range(shapes.shape[0]):
-                out, inp = shapes[li, 0], shapes[li, 1]
-                wb = off + out * inp
-                for o in range(out):
-                    s = h[0] * weights[off + o * inp]
-                    for i in range(1, inp):
-                        s = s + weights[off + o * inp + i] * h[i]
-                    v = weights[wb + o] + s
-                    h2[o] = _activate(v, act) if li < last else v
-                off = wb + out
-                for o in range(out):
-                    h[o] = h2[o]
-                size = out
-            s_out = scales[m, 1]
-            for k in range(min(size, nn)):
-                x[k] = x[k] + s_out * h[k]
-            for k in range(nn):
-                total[k] = x[k] if m == 0 else total[k] + x[k]
-        if members > 1:
-            for k in range(nn):
-                x[k] = total[k] / members
-        # Newton-Schulz with refine_certified's rule (see learned_small.make_kernel).
-        ok = False
-        stopped = False
-        contracted = False
-        prev = 0.0
-        r = 0.0
-        rc = 0.0
-        its = 0
-        for step in range(steps + 1):
-            num = 0.0
-            na = 0.0
-            nx = 0.0
-            for j in range(n):
-                ce = 0.0
-                ca = 0.0
-                cx = 0.0
-                for k in range(n):
-                    s = x[k * n] * a[j]
-                    for i in range(1, n):
-                        s = s + x[k * n + i] * a[i * n + j]
-                    e = 1 - s if k == j else -s
-                    E[k * n + j] = e
-                    ce = ce + abs(e)
-                    ca = ca + abs(a[k * n + j])
-                    cx = cx + abs(x[k * n + j])
-                num = ce if (j == 0 or ce > num or ce != ce) else num
-                na = ca if (j == 0 or ca > na or ca != ca) else na
-                nx = cx if (j == 0 or cx > nx or cx != cx) else nx
-            den = n * na * nx * eps
-            r = num / den
-            if (den == 0 and num > 0) or (den == np.inf and num == num):
-                r = np.inf
-            rc = 1 / (na * nx)
-            if step == 0:
-                contracted = num < 1
-            other = not (abs(num) < np.inf) or num > 1e6
-            if step >= 2:
-                other = other or (num >= prev and num < 1)
-            if r < tol and not stopped:
-                ok = True
-            stopped = stopped or ok or other
-            if step < steps and not stopped:
-                for i in range(n):
-                    for j in range(n):
-                        s = E[i * n] * x[j]
-                        for k in range(1, n):
-                            s = s + E[i * n + k] * x[k * n + j]
-                        h[i * n + j] = x[i * n + j] + s
-                for k in range(nn):
-                    x[k] = h[k]
-                its += 1
-            prev = num
-        for i in range(n):
-            for j in range(n):
-                X[b, i, j] = x[i * n + j]
-        accepted[b] = ok and inside and contracted
-        ratio[b] = r
-        rcond[b] = rc
-        iters[b] = its
-    return 0
-
-
 @njit(inline="always")
 def _dot(acc, P, p0, ps, Q, q0, qs, n, L):
     """acc[l] = sum_i P[p0 + i ps, l] * Q[q0 + i qs, l], i = 0 .. n-1 added left to right, in
@@ -333,9 +203,8 @@ LANES = 256
 @njit(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def learned_lanes(A, X, accepted, ratio, rcond, iters, start, stop, region_c, radius, head,
                   scales, weights, shapes, act, steps, tol, eps, lanes):
-    """:func:`learned_small` on blocks of ``lanes`` matrices laid out batch-innermost (SIMD
-    lanes = matrices): the same operations in the same order for every matrix, the per-matrix
-    decisions as lane masks."""
+    """The kernel (module docstring): the same operations in the same order for every matrix,
+    the per-matrix decisions as lane masks."""
     n = A.shape[1]
     nn = n * n
     L = lanes
@@ -383,7 +252,7 @@ def learned_lanes(A, X, accepted, ratio, rcond, iters, start, stop, region_c, ra
             c = region_c[k]
             for l in range(L):
                 dk = abs(np.float64(a[k, l]) - c)
-                dist[l] = dk if (dk > dist[l] or dk != dk) else dist[l]
+                dist[l] = dk if (dk > dist[l]) | (dk != dk) else dist[l]
         off = 0
         for mi in range(members):
             for k in range(nn):
@@ -447,15 +316,17 @@ def learned_lanes(A, X, accepted, ratio, rcond, iters, start, stop, region_c, ra
             stopped[l] = False
             its[l] = 0
         for j in range(n):  # ||A||_1, the same at every step
+            first = j == 0
             for l in range(L):
                 ca[l] = abs(a[j, l])
             for k in range(1, n):
                 for l in range(L):
                     ca[l] = ca[l] + abs(a[k * n + j, l])
             for l in range(L):
-                na[l] = ca[l] if (j == 0 or ca[l] > na[l] or ca[l] != ca[l]) else na[l]
+                na[l] = ca[l] if first | (ca[l] > na[l]) | (ca[l] != ca[l]) else na[l]
         for step in range(steps + 1):
             for j in range(n):
+                first = j == 0
                 if n == 3:
                     _residual_column3(x, a, E, j, ce, cx, L)
                 else:
@@ -471,22 +342,23 @@ def learned_lanes(A, X, accepted, ratio, rcond, iters, start, stop, region_c, ra
                             ce[l] = ce[l] + abs(e)
                             cx[l] = cx[l] + abs(x[k * n + j, l])
                 for l in range(L):
-                    num[l] = ce[l] if (j == 0 or ce[l] > num[l] or ce[l] != ce[l]) else num[l]
-                    nx[l] = cx[l] if (j == 0 or cx[l] > nx[l] or cx[l] != cx[l]) else nx[l]
-            for l in range(L):
-                den = n * na[l] * nx[l] * eps
-                q = num[l] / den
-                fails = (den == 0 and num[l] > 0) or (den == np.inf and num[l] == num[l])
-                r[l] = np.inf if fails else q
-                rc[l] = 1 / (na[l] * nx[l])
-                if step == 0:
+                    num[l] = ce[l] if first | (ce[l] > num[l]) | (ce[l] != ce[l]) else num[l]
+                    nx[l] = cx[l] if first | (cx[l] > nx[l]) | (cx[l] != cx[l]) else nx[l]
+            if step == 0:
+                for l in range(L):
                     contracted[l] = num[l] < 1
-                other = not (abs(num[l]) < np.inf) or num[l] > 1e6
-                if step >= 2:
-                    other = other or (num[l] >= prev[l] and num[l] < 1)
-                ok[l] = ok[l] or (r[l] < tol and not stopped[l])
-                stopped[l] = stopped[l] or ok[l] or other
-                prev[l] = num[l]
+            late = step >= 2
+            # Branch-free (bitwise & | on booleans, selects), so that the lane loop vectorises.
+            for l in range(L):
+                nl = num[l]
+                den = n * na[l] * nx[l] * eps
+                fails = ((den == 0) & (nl > 0)) | ((den == np.inf) & (nl == nl))
+                r[l] = np.inf if fails else nl / den
+                rc[l] = 1 / (na[l] * nx[l])
+                other = (not (abs(nl) < np.inf)) | (nl > 1e6) | (late & (nl >= prev[l]) & (nl < 1))
+                ok[l] = ok[l] | ((r[l] < tol) & (not stopped[l]))
+                stopped[l] = stopped[l] | ok[l] | other
+                prev[l] = nl
             if step < steps:
                 for i in range(n):
                     if n == 3:
@@ -506,7 +378,7 @@ def learned_lanes(A, X, accepted, ratio, rcond, iters, start, stop, region_c, ra
             for l in range(m):
                 X[b0 + l, i, j] = x[k, l]
         for l in range(m):
-            accepted[b0 + l] = ok[l] and dist[l] <= radius and contracted[l]
+            accepted[b0 + l] = ok[l] & (dist[l] <= radius) & contracted[l]
             ratio[b0 + l] = r[l]
             rcond[b0 + l] = rc[l]
             iters[b0 + l] = its[l]
