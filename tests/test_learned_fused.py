@@ -61,12 +61,8 @@ def eager_invert(A, method, monkeypatch):
     return sol
 
 
-@needs_compiler
-def test_fused_answers_as_the_eager_path(methods, monkeypatch):
-    eager, fused = methods
-    A = mixed_batch(eager.model.region, 1)
-    a, b = ni.invert(A, method=fused), eager_invert(A, eager, monkeypatch)
-    assert a.stats["compiled"] is True, a.stats.get("compile_error")
+def assert_settled_as_eager(A, a, b, method):
+    """A fused path's Solution ``a`` against the eager path's ``b`` on the same batch."""
     # Every input inside the ball is settled in the kernel; scaled ones take the eager path.
     assert a.stats["fused"] == a.stats["in_region"] - a.stats["scaled"] > 3000
     # Statuses, labels and counts do not depend on rounding: region membership is the same
@@ -84,8 +80,17 @@ def test_fused_answers_as_the_eager_path(methods, monkeypatch):
     ia, ib = a.stats["iterations"], b.stats["iterations"]
     # bitwise: integer step counts, 0 in both for the rows the network path did not refine
     assert torch.equal(ia[~net], ib[~net])
-    differ = assert_counts_agree(A[net], seeds(eager.model, A[net]), ia[net], ib[net], eager.tol)
+    differ = assert_counts_agree(A[net], seeds(method.model, A[net]), ia[net], ib[net], method.tol)
     assert differ <= 0.01 * int(net.sum())
+
+
+@needs_compiler
+def test_fused_answers_as_the_eager_path(methods, monkeypatch):
+    eager, fused = methods
+    A = mixed_batch(eager.model.region, 1)
+    a, b = ni.invert(A, method=fused), eager_invert(A, eager, monkeypatch)
+    assert a.stats["compiled"] is True, a.stats.get("compile_error")
+    assert_settled_as_eager(A, a, b, eager)
     assert a.counts()["OUT_OF_REGION"] > 0
     # The zero matrix is SINGULAR; arange(1..9) is singular too, but whether float32 LU's last
     # pivot rounds to exactly 0 depends on the BLAS (FMA): SINGULAR, or ILL_CONDITIONED.

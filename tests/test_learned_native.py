@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import neuralinv as ni
-from agreement import assert_accepted_agree, assert_counts_agree, error_bound, norm1, seeds
+from agreement import assert_accepted_agree, error_bound, norm1
 from helpers import gen as _gen
 from neuralinv.certify import certificate
 from neuralinv.kernels import learned_small, native
 from neuralinv.kernels.native_learned import NativeFused
 from neuralinv.methods.learned import Learned
-from test_learned_fused import FAST, eager_invert, mixed_batch
+from test_learned_fused import FAST, assert_settled_as_eager, eager_invert, mixed_batch
 
 pytest.importorskip("numba")
 
@@ -32,18 +32,7 @@ def test_default_path_answers_as_the_eager_path(method, monkeypatch):
     A = mixed_batch(method.model.region, 1)
     a, b = ni.invert(A, method=method), eager_invert(A, method, monkeypatch)
     assert a.stats["native"] is True and a.stats["compiled"] is False
-    # Every input inside the ball is settled in the kernel; scaled ones take the eager path.
-    assert a.stats["fused"] == a.stats["in_region"] - a.stats["scaled"] > 3000
-    # Statuses, labels and counts do not depend on rounding (see test_learned_fused).
-    assert a.status.tolist() == b.status.tolist()
-    assert a.method.tolist() == b.method.tolist()
-    for key in ("in_region", "scaled", "out_of_region", "contracted", "network", "fallbacks"):
-        assert a.stats[key] == b.stats[key], key
-    net = torch.from_numpy(a.method == "learned")
-    ia, ib = a.stats["iterations"], b.stats["iterations"]
-    # bitwise: integer step counts, 0 in both for the rows the network path did not refine
-    assert torch.equal(ia[~net], ib[~net])
-    assert assert_counts_agree(A[net], seeds(method.model, A[net]), ia[net], ib[net], method.tol) <= 0.01 * int(net.sum())
+    assert_settled_as_eager(A, a, b, method)
     ok = a.status == int(ni.Status.OK)
     ref = torch.linalg.inv(A[ok].double())
     bound_a = error_bound(A[ok], a.inverse[ok], a.residual[ok])
