@@ -14,6 +14,7 @@ import torch
 import neuralinv as ni
 from agreement import assert_accepted_agree, error_bound, norm1
 from helpers import gen as _gen
+from helpers import python
 from neuralinv.certify import certificate
 from neuralinv.kernels import learned_small, native
 from neuralinv.kernels.native_learned import NativeFused
@@ -131,3 +132,28 @@ def test_which_models_get_the_native_kernel():
     sol = ni.invert(ni.LearnedInverse.load(FAST).region.sample(30, generator=_gen(3)).double(),
                     method=Learned(model=FAST))
     assert sol.all_ok and sol.stats["native"] is False  # float64 input, float32 model: eager
+
+
+def test_team_block_layout_matches_the_kernel():
+    from neuralinv.kernels import _numba_learned as K
+    from neuralinv.kernels import native_learned
+
+    assert native_learned.TEAM_SLOTS == K.TEAM_SLOTS
+
+
+def test_without_numba_the_learned_method_builds_and_answers_eagerly():
+    # Building Learned must not import numba (the kernel loads on first use); without numba
+    # the eager path answers and says why.
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import torch, neuralinv as ni\n"
+        "from neuralinv.methods.learned import Learned\n"
+        "m = Learned(model='builtin:ball3-fast')\n"
+        "A = m.model.region.sample(50, generator=torch.Generator().manual_seed(0)).float()\n"
+        "s = ni.invert(A, method=m)\n"
+        "assert s.all_ok and s.stats['native'] is False and s.stats['fused'] == 0, s.stats\n"
+        "assert 'unavailable' in s.stats['native_error'], s.stats\n"
+        "print('ok')\n"
+    )
+    out = python("-c", code)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr

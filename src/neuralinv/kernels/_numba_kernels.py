@@ -12,7 +12,7 @@ per dtype (float32, float64) and cached on disk by numba (``cache=True``):
     Gauss-Jordan on blocks of LANES matrices laid out batch-innermost (SIMD lanes = matrices),
     then ``I - X A`` and the three 1-norms on the same block, in working precision.
 ``norms1(M, out, start, stop, minus_identity)``  ``out[b] = ||M[b]||_1`` (or
-    ``||M[b] - I||_1``, subtracting I from M in place) in working precision, one pass, for the certificate of n > 32
+    ``||M[b] - I||_1``, subtracting I from M in place) in working precision, one pass, for the certificate of n >= 8
     (:func:`neuralinv.kernels.native.certificate_norms`).
 ``team_small_float32(data)`` ... ``team_gauss_jordan_float64(data)``  C entry points
     (``void (void *)``, compiled by :mod:`.native` as numba cfuncs) that an OpenMP

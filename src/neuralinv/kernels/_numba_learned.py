@@ -34,8 +34,6 @@ from llvmlite import ir
 from numba import carray, njit, types
 from numba.core.extending import intrinsic, overload
 
-ACTIVATIONS = {"none": 0, "ReLU": 1, "SiLU": 2, "GELU": 3, "Tanh": 4}
-
 
 @intrinsic
 def _pow2(typingctx, k):
@@ -195,9 +193,6 @@ def _update_row3(x, E, h, i, L):
         h[r + 2, l] = x[r + 2, l] + ((e0 * x[2, l] + e1 * x[5, l]) + e2 * x[8, l])
 
 
-#: Matrices per block of :func:`learned_lanes` (a runtime value there, so LLVM vectorises the
-#: lane loops instead of unrolling them; see _numba_kernels._lanes).
-LANES = 256
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
@@ -394,6 +389,8 @@ TEAM_SLOTS = 24
 TEAM_NEXT = 20
 
 
+# _voidptr and _fetch_add repeat _numba_kernels' on purpose: numba's cache of a kernel tracks
+# only its own file's source, so this module depends on no other numba module.
 @intrinsic
 def _voidptr(typingctx, address):
     """The int64 ``address`` as a void pointer (for ``carray``)."""

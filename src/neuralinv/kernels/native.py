@@ -64,8 +64,8 @@ _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
 #: torch's OpenMP runtime's GOMP_parallel, looked up once per process: [function or None, why].
 _team: list[Any] = []
 _forked_child = False
-#: Team entry points (address of a ``void (void *)`` cfunc) per kernel key, or why not.
-_entries: dict[tuple[str, np.dtype], int | str] = {}
+#: Team entry points (address of a ``void (void *)`` cfunc) per (module, function), or why not.
+_entries: dict[tuple[str, str], int | str] = {}
 
 def _after_fork_in_child() -> None:
     # A fork while another thread held the lock (compiling a kernel takes seconds) would leave
@@ -80,7 +80,8 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 _DTYPES = (torch.float32, torch.float64)
-_NP = {torch.float32: np.float32, torch.float64: np.float64}
+#: numpy counterparts of the kernels' torch dtypes.
+NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def disabled_by_env() -> bool:
@@ -126,7 +127,7 @@ def _build(key: tuple[str, torch.dtype]) -> None:
         fn = getattr(K, name)
         n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
         # numpy, not torch(...).numpy(): under a torch.func transform no tensor converts.
-        A = np.zeros((0, n, n), dtype=np.float32 if dtype == torch.float32 else np.float64)
+        A = np.zeros((0, n, n), NUMPY_DTYPES[dtype])
         fn(A, A.copy(), np.zeros((2, 0), A.dtype), np.zeros(0, np.int8), 0, 0, _EPS[A.dtype.char])
     except Exception as exc:  # ImportError, numba's TypingError/LoweringError, cache errors, ...
         _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -134,11 +135,12 @@ def _build(key: tuple[str, torch.dtype]) -> None:
     _kernels[key] = fn
 
 
-def _team_entry(n: int, dtype: np.dtype) -> int | str:
-    """Address of the kernel's team entry point for (n, dtype), or why there is none. Built
-    on the first batch big enough for several threads, not with the kernel: the cfunc links
-    the compiled kernel and optimises it again (~1 s on top of the kernel's 2-4 s)."""
-    key = (kind(n), dtype)
+def team_entry(module: str, function: str) -> int | str:
+    """Address of the team entry point ``function`` of the numba module ``module`` (of this
+    package) compiled as a ``void (void *)`` cfunc, or why there is none. Built on the first
+    batch big enough for several threads, not with the kernel: the cfunc links the compiled
+    kernel and optimises it again (~1 s on top of the kernel's 2-4 s); cached by numba."""
+    key = (module, function)
     entry = _entries.get(key)
     if entry is None:
         with _lock:
@@ -146,14 +148,20 @@ def _team_entry(n: int, dtype: np.dtype) -> int | str:
                 try:
                     from numba import cfunc, types
 
-                    K = importlib.import_module(f"{__package__}._numba_kernels")
-                    fn = getattr(K, f"team_{key[0]}_{dtype.name}")
+                    fn = getattr(importlib.import_module(f"{__package__}.{module}"), function)
                     sig = types.void(types.voidptr)
                     _entries[key] = cfunc(sig, nogil=True, cache=True)(fn).address
                 except Exception as exc:  # as in _build
                     _entries[key] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         entry = _entries[key]
     return entry
+
+
+def team_chunk(B: int, threads: int, at_least: int, multiple: int) -> int:
+    """Matrices per chunk a team thread claims: about four chunks per thread, at least
+    ``at_least``, a multiple of ``multiple`` (a kernel block)."""
+    chunk = max(-(-B // (4 * threads)), at_least)
+    return -(-chunk // multiple) * multiple
 
 
 def team_runtime() -> tuple[Any, str]:
@@ -219,7 +227,8 @@ def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndar
     if threads <= 1:
         return int(fn(A, X, cert, status, 0, B, eps))
     parallel, _ = team_runtime()
-    entry = _team_entry(n, A.dtype) if parallel is not None else None
+    name = f"team_{kind(n)}_{A.dtype.name}"
+    entry = team_entry("_numba_kernels", name) if parallel is not None else None
     if type(entry) is int:
         return _run_team(parallel, entry, A, X, cert, status, threads, eps)
     return _run_pool(fn, A, X, cert, status, min(threads, work // MIN_WORK_PER_POOL_THREAD), eps)
@@ -229,43 +238,40 @@ def _run_team(parallel, entry: int, A, X, cert, status, threads, eps) -> int:
     """The batch on ``threads`` threads of torch's OpenMP team: chunks of whole 64-matrix
     blocks, at least CHUNK_WORK each and about four per thread, claimed in turn."""
     B, n = A.shape[0], A.shape[-1]
-    chunk = max(-(-B // (4 * threads)), CHUNK_WORK // n**3)
     block = np.zeros(_TEAM_SLOTS, np.int64)  # see _numba_kernels._team_views
     block[:7] = (A.ctypes.data, X.ctypes.data, cert.ctypes.data, status.ctypes.data, B, n,
-                 -(-chunk // 64) * 64)
+                 team_chunk(B, threads, CHUNK_WORK // n**3, 64))
     block.view(np.float64)[9] = eps
     parallel(entry, block.ctypes.data, threads, 0)  # ctypes releases the GIL
     return int(block[_TEAM_BAD])
 
 
-def split(call: Any, B: int, work_per_matrix: int, min_work: int) -> None:
-    """``call(start, stop)`` over matrices 0:B, split into 64-aligned shares over up to
-    torch.get_num_threads() threads (the module's pool; the calling thread takes the first
-    share) where each share gets at least ``min_work``; ``call`` must release the GIL."""
+def split(call: Any, B: int, work_per_matrix: int, min_work: int) -> list:
+    """``call(start, stop)`` over matrices 0:B on the module's pool, in as many 64-aligned
+    shares as torch.get_num_threads() allows with at least ``min_work`` each (see _shares);
+    ``call`` must release the GIL. The calls' results, in order."""
     parts = min(torch.get_num_threads(), max(1, B * work_per_matrix // min_work))
-    if parts <= 1 or B < 128:
-        call(0, B)
-        return
+    return _shares(call, B, parts if B >= 128 else 1)
+
+
+def _shares(call: Any, B: int, parts: int) -> list:
+    """``call(start, stop)`` on ``parts`` shares of 0:B aligned to 64 matrices (a kernel
+    block), the first on the calling thread, the others on the module's pool."""
+    if parts <= 1:
+        return [call(0, B)]
     step = -(-B // parts // 64) * 64
     bounds = [(s, min(B, s + step)) for s in range(0, B, step)]
     pool = _executor(len(bounds) - 1)
     futures = [pool.submit(call, s, e) for s, e in bounds[1:]]
-    call(*bounds[0])
-    for f in futures:
-        f.result()
+    first = call(*bounds[0])
+    return [first] + [f.result() for f in futures]
 
 
 def _run_pool(fn, A, X, cert, status, parts, eps) -> int:
-    B = A.shape[0]
-    if parts <= 1:
-        return int(fn(A, X, cert, status, 0, B, eps))
-    # Shares aligned to 64 matrices (a kernel block), the first one for the calling thread.
-    step = -(-B // parts // 64) * 64
-    bounds = [(s, min(B, s + step)) for s in range(0, B, step)]
-    pool = _executor(len(bounds) - 1)
-    futures = [pool.submit(fn, A, X, cert, status, s, e, eps) for s, e in bounds[1:]]
-    bad = int(fn(A, X, cert, status, *bounds[0], eps))
-    return bad + sum(int(f.result()) for f in futures)
+    def share(start: int, stop: int) -> int:
+        return int(fn(A, X, cert, status, start, stop, eps))
+
+    return sum(_shares(share, A.shape[0], parts))
 
 
 #: Bytes of the residual product's buffer in certificate_norms (a chunk stays in L2 for the norms).
@@ -293,7 +299,7 @@ def certificate_norms(A: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, .
     n = A.shape[-1]
     B = A.numel() // (n * n)
     A3, X3 = A.reshape(B, n, n), X.reshape(B, n, n)
-    num, nA, nX = (np.empty(B, _NP[A.dtype]) for _ in range(3))
+    num, nA, nX = (np.empty(B, NUMPY_DTYPES[A.dtype]) for _ in range(3))
     for M, out in ((A3, nA), (X3, nX)):
         if M.is_contiguous() or not M.mT.is_contiguous():
             fn(M.contiguous().numpy(), out, 0, B, False)
@@ -318,7 +324,7 @@ def _norms_kernels(dtype: torch.dtype) -> tuple[Any, Any] | None:
             if key not in _kernels and key not in _failures:
                 try:
                     K = importlib.import_module(f"{__package__}._numba_kernels")
-                    M = np.zeros((0, 1, 1), _NP[dtype])
+                    M = np.zeros((0, 1, 1), NUMPY_DTYPES[dtype])
                     K.norms1(M, np.zeros(0, M.dtype), 0, 0, True)
                     K.norms1_transposed(M, np.zeros(0, M.dtype), 0, 0)
                     _kernels[key] = (K.norms1, K.norms1_transposed)

@@ -25,6 +25,10 @@ from .learned_small import FusedResult, Plan, Weights, plan
 
 #: Matrices per block of the kernel (``_numba_learned.learned_lanes``'s ``lanes``).
 LANES = 256
+#: The kernel's activation codes (``_numba_learned._activate``), by torch module name.
+ACTIVATIONS = {"none": 0, "ReLU": 1, "SiLU": 2, "GELU": 3, "Tanh": 4}
+#: Mirrors _numba_learned.TEAM_SLOTS (checked by tests/test_learned_native.py).
+TEAM_SLOTS = 24
 #: Work (multiply-adds per matrix, roughly) per thread from which a batch is split over threads.
 MIN_WORK_PER_THREAD = 1 << 17
 
@@ -33,10 +37,9 @@ class NativeFused:
     """The fused learned kernel of one model (its packed weights), for CPU batches in its dtype."""
 
     def __init__(self, p: Plan, weights: Weights):
-        from ._numba_learned import ACTIVATIONS
-
         self.plan = p
         self.failed: str | None = None
+        self._fn: Any = None  # the compiled kernel, once loaded (_kernel)
         t = [w.detach().cpu() for w in weights.tensors]
         nn_, per = p.n * p.n, 4 + 2 * len(p.layers)
         npd = np.float32 if p.dtype == torch.float32 else np.float64
@@ -81,17 +84,18 @@ class NativeFused:
 
         threads = min(torch.get_num_threads(), B * self.work // MIN_WORK_PER_THREAD)
         parallel = native.team_runtime()[0] if threads > 1 else None
-        entry = self._team_entry() if parallel is not None else None
-        if entry is not None:  # on torch's own OpenMP threads, as the exact kernels
+        entry = None
+        if parallel is not None:
+            entry = native.team_entry("_numba_learned", f"team_learned_{An.dtype.name}")
+        if type(entry) is int:  # on torch's own OpenMP threads, as the exact kernels
             arrays = (An, X, accepted, ratio, rcond, iters, self.region_c, self.head,
                       self.scales, self.weights, self.shapes)
-            block = np.zeros(24, np.int64)  # _numba_learned.TEAM_SLOTS
+            block = np.zeros(TEAM_SLOTS, np.int64)  # see _numba_learned.TEAM_SLOTS
             block[:11] = [v.ctypes.data for v in arrays]
-            chunk = -(-max(-(-B // (4 * threads)), LANES) // LANES) * LANES
             block[11:20] = (B, p.n, p.members, self.weights.size, self.shapes.shape[0], self.act,
-                            p.steps, LANES, chunk)
+                            p.steps, LANES, native.team_chunk(B, threads, LANES, LANES))
             block.view(np.float64)[21:24] = (p.radius, p.tol, self.eps)
-            parallel(entry, block.ctypes.data, threads, 0)
+            parallel(entry, block.ctypes.data, threads, 0)  # ctypes releases the GIL
         else:
 
             def share(start: int, stop: int) -> None:
@@ -101,25 +105,9 @@ class NativeFused:
         out = (X, accepted, ratio, rcond, iters)
         return FusedResult(*(torch.from_numpy(v) for v in out))
 
-    def _team_entry(self) -> int | None:
-        """Address of the kernel's team entry point (a cfunc, built on the first batch big
-        enough for several threads and cached by numba), or None (the pool runs the shares)."""
-        entry = getattr(self, "_entry", None)
-        if entry is None:
-            try:
-                from numba import cfunc, types
-
-                K = importlib.import_module(f"{__package__}._numba_learned")
-                fn = getattr(K, f"team_learned_{self.head.dtype.name}")
-                entry = cfunc(types.void(types.voidptr), nogil=True, cache=True)(fn).address
-            except Exception:  # as in native._team_entry: the pool answers
-                entry = 0
-            self._entry = entry
-        return entry or None
-
     def _kernel(self) -> Any:
         """The compiled kernel (compiled or loaded from numba's cache on first use), or None."""
-        fn = getattr(self, "_fn", None)
+        fn = self._fn
         if fn is None and self.failed is None:
             try:
                 K = importlib.import_module(f"{__package__}._numba_learned")
@@ -128,7 +116,7 @@ class NativeFused:
                 K.learned_lanes(A, A.copy(), np.zeros(0, np.bool_), z, z.copy(),
                                 np.zeros(0, np.int32), 0, 0, self.region_c, self.plan.radius,
                                 self.head, self.scales, self.weights, self.shapes, self.act,
-                                self.plan.steps, self.plan.tol, self.eps, K.LANES)
+                                self.plan.steps, self.plan.tol, self.eps, LANES)
                 fn = self._fn = K.learned_lanes
             except Exception as exc:  # numba missing, a compile or cache error
                 self.failed = f"native learned kernel unavailable: {type(exc).__name__}: {exc}"

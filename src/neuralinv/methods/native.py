@@ -33,7 +33,7 @@ from .certified import certify
 from .lu import LU
 from .partial import Partial, fill_from, labels, same_labels
 
-_NP = {torch.float32: np.float32, torch.float64: np.float64}
+_NP = _native.NUMPY_DTYPES
 
 
 def _outputs(shape: tuple[int, ...], n: int, dtype: torch.dtype):
