@@ -28,8 +28,9 @@ class Auto(Method):
 
     spd: the caller promises symmetric positive definite input, so Cholesky is used. Matrices
          that break the promise are not wrong: Cholesky reports them and LU answers them.
-    On CPU for n <= 32 (without spd) the native kernels of :mod:`.native` answer first;
-    ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md, "Native kernels"). Elsewhere:
+    For n <= 32 (without spd) the native kernels of :mod:`.native` answer first: numba on
+    CPU, one Triton kernel on a GPU; ``NEURALINV_NATIVE=0`` turns them off (docs/methods.md,
+    "Native kernels"). Elsewhere:
     closed_form for n <= 3 from 4,096 matrices, LU otherwise (measured). That choice lives in
     :meth:`choose` alone, so size crossovers can be tuned in one place. The native kernels are
     real-only: complex batches take the torch path (spd=True: Hermitian positive definite).

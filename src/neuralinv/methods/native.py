@@ -1,11 +1,12 @@
-"""``auto``'s native path: the numba kernels of :mod:`neuralinv.kernels.native`, certified
-answers in one pass, pivoted LU for every answer whose certificate fails.
+"""``auto``'s native path: the numba kernels of :mod:`neuralinv.kernels.native` (CPU) or the
+Triton kernel of :mod:`neuralinv.kernels.gpu` (CUDA tensors), certified answers in one pass,
+pivoted LU for every answer whose certificate fails.
 
 Two entry points, both used by :class:`~neuralinv.methods.auto.Auto` and both returning None
 when no native kernel applies (``auto`` then runs its torch path):
 
 * :func:`fast_invert` is ``auto``'s ``Method._fast``, called by ``Method.invert`` after its
-  validation for the common case (CPU, float32/float64, n <= 32, no autograd): one kernel
+  validation for the common case (float32/float64, n <= 32, no autograd): one kernel
   pass that also screens NaN/Inf and computes
   the certificate and the statuses, and, if every status is OK, the Solution built directly
   (no finiteness pre-pass, no second certificate, no status bookkeeping).
@@ -20,6 +21,7 @@ zero pivot, ILL_CONDITIONED where LU's certificate fails too).
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -44,12 +46,12 @@ def _outputs(shape: tuple[int, ...], n: int, dtype: torch.dtype):
 
 
 def _to_partial(A: Tensor, X, cert, status, bad: int, label: str) -> Partial:
-    """The kernel's answers as a Partial (torch views of the arrays); FALLBACK rows
-    recomputed by LU (labelled "lu"), their certificate by certify.certificate."""
+    """The kernel's answers (numpy arrays of the CPU kernels or tensors of the GPU kernel) as a
+    Partial; FALLBACK rows recomputed by LU (labelled "lu"), their certificate by
+    certify.certificate."""
     B, n = A.shape[0], A.shape[-1]
-    Xt = torch.from_numpy(X.reshape(B, n, n))
-    ct = torch.from_numpy(cert.reshape(2, B))
-    st = torch.from_numpy(status.reshape(B))
+    Xt, ct, st = (torch.as_tensor(v) for v in (X, cert, status))  # numpy: shared, no copy
+    Xt, ct, st = Xt.reshape(B, n, n), ct.reshape(2, B), st.reshape(B)
     stats = {"primary": label, "fallbacks": 0, "native": True}
     part = Partial(Xt, st, labels(B, label), stats, (ct[0], ct[1]))
     if bad:
@@ -59,9 +61,32 @@ def _to_partial(A: Tensor, X, cert, status, bad: int, label: str) -> Partial:
     return part
 
 
+def _on_gpu(device: torch.device) -> bool:
+    """Whether a batch on ``device`` goes to the Triton kernel (kernels/gpu.py) rather than the
+    numba kernels. Tests that run the Triton kernel in its interpreter on CPU replace this."""
+    return device.type != "cpu"
+
+
+def _gpu_answers(A: Tensor) -> tuple[tuple | None, str]:
+    """((X, cert, status), label) of the Triton kernel for the (B, n, n) batch A, or (None, why
+    not). Imported on first use: triton is optional (CUDA builds of torch bring it)."""
+    from ..kernels import gpu
+
+    return gpu.invert(A.contiguous())
+
+
 def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
     """The native answer to ``Method._invert(A)`` (A validated, finite, (B, n, n)), or
     (None, why not)."""
+    if _on_gpu(A.device):
+        if _native.disabled_by_env():
+            return None, f"disabled by {_native.ENV}={os.environ.get(_native.ENV)}"
+        out, label = _gpu_answers(A)
+        if out is None:
+            return None, label
+        X, cert, status = out
+        bad = int(torch.count_nonzero(status == _native.FALLBACK))
+        return _to_partial(A, X, cert, status, bad, label), None
     fn, label = _native.kernel(A.shape[-1], A.dtype, A.device)
     if fn is None:
         return None, label
@@ -82,6 +107,8 @@ def fast_invert(batch: Batch) -> Solution | None:
     B, n = Af.shape[0], batch.n
     if B == 0:
         return None
+    if _on_gpu(Af.device):
+        return _gpu_fast_invert(batch, start)
     fn, label = _native.kernel(n, Af.dtype, Af.device, check_env=False)
     if fn is None:
         return None
@@ -111,9 +138,40 @@ def fast_invert(batch: Batch) -> Solution | None:
     return sol
 
 
-def _out(batch, x: np.ndarray, dtype: torch.dtype | None = None):
+def _gpu_fast_invert(batch: Batch, start: float) -> Solution | None:
+    """fast_invert's answer by the Triton kernel (one device-to-host sync for the statuses)."""
+    Af, n = batch.flat, batch.n
+    out, label = _gpu_answers(Af)
+    if out is None:
+        return None  # Method.invert goes on to _invert, which records why in the stats
+    X, cert, status = out
+    shape = batch.batch_shape
+    if int(torch.count_nonzero(status)) == 0:
+        sol = Solution(
+            inverse=_out(batch, X.reshape(shape + (n, n)), batch.out_dtype),
+            status=_out(batch, status.reshape(shape)),
+            residual=_out(batch, cert[0].reshape(shape)),
+            rcond=_out(batch, cert[1].reshape(shape)),
+            method=same_labels(shape, label),
+            stats={"primary": label, "fallbacks": 0, "native": True, "method": "auto"},
+        )
+        object.__setattr__(sol, "_all_ok", True)
+        solve_time = time.perf_counter() - start
+    else:
+        bad = int(torch.count_nonzero(status == _native.FALLBACK))
+        part = _to_partial(Af.contiguous(), X, cert, status, bad, label)
+        solve_time = time.perf_counter() - start
+        sol = certify(batch, part, None, "auto")
+    sol.stats["solve_time_s"] = solve_time
+    sol.stats["time_s"] = time.perf_counter() - start
+    return sol
+
+
+def _out(batch, x, dtype: torch.dtype | None = None):
     """A kernel output in the caller's array type (and, for the inverse, its dtype)."""
     if batch.numpy_in:
+        if isinstance(x, Tensor):  # the Triton kernel's (interpreted on CPU in tests)
+            x = x.numpy()
         return x if dtype is None or _NP.get(dtype) is x.dtype.type else torch.from_numpy(x).to(dtype).numpy()
-    t = torch.from_numpy(x)  # 0-d for a single matrix, like the torch path
+    t = torch.as_tensor(x)  # numpy: shared; 0-d for a single matrix, like the torch path
     return t if dtype is None or t.dtype == dtype else t.to(dtype)
