@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(if $(HAS_GPU),$(TORCH_GPU),$(TORCH_CPU))
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# Compile the native kernels into numba's cache now, not in the first ni.inv (seconds per dtype).
+	$(BIN)/neuralinv warm
 	touch $(STAMP)
 
 install: $(STAMP)

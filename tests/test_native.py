@@ -414,3 +414,33 @@ def test_counts_of_native_and_mixed_solutions_match_a_plain_count():
         # All native: one name broadcast, read-only (solution.py); mixed: an ordinary array.
         assert sol.method.flags.writeable is not one_name
     assert ni.invert(A[:0]).counts() == {} and ni.invert(A[:0]).method_counts() == {}
+
+
+def test_warm_builds_every_kernel_and_a_later_process_loads_them_from_the_cache():
+    # The default cache (kernels/__pycache__): `make install` has warmed it, so the first run
+    # loads (a checkout that was never warmed compiles here once: ~10-30 s).
+    first = helpers.neuralinv("warm", "--dtype", "float32")
+    assert first.returncode == 0, first.stderr
+    rows = [line for line in first.stdout.splitlines() if line.startswith("│ float32")]
+    assert len(rows) == 7 and all((" cache " in r) != ("compiled" in r) for r in rows), first.stdout
+    again = helpers.neuralinv("warm", "--dtype", "float32")
+    rows = [line for line in again.stdout.splitlines() if line.startswith("│ float32")]
+    assert len(rows) == 7 and all(" cache " in r for r in rows), again.stdout
+    bad = helpers.neuralinv("warm", "--dtype", "float16")
+    assert bad.returncode == 2 and "--dtype must be" in bad.stderr
+
+
+def test_warm_reports_unavailable_kernels_and_refuses_unknown_dtypes(monkeypatch):
+    from neuralinv.kernels import warm
+
+    with pytest.raises(ni.InputError, match="float16"):
+        warm.warm(("float16",))
+    monkeypatch.setattr(native, "_kernels", {})
+    monkeypatch.setattr(native, "_failures", {})
+    monkeypatch.setattr(native, "_entries", {})
+    monkeypatch.setitem(sys.modules, "neuralinv.kernels._numba_kernels", None)  # import fails
+    rows = warm.warm(("float64",))
+    exact = [r for r in rows if not r.kernel.startswith("learned")]
+    assert len(exact) == 5 and not any(r.ready for r in exact)
+    assert all("ModuleNotFoundError" in r.detail for r in exact), exact
+    assert all(r.dtype == "float64" and r.cached is None for r in exact)

@@ -224,6 +224,18 @@ def bench_table(result) -> Table:
     return table
 
 
+def warm_table(rows) -> Table:
+    """The kernels of :func:`neuralinv.kernels.warm.warm` as a table: one row per kernel."""
+    total = sum(r.seconds for r in rows)
+    table = Table(title=f"neuralinv warm: native CPU kernels ({total:.1f} s)")
+    for col in ("dtype", "kernel", "seconds", "from", "detail"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for r in rows:
+        source = "unavailable" if not r.ready else {True: "cache", False: "compiled", None: "?"}[r.cached]
+        table.add_row(r.dtype, r.kernel, f"{r.seconds:.2f}", source, r.detail)
+    return table
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 METHOD_COLUMNS = ("method", "matrices/s", "worst ratio", *KINDS)

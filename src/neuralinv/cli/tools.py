@@ -1,4 +1,5 @@
-"""``neuralinv demo`` and ``bench``: every method on built-in matrices, and the benchmark."""
+"""``neuralinv demo``, ``bench`` and ``warm``: every method on built-in matrices, the benchmark,
+and compiling the native kernels ahead of first use."""
 
 from __future__ import annotations
 
@@ -136,3 +137,25 @@ def bench(
         fail(str(exc))
 
 
+
+
+@app.command()
+def warm(
+    dtype: str = typer.Option("float32,float64", "--dtype", help="Comma-separated: float32, float64"),
+) -> None:
+    """Compile every native CPU kernel now (or load it from numba's cache).
+
+    The first `ni.inv` of a later process then loads them in a fraction of a second instead of
+    compiling for seconds per dtype; `make install` runs this. Kernels that cannot be built are
+    listed with the reason; the torch path answers for them."""
+    from ..kernels.warm import DTYPES
+    from ..kernels.warm import warm as warm_kernels
+    from .render import warm_table
+
+    names = tuple(d.strip() for d in dtype.split(",") if d.strip())
+    bad = [d for d in names if d not in DTYPES]
+    if bad or not names:
+        fail(f"--dtype must be comma-separated among {', '.join(DTYPES)}, got {dtype!r}")
+    with err_console.status("compiling or loading the native kernels", spinner="dots"):
+        rows = warm_kernels(names)
+    wide_console(120).print(warm_table(rows))

@@ -66,6 +66,9 @@ _team: list[Any] = []
 _forked_child = False
 #: Team entry points (address of a ``void (void *)`` cfunc) per (module, function), or why not.
 _entries: dict[tuple[str, str], int | str] = {}
+#: The numba CFunc objects behind those addresses (kept alive; their cache_hits tell `warm`
+#: whether they were loaded from numba's cache).
+_cfuncs: dict[tuple[str, str], Any] = {}
 
 def _after_fork_in_child() -> None:
     # A fork while another thread held the lock (compiling a kernel takes seconds) would leave
@@ -149,8 +152,9 @@ def team_entry(module: str, function: str) -> int | str:
                     from numba import cfunc, types
 
                     fn = getattr(importlib.import_module(f"{__package__}.{module}"), function)
-                    sig = types.void(types.voidptr)
-                    _entries[key] = cfunc(sig, nogil=True, cache=True)(fn).address
+                    compiled = cfunc(types.void(types.voidptr), nogil=True, cache=True)(fn)
+                    _cfuncs[key] = compiled  # its code lives as long as this object
+                    _entries[key] = compiled.address
                 except Exception as exc:  # as in _build
                     _entries[key] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         entry = _entries[key]

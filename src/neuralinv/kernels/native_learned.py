@@ -64,6 +64,22 @@ class NativeFused:
         got = plan(model, model.region, model.dtype, steps=steps, tol=tol)
         return None if isinstance(got, str) else cls(*got)
 
+    @classmethod
+    def compile_for(cls, dtype: torch.dtype) -> tuple[Any, str]:
+        """(the compiled kernel, "") for batches of ``dtype``, or (None, why not): the kernel of
+        the shipped ``builtin:ball3-fast`` model in that dtype, whose argument types every model
+        of ``plan`` shares (one compiled specialisation per dtype). For ``neuralinv warm``."""
+        from ..learned.inverse import LearnedInverse
+        from .learned_small import FUSED_STEPS
+
+        model = LearnedInverse.load("builtin:ball3-fast")
+        got = plan(model, model.region, dtype, steps=FUSED_STEPS, tol=10.0)
+        if isinstance(got, str):
+            return None, got
+        fused = cls(*got)
+        fn = fused._kernel()
+        return fn, fused.failed or ""
+
     def __call__(self, A: Tensor) -> FusedResult | None:
         """The kernel's answer for a (B, n, n) batch, or None where the eager path should answer."""
         p = self.plan
