@@ -37,34 +37,42 @@ def test_cpu_tensors_outside_the_interpreter_take_the_torch_path(monkeypatch):
     torch.testing.assert_close(sol.inverse, torch.linalg.inv(A))
 
 
-def test_a_kernel_that_cannot_be_built_is_tried_once(monkeypatch):
+def test_a_kernel_that_cannot_be_built_is_tried_once_per_variant(monkeypatch):
     calls = []
 
     def broken(A):
-        calls.append(A.shape)
+        calls.append(tuple(A.shape))
         raise RuntimeError("no CUDA toolchain\nsecond line")
 
     monkeypatch.setattr(native_method, "_on_gpu", lambda device: True)
     monkeypatch.setattr(gpu, "unavailable", lambda A: None)
     monkeypatch.setattr(gpu, "run", broken)
-    monkeypatch.setattr(gpu, "_failure", [])
-    monkeypatch.setattr(gpu, "_ran", [])
+    monkeypatch.setattr(gpu, "_failures", {})
+    monkeypatch.setattr(gpu, "_ran", set())
     A = well_conditioned(6, 3, dtype=torch.float32)
     first, second = ni.invert(A), ni.invert(A)
-    assert len(calls) == 1
+    assert calls == [(6, 3, 3)]
     for sol in (first, second):
         assert sol.all_ok and sol.stats["native"] is False
         assert sol.stats["native_reason"] == "Triton kernel unavailable: RuntimeError: no CUDA toolchain"
+    ni.invert(well_conditioned(6, 8, dtype=torch.float32))  # another variant (tile 8): tried too
+    ni.invert(well_conditioned(6, 4, dtype=torch.float32))  # n = 3 and 4 share the 4x4 tile
+    assert calls == [(6, 3, 3), (6, 8, 8)]
 
 
-def test_a_kernel_that_ran_before_raises_its_errors(monkeypatch):
+def test_errors_of_a_variant_that_ran_and_out_of_memory_are_raised(monkeypatch):
+    A = well_conditioned(2, 3, dtype=torch.float32)
     monkeypatch.setattr(gpu, "unavailable", lambda A: None)
+    monkeypatch.setattr(gpu, "_failures", {})
+    monkeypatch.setattr(gpu, "_ran", {(torch.float32, 4)})
+    monkeypatch.setattr(gpu, "run", lambda A: (_ for _ in ()).throw(RuntimeError("launch failed")))
+    with pytest.raises(RuntimeError, match="launch failed"):
+        gpu.invert(A)
+    monkeypatch.setattr(gpu, "_ran", set())
     monkeypatch.setattr(gpu, "run", lambda A: (_ for _ in ()).throw(torch.OutOfMemoryError("oom")))
-    monkeypatch.setattr(gpu, "_failure", [])
-    monkeypatch.setattr(gpu, "_ran", [True])
     with pytest.raises(torch.OutOfMemoryError):
-        gpu.invert(well_conditioned(2, 3, dtype=torch.float32))
-    assert gpu._failure == []
+        gpu.invert(A)
+    assert gpu._failures == {}
 
 
 def test_without_triton_auto_answers_on_torch():

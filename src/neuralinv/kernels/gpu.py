@@ -25,6 +25,7 @@ path. No GPU figures were measured for this kernel (docs/performance.md, "GPU").
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -47,8 +48,11 @@ UNPIVOTED_MARGIN = 8.0
 
 #: Largest n the kernel serves (as the CPU kernels).
 MAX_N = 32
-#: Matrix entries per program: BLOCK = max(1, TILE_ENTRIES // NP^2) matrices.
-TILE_ENTRIES = 2048
+#: Matrix entries per program: BLOCK = max(1, TILE_ENTRIES // NP^2) matrices. Chosen by what
+#: ptxas reports for sm_90a (no GPU needed; docs/performance.md, attempt 75): 2048 spilled
+#: registers at NP <= 8 (255 registers, 32-348 bytes of spill stores), 512 spills nowhere and
+#: uses at most 140 registers per thread. Not timed: no GPU was lent.
+TILE_ENTRIES = 512
 _DTYPES = (torch.float32, torch.float64)
 #: Kernel labels, as the CPU kernels' (``native.NAMES``).
 NAME = "triton_gauss_jordan"
@@ -62,7 +66,7 @@ def _gauss_jordan_certified(
     """Triton source (compiled by :func:`_compiled`): matrices pid*BLOCK .. of the C-contiguous
     (B, n, n) batch A into X (B, n, n), cert (2, B) = (ratio, rcond) and status (B,) int8."""
     pid = tl.program_id(0)
-    b = pid * BLOCK + tl.arange(0, BLOCK)
+    b = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: B * n^2 may pass 2^31
     idx = tl.arange(0, NP)
     b3 = b[:, None, None]
     r3 = idx[None, :, None]
@@ -70,7 +74,7 @@ def _gauss_jordan_certified(
     live = (b3 < B) & (r3 < n) & (c3 < n)
     inside = (r3 < n) & (c3 < n)
     eye = r3 == c3
-    offs = b3.to(tl.int64) * n * n + r3 * n + c3
+    offs = b3 * n * n + r3 * n + c3
     a = tl.load(A + offs, mask=live, other=0.0)
     # Padding (entries beyond n, matrices beyond B) is the identity: it stays the identity.
     a = tl.where(live, a, tl.where(eye, 1.0, 0.0).to(a.dtype))
@@ -121,10 +125,11 @@ def _gauss_jordan_certified(
 
 _lock = threading.Lock()
 _kernel: list[Any] = []  # the kernel, compiled once per process (a JITFunction)
-#: Why the kernel failed before it ever ran in this process (no CUDA toolchain, an unsupported
-#: GPU, ...): later batches are not sent to it again.
-_failure: list[str] = []
-_ran: list[bool] = []
+#: Why a variant of the kernel, (dtype, NP), failed before it ever ran in this process (no CUDA
+#: toolchain, an unsupported GPU, ...): later batches of that variant are not sent to it again.
+_failures: dict[tuple[torch.dtype, int], str] = {}
+#: Variants that ran: a later error of one of these is not a build problem and is raised.
+_ran: set[tuple[torch.dtype, int]] = set()
 
 
 def _compiled() -> Any:
@@ -158,21 +163,25 @@ def unavailable(A: torch.Tensor) -> str | None:
 
 def invert(A: torch.Tensor) -> tuple[tuple[torch.Tensor, ...] | None, str]:
     """((X, cert, status), NAME) for a C-contiguous (B, n, n) batch (see :func:`run`), or
-    (None, why not): :func:`unavailable`'s reasons, or the error of a kernel that could not be
-    compiled or launched the first time (remembered for the process)."""
-    why = _failure[0] if _failure else unavailable(A)
+    (None, why not): :func:`unavailable`'s reasons, or the error of a kernel variant that could
+    not be compiled or launched the first time (remembered for the process). Out of memory is
+    raised, never remembered: it says nothing about the kernel."""
+    why = unavailable(A)
+    key = (A.dtype, constants(A.shape[-1])["NP"]) if why is None else None
+    why = why or _failures.get(key)
     if why is not None:
         return None, why
     try:
         out = run(A)
+    except torch.OutOfMemoryError:
+        raise
     except Exception as exc:  # triton's CompilationError, a missing CUDA toolchain, ...
-        if _ran:
-            raise  # it worked before: this is not a build problem
+        if key in _ran:
+            raise  # this variant worked before: not a build problem
         with _lock:
-            _failure.append(f"Triton kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0])
-        return None, _failure[0]
-    if not _ran:
-        _ran.append(True)
+            _failures[key] = f"Triton kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
+        return None, _failures[key]
+    _ran.add(key)
     return out, NAME
 
 
@@ -188,8 +197,10 @@ def run(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     consts = constants(n)
     eps = float(torch.finfo(A.dtype).eps)  # a power of two: exact in any precision
     grid = (-(-B // consts["BLOCK"]),)
+    # Triton launches on the current CUDA device and its current stream: make that A's device.
     # Multiply-adds may fuse, as in the CPU kernels (numba's "contract").
-    _compiled()[grid](A, X, cert, status, B, n, eps, enable_fp_fusion=True, **consts)
+    with torch.cuda.device(A.device) if A.is_cuda else contextlib.nullcontext():
+        _compiled()[grid](A, X, cert, status, B, n, eps, enable_fp_fusion=True, **consts)
     return X, cert, status
 
 
