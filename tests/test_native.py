@@ -132,10 +132,10 @@ def test_scaled(n, dtype, scale):
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", (1, 2, 3, 4, 5, 9, 32))
-def test_singular_nonfinite_and_pivoting(n, dtype):
-    A = well_conditioned(70, n, dtype)
+def hard_cases(B: int, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """Well-conditioned matrices but for the first six: 0 exactly singular, 1-3 with NaN / Inf
+    entries, and (n > 1) 4 a permutation that needs pivoting, 5 with two equal rows."""
+    A = well_conditioned(B, n, dtype)
     A[0] = 0  # exactly singular: LU's zero pivot
     A[1, 0, 0] = float("nan")
     A[2, -1, -1] = float("inf")
@@ -143,6 +143,13 @@ def test_singular_nonfinite_and_pivoting(n, dtype):
     if n > 1:
         A[4] = torch.eye(n, dtype=dtype).flip(0)  # needs pivoting: unpivoted elimination fails
         A[5, 1] = A[5, 0]  # two equal rows
+    return A
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (1, 2, 3, 4, 5, 9, 32))
+def test_singular_nonfinite_and_pivoting(n, dtype):
+    A = hard_cases(70, n, dtype)
     sol = ni.invert(A)
     status = np.asarray(sol.status)
     assert status[0] == Status.SINGULAR and sol.method[0] == "lu"
@@ -365,27 +372,30 @@ def test_first_use_under_a_transform_keeps_the_native_path_and_the_tangent():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
-@pytest.mark.parametrize("n", [5, 8, 16])
-def test_native_answers_near_the_rcond_edge_are_as_good_as_lu(n):
-    # float32 matrices of condition 1e6 .. 3e7 (rcond near eps): unpivoted elimination reaches
-    # the certificate's edge there. The kernel keeps only answers with ||I - XA||_1 < 1/8 (its
-    # residual summed in float64), so every one it labels is within that of the inverse; before,
-    # answers with a true residual >= 1 and relative errors of 0.3-0.4 were labelled OK.
+def check_rcond_edge(n: int, B: int, label: str) -> None:
+    """float32 matrices of condition 1e6 .. 3e7 (rcond near eps), where unpivoted elimination
+    reaches the certificate's edge: the kernel keeps only answers with ||I - XA||_1 < 1/8 (its
+    residual summed in float64), so every one labelled ``label`` is within that of the inverse;
+    before, answers with a true residual >= 1 and relative errors of 0.3-0.4 were labelled OK."""
     g = torch.Generator().manual_seed(n)
-    B = 4000
     U = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
     V = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
     c = 10 ** (6 + 1.5 * torch.rand(B, 1, generator=g, dtype=torch.float64))
     A = ((U * (c ** -torch.linspace(0, 1, n, dtype=torch.float64))[:, None, :]) @ V.mT).float()
     sol = ni.invert(A)
-    native_ok = torch.from_numpy(sol.method == "native_gauss_jordan") & (sol.status == 0)
-    assert int(native_ok.sum()) > 10  # the kernel still answers many of them
-    X, Ad = sol.inverse[native_ok].double(), A[native_ok].double()
+    kernel_ok = torch.from_numpy(sol.method == label) & (sol.status == 0)
+    assert int(kernel_ok.sum()) > 10  # the kernel still answers many of them
+    X, Ad = sol.inverse[kernel_ok].double(), A[kernel_ok].double()
     true = (torch.eye(n, dtype=torch.float64) - X @ Ad).abs().sum(-2).amax(-1)
     assert float(true.max()) < 0.13
     ref = torch.linalg.inv(Ad)
     err = (X - ref).abs().sum(-2).amax(-1) / ref.abs().sum(-2).amax(-1)
     assert float(err.max()) < 0.13
+
+
+@pytest.mark.parametrize("n", [5, 8, 16])
+def test_native_answers_near_the_rcond_edge_are_as_good_as_lu(n):
+    check_rcond_edge(n, 4000, "native_gauss_jordan")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

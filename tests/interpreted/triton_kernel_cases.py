@@ -20,7 +20,15 @@ from agreement import assert_statuses_agree
 from neuralinv.kernels import gpu
 from neuralinv.methods import native as native_method
 from neuralinv.solution import Status
-from test_native import DTYPES, check_certified, tensors, well_conditioned, with_cond
+from test_native import (
+    DTYPES,
+    check_certified,
+    check_rcond_edge,
+    hard_cases,
+    tensors,
+    well_conditioned,
+    with_cond,
+)
 
 LABEL = {gpu.NAME}
 SIZES = (1, 2, 3, 4, 5, 8, 16, 17, 32)
@@ -79,14 +87,7 @@ def test_scaled(n, dtype, scale):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", (1, 2, 3, 9))
 def test_singular_nonfinite_and_pivoting(n, dtype):
-    A = well_conditioned(12, n, dtype)
-    A[0] = 0  # exactly singular: LU's zero pivot
-    A[1, 0, 0] = float("nan")
-    A[2, -1, -1] = float("inf")
-    A[3, :, 0] = -float("inf")
-    if n > 1:
-        A[4] = torch.eye(n, dtype=dtype).flip(0)  # a zero first pivot: unpivoted elimination fails
-        A[5, 1] = A[5, 0]  # two equal rows
+    A = hard_cases(12, n, dtype)
     sol = ni.invert(A)
     status = np.asarray(sol.status)
     assert status[0] == Status.SINGULAR and sol.method[0] == "lu"
@@ -179,20 +180,4 @@ def test_pivot_growth_fails_the_certificate_and_goes_to_lu(dtype):
 
 @pytest.mark.parametrize("n", (5, 8))
 def test_answers_near_the_rcond_edge_are_as_good_as_lu(n):
-    # As tests/test_native.py's test of the numba kernel: float32 matrices of condition
-    # 1e6 .. 3e7, where unpivoted elimination reaches the certificate's edge.
-    g = torch.Generator().manual_seed(n)
-    B = 200
-    U = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
-    V = torch.linalg.qr(torch.randn(B, n, n, generator=g, dtype=torch.float64))[0]
-    c = 10 ** (6 + 1.5 * torch.rand(B, 1, generator=g, dtype=torch.float64))
-    A = ((U * (c ** -torch.linspace(0, 1, n, dtype=torch.float64))[:, None, :]) @ V.mT).float()
-    sol = ni.invert(A)
-    kernel_ok = torch.from_numpy(sol.method == gpu.NAME) & (sol.status == 0)
-    assert int(kernel_ok.sum()) > 10
-    X, Ad = sol.inverse[kernel_ok].double(), A[kernel_ok].double()
-    true = (torch.eye(n, dtype=torch.float64) - X @ Ad).abs().sum(-2).amax(-1)
-    assert float(true.max()) < 0.13
-    ref = torch.linalg.inv(Ad)
-    err = (X - ref).abs().sum(-2).amax(-1) / ref.abs().sum(-2).amax(-1)
-    assert float(err.max()) < 0.13
+    check_rcond_edge(n, 200, gpu.NAME)  # as the numba kernel's test, on fewer matrices
