@@ -436,6 +436,10 @@ def test_warm_builds_every_kernel_and_a_later_process_loads_them_from_the_cache(
     again = helpers.neuralinv("warm", "--dtype", "float32")
     rows = [line for line in again.stdout.splitlines() if line.startswith("│ float32")]
     assert len(rows) == 7 and all(" cache " in r for r in rows), again.stdout
+    # The two parts ran in two processes at once; the rows keep warm()'s order.
+    details = [r.split("│")[5].strip() for r in rows]
+    assert details == ["native_closed_form", "team_small_float32", "native_gauss_jordan",
+                       "team_gauss_jordan_float32", "norms1", "learned_lanes", "team_learned_float32"]
     bad = helpers.neuralinv("warm", "--dtype", "float16")
     assert bad.returncode == 2 and "--dtype must be" in bad.stderr
 
@@ -445,6 +449,8 @@ def test_warm_reports_unavailable_kernels_and_refuses_unknown_dtypes(monkeypatch
 
     with pytest.raises(ni.InputError, match="float16"):
         warm.warm(("float16",))
+    with pytest.raises(ni.InputError, match="everything"):
+        warm.warm(("float32",), ("everything",))
     monkeypatch.setattr(native, "_kernels", {})
     monkeypatch.setattr(native, "_failures", {})
     monkeypatch.setattr(native, "_entries", {})

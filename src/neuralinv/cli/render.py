@@ -224,10 +224,11 @@ def bench_table(result) -> Table:
     return table
 
 
-def warm_table(rows) -> Table:
-    """The kernels of :func:`neuralinv.kernels.warm.warm` as a table: one row per kernel."""
+def warm_table(rows, wall: float) -> Table:
+    """The kernels of :func:`neuralinv.kernels.warm.warm` as a table: one row per kernel;
+    ``wall``: the seconds the whole run took (parts may run at once)."""
     total = sum(r.seconds for r in rows)
-    table = Table(title=f"neuralinv warm: native CPU kernels ({total:.1f} s)")
+    table = Table(title=f"neuralinv warm: native CPU kernels ({total:.1f} s of compiling or loading, {wall:.1f} s wall)")
     for col in ("dtype", "kernel", "seconds", "from", "detail"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for r in rows:

@@ -148,14 +148,17 @@ def warm(
     The first `ni.inv` of a later process then loads them in a fraction of a second instead of
     compiling for seconds per dtype; `make install` runs this. Kernels that cannot be built are
     listed with the reason; the torch path answers for them."""
-    from ..kernels.warm import DTYPES
-    from ..kernels.warm import warm as warm_kernels
+    import os
+    import time
+
+    from ..kernels.warm import DTYPES, warm_at_once
     from .render import warm_table
 
     names = tuple(d.strip() for d in dtype.split(",") if d.strip())
     bad = [d for d in names if d not in DTYPES]
     if bad or not names:
         fail(f"--dtype must be comma-separated among {', '.join(DTYPES)}, got {dtype!r}")
+    start = time.perf_counter()
     with err_console.status("compiling or loading the native kernels", spinner="dots"):
-        rows = warm_kernels(names)
-    wide_console(120).print(warm_table(rows))
+        rows = warm_at_once(names, processes=min(2, os.cpu_count() or 1))
+    wide_console(120).print(warm_table(rows, time.perf_counter() - start))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from typing import Any
 
 import torch
@@ -20,6 +22,8 @@ from ..errors import InputError
 from . import native
 
 DTYPES = ("float32", "float64")
+#: The kernels of one numba module each (see warm_at_once).
+PARTS = ("exact", "learned")
 
 
 @dataclass(frozen=True)
@@ -36,24 +40,42 @@ class Warmed:
     detail: str
 
 
-def warm(dtypes: tuple[str, ...] = DTYPES) -> tuple[Warmed, ...]:
-    """Every native kernel of each dtype in ``dtypes`` (``"float32"``, ``"float64"``): the
-    closed-form and Gauss-Jordan kernels and their team entry points, the certificate norms,
-    and the learned kernel with its team entry, compiled or loaded from cache, in that order."""
-    unknown = [d for d in dtypes if d not in DTYPES]
+def warm(dtypes: tuple[str, ...] = DTYPES, parts: tuple[str, ...] = PARTS) -> tuple[Warmed, ...]:
+    """Every native kernel of each dtype in ``dtypes`` (``"float32"``, ``"float64"``) and each
+    part in ``parts``, compiled or loaded from cache, in this order per dtype: ``"exact"`` (the
+    closed-form and Gauss-Jordan kernels and their team entry points, the certificate norms),
+    then ``"learned"`` (the learned kernel and its team entry)."""
+    unknown = [d for d in dtypes if d not in DTYPES] + [p for p in parts if p not in PARTS]
     if unknown:
-        raise InputError(f"dtypes must be among {DTYPES}, got {unknown}")
+        raise InputError(f"dtypes must be among {DTYPES} and parts among {PARTS}, got {unknown}")
     out: list[Warmed] = []
     for name in dtypes:
         dtype = getattr(torch, name)
-        for n, label in ((3, "closed forms, n <= 4"), (8, "Gauss-Jordan, 5 <= n <= 32")):
-            out.append(_timed(label, name, _exact, n, dtype))
-            entry = f"team_{native.kind(n)}_{name}"
-            out.append(_timed(f"{label}: threaded entry", name, _entry, "_numba_kernels", entry))
-        out.append(_timed("certificate norms, n >= 8", name, _norms, dtype))
-        out.append(_timed("learned correction models, n <= 4", name, _learned, dtype))
-        out.append(_timed("learned: threaded entry", name, _entry, "_numba_learned", f"team_learned_{name}"))
+        if "exact" in parts:
+            for n, label in ((3, "closed forms, n <= 4"), (8, "Gauss-Jordan, 5 <= n <= 32")):
+                out.append(_timed(label, name, _exact, n, dtype))
+                entry = f"team_{native.kind(n)}_{name}"
+                out.append(_timed(f"{label}: threaded entry", name, _entry, "_numba_kernels", entry))
+            out.append(_timed("certificate norms, n >= 8", name, _norms, dtype))
+        if "learned" in parts:
+            out.append(_timed("learned correction models, n <= 4", name, _learned, dtype))
+            entry = f"team_learned_{name}"
+            out.append(_timed("learned: threaded entry", name, _entry, "_numba_learned", entry))
     return tuple(out)
+
+
+def warm_at_once(dtypes: tuple[str, ...] = DTYPES, processes: int = 2) -> tuple[Warmed, ...]:
+    """:func:`warm`, its parts in up to ``processes`` spawned processes at once (numba compiles
+    one function at a time per process). Safe because the parts live in different numba modules:
+    numba keeps one cache index per function, and two processes writing the same index would
+    keep only the last one's signatures. Same rows, in the same order, as ``warm(dtypes)``."""
+    warm(dtypes, ())  # the arguments' errors here, not in a child
+    if processes <= 1:
+        return warm(dtypes)
+    with ProcessPoolExecutor(min(processes, len(PARTS)), mp_context=get_context("spawn")) as pool:
+        done = [pool.submit(warm, dtypes, (part,)) for part in PARTS]
+        rows = [row for future in done for row in future.result()]
+    return tuple(sorted(rows, key=lambda r: dtypes.index(r.dtype)))  # stable: parts in order
 
 
 def _timed(kernel: str, dtype: str, get: Callable[..., tuple[bool, bool | None, str]], *args) -> Warmed:
