@@ -32,6 +32,7 @@ def test_generators_are_seeded_cast_last_and_leave_the_global_rng_alone():
     # bitwise: the same seed and operations, in float64, then one rounding to float32
     assert torch.equal(a, helpers.conditioned((2, 3), 5, 1e4, seed=3).float())
     assert not torch.equal(a, helpers.conditioned((2, 3), 5, 1e4, seed=4, dtype=torch.float32))
+    # bitwise: complex draws made in complex128, then one rounding to complex64
     assert torch.equal(helpers.randn(4, 3, seed=1, dtype=torch.complex64),
                        helpers.randn(4, 3, seed=1, dtype=torch.complex128).to(torch.complex64))
 

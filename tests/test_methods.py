@@ -350,7 +350,7 @@ def test_input_never_modified(method):
     a = keep.numpy().copy()
     a_keep = a.copy()
     ni.invert(a, method=method, **QUICK.get(method, {}))
-    np.testing.assert_array_equal(a, a_keep)
+    np.testing.assert_array_equal(a, a_keep)  # bitwise: the untouched numpy input vs its copy
 
 
 def test_dtypes():
