@@ -137,8 +137,6 @@ def bench(
         fail(str(exc))
 
 
-
-
 @app.command()
 def warm(
     dtype: str = typer.Option("float32,float64", "--dtype", help="Comma-separated: float32, float64"),

@@ -92,6 +92,11 @@ def disabled_by_env() -> bool:
     return value is not None and value.strip().lower() in ("0", "false", "off", "no")
 
 
+def disabled_reason() -> str | None:
+    """Why the native kernels are off (``NEURALINV_NATIVE``), or None if they are on."""
+    return f"disabled by {ENV}={os.environ.get(ENV)}" if disabled_by_env() else None
+
+
 def kind(n: int) -> str:
     return "small" if n <= CLOSED_FORM_MAX_N else "gauss_jordan"
 
@@ -100,8 +105,9 @@ def kernel(
     n: int, dtype: torch.dtype, device: torch.device, *, check_env: bool = True
 ) -> tuple[Any, str]:
     """(compiled kernel, its label) for a (B, n, n) batch, or (None, why not)."""
-    if check_env and disabled_by_env():
-        return None, f"disabled by {ENV}={os.environ.get(ENV)}"
+    why = disabled_reason() if check_env else None
+    if why:
+        return None, why
     if device.type != "cpu":
         return None, f"no native kernel for device {device.type}"
     if not 1 <= n <= MAX_N:

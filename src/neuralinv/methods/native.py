@@ -21,7 +21,6 @@ zero pivot, ILL_CONDITIONED where LU's certificate fails too).
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -68,24 +67,29 @@ def _on_gpu(device: torch.device) -> bool:
 
 
 def _gpu_answers(A: Tensor) -> tuple[tuple | None, str]:
-    """((X, cert, status), label) of the Triton kernel for the (B, n, n) batch A, or (None, why
-    not). Imported on first use: triton is optional (CUDA builds of torch bring it)."""
+    """((X, cert, status, fallbacks, not OK), label) of the Triton kernel for the (B, n, n)
+    batch A, the two counts in one device-to-host copy, or (None, why not). Imported on first
+    use: triton is optional (CUDA builds of torch bring it)."""
     from ..kernels import gpu
 
-    return gpu.invert(A.contiguous())
+    out, label = gpu.invert(A.contiguous())
+    if out is None:
+        return None, label
+    X, cert, status = out
+    bad, not_ok = torch.stack([torch.count_nonzero(status == _native.FALLBACK),
+                               torch.count_nonzero(status)]).tolist()  # fmt: skip
+    return (X, cert, status, bad, not_ok), label
 
 
 def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
     """The native answer to ``Method._invert(A)`` (A validated, finite, (B, n, n)), or
     (None, why not)."""
     if _on_gpu(A.device):
-        if _native.disabled_by_env():
-            return None, f"disabled by {_native.ENV}={os.environ.get(_native.ENV)}"
-        out, label = _gpu_answers(A)
+        why = _native.disabled_reason()
+        out, label = (None, why) if why else _gpu_answers(A)
         if out is None:
             return None, label
-        X, cert, status = out
-        bad = int(torch.count_nonzero(status == _native.FALLBACK))
+        X, cert, status, bad, _ = out
         return _to_partial(A, X, cert, status, bad, label), None
     fn, label = _native.kernel(A.shape[-1], A.dtype, A.device)
     if fn is None:
@@ -116,8 +120,27 @@ def fast_invert(batch: Batch) -> Solution | None:
     Af = Af.contiguous()
     X, cert, status = _outputs(batch.batch_shape, n, Af.dtype)
     bad = _native.run(fn, Af.numpy(), X.reshape(B, n, n), cert.reshape(2, B), status.reshape(B))
-    if bad == 0 and np.count_nonzero(status) == 0:  # count_nonzero: 1/3 of any()'s cost
-        # Every answer certified OK: the Solution straight from the kernel's arrays.
+    all_ok = bad == 0 and np.count_nonzero(status) == 0  # count_nonzero: 1/3 of any()'s cost
+    return _solution(batch, Af, (X, cert, status), bad, all_ok, label, start)
+
+
+def _gpu_fast_invert(batch: Batch, start: float) -> Solution | None:
+    """fast_invert's answer by the Triton kernel (one device-to-host copy, for the counts)."""
+    out, label = _gpu_answers(batch.flat)
+    if out is None:
+        return None  # Method.invert goes on to _invert, which records why in the stats
+    X, cert, status, bad, not_ok = out
+    shape = batch.batch_shape
+    answers = (X.reshape(shape + (batch.n, batch.n)), cert.reshape((2,) + shape), status.reshape(shape))
+    return _solution(batch, batch.flat.contiguous(), answers, bad, not_ok == 0, label, start)
+
+
+def _solution(batch: Batch, Af: Tensor, answers, bad: int, all_ok: bool, label: str, start: float) -> Solution:
+    """The Solution of a kernel's answers ``(X, cert, status)`` in the caller's batch shape
+    (numpy arrays or tensors): built straight from them when every answer is OK, else through a
+    Partial whose FALLBACK rows LU recomputes (``Af``: the flat contiguous batch) and certify."""
+    X, cert, status = answers
+    if all_ok:
         sol = Solution(
             inverse=_out(batch, X, batch.out_dtype),
             status=_out(batch, status),
@@ -131,35 +154,6 @@ def fast_invert(batch: Batch) -> Solution | None:
         solve_time = time.perf_counter() - start
     else:
         part = _to_partial(Af, X, cert, status, bad, label)
-        solve_time = time.perf_counter() - start
-        sol = certify(batch, part, None, "auto")
-    sol.stats["solve_time_s"] = solve_time
-    sol.stats["time_s"] = time.perf_counter() - start
-    return sol
-
-
-def _gpu_fast_invert(batch: Batch, start: float) -> Solution | None:
-    """fast_invert's answer by the Triton kernel (one device-to-host sync for the statuses)."""
-    Af, n = batch.flat, batch.n
-    out, label = _gpu_answers(Af)
-    if out is None:
-        return None  # Method.invert goes on to _invert, which records why in the stats
-    X, cert, status = out
-    shape = batch.batch_shape
-    if int(torch.count_nonzero(status)) == 0:
-        sol = Solution(
-            inverse=_out(batch, X.reshape(shape + (n, n)), batch.out_dtype),
-            status=_out(batch, status.reshape(shape)),
-            residual=_out(batch, cert[0].reshape(shape)),
-            rcond=_out(batch, cert[1].reshape(shape)),
-            method=same_labels(shape, label),
-            stats={"primary": label, "fallbacks": 0, "native": True, "method": "auto"},
-        )
-        object.__setattr__(sol, "_all_ok", True)
-        solve_time = time.perf_counter() - start
-    else:
-        bad = int(torch.count_nonzero(status == _native.FALLBACK))
-        part = _to_partial(Af.contiguous(), X, cert, status, bad, label)
         solve_time = time.perf_counter() - start
         sol = certify(batch, part, None, "auto")
     sol.stats["solve_time_s"] = solve_time
