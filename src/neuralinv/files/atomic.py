@@ -174,14 +174,17 @@ def _open_unnamed(parent: Path) -> int | None:
         if probe_fd is None:
             os.close(fd)
             return None
-        probe = parent / f".neuralinv-probe.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        probe = temp_path(parent / "neuralinv-probe")  # swept by clean_directory after SIGKILL
         try:
             _link_fd(probe_fd, probe)
-            probe.unlink()
             _LINKABLE[dev] = True
         except OSError:
             _LINKABLE[dev] = False
         finally:
+            # Also when a signal turned into an exception (the CLI's SIGTERM/SIGHUP handler)
+            # lands right after the link: the probe's name must not outlive this call.
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
             os.close(probe_fd)
     if not _LINKABLE[dev]:
         os.close(fd)
