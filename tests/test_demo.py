@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from helpers import neuralinv
-from neuralinv.cli.render import METHOD_COLUMNS, demo_table, method_cells
+from neuralinv.cli.render import demo_table, method_cells, method_columns
 from neuralinv.demo import KINDS, DemoConfig, MethodsSection, collection, run_demo
 
 
@@ -39,8 +39,8 @@ def test_run_demo_rows():
     # The CLI's table of the section: one cell per column, statuses by their short names.
     assert method_cells(rows["cholesky"])[3] == "4 NOTSPD"
     table, notes = demo_table(sections[0])
-    assert [c.header for c in table.columns] == list(METHOD_COLUMNS) and table.row_count == 3
-    assert all(len(method_cells(r)) == len(METHOD_COLUMNS) for r in sections[0].rows)
+    assert [c.header for c in table.columns] == list(method_columns()) and table.row_count == 3
+    assert all(len(method_cells(r)) == len(method_columns()) for r in sections[0].rows)
 
 
 def test_methods_that_cannot_run_are_noted():

@@ -10,48 +10,40 @@ RuntimeError): ``except np.linalg.LinAlgError`` catches ``neuralinv.inv(singular
 catches ``np.linalg.inv(singular)``. Both bases are plain Exception subclasses without instance
 layout of their own, so one class can derive from both (and from ArithmeticError, the original
 base, kept for callers that catch it).
+
+The four LinAlgError classes live in :mod:`neuralinv._linalg_errors` and are reached through
+this module (``neuralinv.errors.InversionError``, ``from neuralinv.errors import ...``) on first
+use: their torch base means importing torch (about a second), which the paths that never
+invert through torch do not pay (the command line's start, ``neuralinv invert`` of a file the
+native kernels answer). Everything else here imports neither torch nor numpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    pass
+
+#: Defined in neuralinv._linalg_errors (torch), handed out by __getattr__.
+_LINALG = ("InversionError", "SingularMatrixError", "NotConvergedError", "NotPositiveDefiniteError")
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: the LinAlgError family, imported on first use
+    if name in _LINALG:
+        from . import _linalg_errors
+
+        return getattr(_linalg_errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LINALG))
 
 
 class InputError(ValueError):
     """A bad argument: wrong shape, dtype, option value, file contents. Says which and why."""
-
-
-class InversionError(ArithmeticError, np.linalg.LinAlgError, torch.linalg.LinAlgError):
-    """Some matrices of a batch could not be inverted; ``indices`` names them (batch indices).
-
-    Also a ``numpy.linalg.LinAlgError`` and a ``torch.linalg.LinAlgError`` (hence a ValueError
-    and a RuntimeError), the errors numpy and torch raise for singular input and for
-    factorisations that do not converge.
-    """
-
-    def __init__(self, message: str, indices: Sequence[tuple[int, ...]] = ()):
-        super().__init__(message)
-        self.indices = [tuple(i) for i in indices]
-
-
-class SingularMatrixError(InversionError):
-    """At least one matrix is exactly singular. (A matrix with NaN or Inf entries is bad input:
-    ``ni.inv`` raises :class:`InputError` for it, status NONFINITE.)"""
-
-
-class NotConvergedError(InversionError):
-    """An iterative method stopped at ``max_iter`` before its certificate held.
-
-    A LinAlgError like the others: numpy raises ``LinAlgError("SVD did not converge")`` and
-    torch ``torch.linalg.LinAlgError`` for factorisations that do not converge.
-    """
-
-
-class NotPositiveDefiniteError(InversionError):
-    """The Cholesky method was given a matrix that is not symmetric positive definite."""
 
 
 class IllConditionedWarning(RuntimeWarning):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputError, InversionError
-from ..methods import METHODS, with_option
+from .. import errors
+from ..errors import InputError
 from .app import (
     COMPILE_METHODS,
     METHOD_NAMES,
@@ -66,7 +66,9 @@ def invert(
                 input, output, method=method, target=target, chunk_size=chunk_size,
                 on_progress=on_progress, **options,
             )
-    except (InputError, InversionError, OSError) as exc:
+    # An except clause is evaluated only when an exception arrives: errors.InversionError (which
+    # imports torch) is looked up then, not on the way of a run that never needed torch.
+    except (InputError, errors.InversionError, OSError) as exc:
         fail(str(exc))
     say(stream_summary_line(res))
     if method in ("learned", "block"):
@@ -87,6 +89,8 @@ def invert(
 
 def _compile_option(method: str) -> bool:
     """``compile=True`` for ``invert --compile``, or an InputError naming the methods that have it."""
+    from ..methods import METHODS, with_option
+
     having = with_option("compile")
     if method in METHODS and method not in having:
         raise InputError(f"--compile goes with --method {', '.join(having)}, not {method!r}")

@@ -4,15 +4,19 @@ the data library functions return (library modules never format for a terminal).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
 
-from ..demo import KINDS, LearnedSection, MethodRow, MethodsSection, Section
-from ..evaluation.metrics import Metrics
-from ..evaluation.report import rows
-from ..methods import METHODS
 from ..solution import Status
+
+if TYPE_CHECKING:
+    from ..demo import MethodRow, MethodsSection, Section
+    from ..evaluation.metrics import Metrics
+
+# The demo, evaluation and method modules import torch: each renderer that needs one imports it
+# itself, so that ``neuralinv invert``'s lines come without torch (files/streaming.py).
 
 #: Short status names, so that a table of status counts fits a terminal.
 SHORT = {
@@ -37,6 +41,8 @@ def metrics_table(metrics: Sequence[Metrics], title: str | None = None, width: i
     """One row per (dataset, method) of an evaluation (:func:`neuralinv.evaluation.report.rows`);
     transposed (one column each) when that is wider than ``width``, so a narrow terminal shows
     every number whole instead of cutting them."""
+    from ..evaluation.report import rows
+
     header, body = rows(metrics)
     table = Table(title=title)
     cells = [header, *body]
@@ -109,6 +115,8 @@ def learned_line(method: str, options: dict, res) -> str:
     fallback = ", ".join(f"{k} {v}" for k, v in whole.items()) or "none"
     line = f"block recursion answers: {pure + mixed} of {res.count}"
     base = options.get("base", "lu")
+    from ..methods import METHODS
+
     if base not in METHODS:  # a learned base
         line += f" (every leaf from the network: {pure}, some leaves fell back: {mixed})"
     return line + f" | fell back whole: {sum(whole.values())} ({fallback})"
@@ -239,13 +247,20 @@ def warm_table(rows, wall: float) -> Table:
 
 # -- demo ------------------------------------------------------------------------------------
 
-METHOD_COLUMNS = ("method", "matrices/s", "worst ratio", *KINDS)
+def method_columns() -> tuple[str, ...]:
+    from ..demo import KINDS
+
+    return ("method", "matrices/s", "worst ratio", *KINDS)
+
+
 LEARNED_COLUMNS = ("matrices", "count", "network", "scaled", "fell back", "status", "worst ratio",
                    "max error", "NS steps")
 
 
 def method_cells(row: MethodRow) -> tuple[str, ...]:
     """One row of a methods section: rate, worst ratio, status counts per kind."""
+    from ..demo import KINDS
+
     return (
         row.method,
         f"{row.matrices_per_s:,.0f}",
@@ -319,8 +334,10 @@ def learned_notes(demo) -> list[str]:
 
 def demo_table(section: Section) -> tuple[Table, list[str]]:
     """A section of :func:`neuralinv.demo.run_demo` as a table and the notes printed under it."""
+    from ..demo import LearnedSection, MethodsSection
+
     if isinstance(section, MethodsSection):
-        title, columns = f"Every method on {section.n}x{section.n} matrices", METHOD_COLUMNS
+        title, columns = f"Every method on {section.n}x{section.n} matrices", method_columns()
         cells, notes = [method_cells(r) for r in section.rows], methods_notes(section)
     elif isinstance(section, LearnedSection):
         title = "Learned inversion: network guess + Newton-Schulz, exact fallback"
@@ -337,7 +354,7 @@ def demo_table(section: Section) -> tuple[Table, list[str]]:
 
 __all__ = [
     "analysis_line", "analysis_table", "bench_table", "compiled_line", "demo_table", "fit_line",
-    "learned_cells", "learned_line", "learned_notes", "method_cells", "methods_notes",
+    "learned_cells", "learned_line", "learned_notes", "method_cells", "method_columns", "methods_notes",
     "metrics_table", "region_words", "stream_summary_line", "target_line", "training_columns",
-    "training_header", "training_summary",
+    "training_header", "training_summary", "warm_table",
 ]

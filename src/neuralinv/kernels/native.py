@@ -14,8 +14,8 @@ Answers that fail the kernel's certificate (and only those) are recomputed by pi
 (``methods.lu``) and labelled ``lu``; the kernel's own answers are labelled
 ``native_closed_form`` (n <= 4) or ``native_gauss_jordan`` (5 <= n <= 32).
 
-Threads: a batch is split over ``torch.get_num_threads()`` threads, and the threads are
-torch's own: the kernel's C entry point (a numba ``cfunc``) runs on the team of the OpenMP
+Threads: a batch is split over :func:`threads` threads (``torch.get_num_threads()``), and the
+threads are torch's own: the kernel's C entry point (a numba ``cfunc``) runs on the team of the OpenMP
 runtime torch loaded (``GOMP_parallel``; GNU libgomp in the Linux wheels, LLVM/Intel OpenMP
 export the same entry), each thread claiming chunks of the batch from an atomic counter. torch's
 OpenMP threads keep spinning for a while after each torch operation; a second pool beside them
@@ -25,6 +25,11 @@ runtime is found (no ``/proc/self/maps``, another runtime) and in a forked child
 hangs in a child whose parent used its team; DataLoader workers, DDP), a small thread pool owned
 by this module runs the shares instead (the calling thread takes one; the pool is made per
 process). The kernels release the GIL either way; numba's own threading layers are not used.
+
+This module does not import torch: the command line's streaming of a file the kernels answer
+(``files.streaming``) runs them on numpy arrays in a process that never loads torch (about a
+second of its start). Until torch is loaded there is no team of its to join, so the pool
+runs the shares, and the thread count is what torch would choose (:func:`threads`).
 """
 
 from __future__ import annotations
@@ -33,12 +38,12 @@ import ctypes
 import importlib
 import os
 import re
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import torch
 
 #: Largest n served by a native kernel.
 MAX_N = 32
@@ -58,8 +63,9 @@ MIN_WORK_PER_POOL_THREAD = 1 << 17
 CHUNK_WORK = 1 << 13
 
 _lock = threading.Lock()
-_kernels: dict[tuple[str, torch.dtype], Any] = {}
-_failures: dict[tuple[str, torch.dtype], str] = {}
+#: Compiled kernels and why not, per (kernel, dtype name: "float32" or "float64").
+_kernels: dict[tuple[str, str], Any] = {}
+_failures: dict[tuple[str, str], str] = {}
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
 #: torch's OpenMP runtime's GOMP_parallel, looked up once per process: [function or None, why].
 _team: list[Any] = []
@@ -82,9 +88,38 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-_DTYPES = (torch.float32, torch.float64)
-#: numpy counterparts of the kernels' torch dtypes.
-NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+#: The dtypes of the kernels, by name.
+DTYPES = ("float32", "float64")
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """"float32"/"float64" for a torch or numpy float32/float64 dtype (native byte order),
+    else None."""
+    name = str(dtype).removeprefix("torch.")
+    if name in DTYPES:
+        return name
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        return None
+    return np_dtype.name if np_dtype.isnative and np_dtype.name in DTYPES else None
+
+
+def threads() -> int:
+    """Threads a batch may use: ``torch.get_num_threads()`` once torch is loaded; before that,
+    what torch would start with: ``OMP_NUM_THREADS`` when it is a positive integer, else the
+    CPUs this process may run on (torch counts physical cores: on a machine with SMT this may
+    be up to twice torch's count, for a process that runs nothing else)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return torch.get_num_threads()
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def disabled_by_env() -> bool:
@@ -101,20 +136,21 @@ def kind(n: int) -> str:
     return "small" if n <= CLOSED_FORM_MAX_N else "gauss_jordan"
 
 
-def kernel(
-    n: int, dtype: torch.dtype, device: torch.device, *, check_env: bool = True
-) -> tuple[Any, str]:
-    """(compiled kernel, its label) for a (B, n, n) batch, or (None, why not)."""
+def kernel(n: int, dtype: Any, device: Any = "cpu", *, check_env: bool = True) -> tuple[Any, str]:
+    """(compiled kernel, its label) for a (B, n, n) batch of ``dtype`` (torch or numpy) on
+    ``device`` (a torch device or "cpu"), or (None, why not)."""
     why = disabled_reason() if check_env else None
     if why:
         return None, why
-    if device.type != "cpu":
-        return None, f"no native kernel for device {device.type}"
+    device_type = getattr(device, "type", device)
+    if device_type != "cpu":
+        return None, f"no native kernel for device {device_type}"
     if not 1 <= n <= MAX_N:
         return None, f"no native kernel for n={n} (1 <= n <= {MAX_N})"
-    if dtype not in _DTYPES:
+    name = dtype_name(dtype)
+    if name is None:
         return None, f"no native kernel for {dtype}"
-    key = (kind(n), dtype)
+    key = (kind(n), name)
     k = _kernels.get(key)
     if k is not None:
         return k, NAMES[key[0]]
@@ -128,7 +164,7 @@ def kernel(
     return _kernels[key], NAMES[key[0]]
 
 
-def _build(key: tuple[str, torch.dtype]) -> None:
+def _build(key: tuple[str, str]) -> None:
     """Import numba and the kernels, compile (or load from numba's cache) one signature."""
     name, dtype = key
     try:
@@ -136,7 +172,7 @@ def _build(key: tuple[str, torch.dtype]) -> None:
         fn = getattr(K, name)
         n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
         # numpy, not torch(...).numpy(): under a torch.func transform no tensor converts.
-        A = np.zeros((0, n, n), NUMPY_DTYPES[dtype])
+        A = np.zeros((0, n, n), dtype)
         fn(A, A.copy(), np.zeros((2, 0), A.dtype), np.zeros(0, np.int8), 0, 0, _EPS[A.dtype.char])
     except Exception as exc:  # ImportError, numba's TypingError/LoweringError, cache errors, ...
         _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -179,6 +215,8 @@ def team_runtime() -> tuple[Any, str]:
     (None, why not): what runs a batch's shares on torch's own threads."""
     if _forked_child:
         return None, "forked child: the parent's OpenMP team is not usable here"
+    if "torch" not in sys.modules:  # not remembered: torch may be loaded later
+        return None, "torch is not loaded: no OpenMP team of its"
     if not _team:
         with _lock:
             if not _team:
@@ -193,7 +231,7 @@ def _find_team_runtime() -> tuple[Any, str]:
         paths = {f[5].strip() for f in fields if len(f) == 6}
     except OSError as exc:
         return None, f"loaded libraries unknown ({exc})"
-    torch_dir = os.path.dirname(torch.__file__)
+    torch_dir = os.path.dirname(sys.modules["torch"].__file__)
     found = sorted(
         (not p.startswith(torch_dir), p)
         for p in paths
@@ -228,20 +266,20 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndarray) -> int:
     """Run a kernel over a whole (B, n, n) batch (C-contiguous numpy arrays: A in, X, cert
-    (2, B) and status (B,) out), split over torch.get_num_threads() threads; returns how many
-    matrices need the fallback."""
+    (2, B) and status (B,) out), split over threads() threads; returns how many matrices need
+    the fallback."""
     B, n = A.shape[0], A.shape[-1]
     eps = _EPS[A.dtype.char]
     work = B * n**3
-    threads = min(torch.get_num_threads(), work // MIN_WORK_PER_THREAD)
-    if threads <= 1:
+    count = min(threads(), work // MIN_WORK_PER_THREAD)
+    if count <= 1:
         return int(fn(A, X, cert, status, 0, B, eps))
     parallel, _ = team_runtime()
     name = f"team_{kind(n)}_{A.dtype.name}"
     entry = team_entry("_numba_kernels", name) if parallel is not None else None
     if type(entry) is int:
-        return _run_team(parallel, entry, A, X, cert, status, threads, eps)
-    return _run_pool(fn, A, X, cert, status, min(threads, work // MIN_WORK_PER_POOL_THREAD), eps)
+        return _run_team(parallel, entry, A, X, cert, status, count, eps)
+    return _run_pool(fn, A, X, cert, status, min(count, work // MIN_WORK_PER_POOL_THREAD), eps)
 
 
 def _run_team(parallel, entry: int, A, X, cert, status, threads, eps) -> int:
@@ -258,9 +296,9 @@ def _run_team(parallel, entry: int, A, X, cert, status, threads, eps) -> int:
 
 def split(call: Any, B: int, work_per_matrix: int, min_work: int) -> list:
     """``call(start, stop)`` over matrices 0:B on the module's pool, in as many 64-aligned
-    shares as torch.get_num_threads() allows with at least ``min_work`` each (see _shares);
-    ``call`` must release the GIL. The calls' results, in order."""
-    parts = min(torch.get_num_threads(), max(1, B * work_per_matrix // min_work))
+    shares as threads() allows with at least ``min_work`` each (see _shares); ``call`` must
+    release the GIL. The calls' results, in order."""
+    parts = min(threads(), max(1, B * work_per_matrix // min_work))
     return _shares(call, B, parts if B >= 128 else 1)
 
 
@@ -286,18 +324,20 @@ def _run_pool(fn, A, X, cert, status, parts, eps) -> int:
 
 #: Bytes of the residual product's buffer in certificate_norms (a chunk stays in L2 for the norms).
 RESIDUAL_CHUNK_BYTES = 1 << 20
-_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
-def certificate_norms(A: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+def certificate_norms(A: Any, X: Any) -> tuple[Any, ...] | None:
     """``(||I - X A||_1, ||A||_1, ||X||_1)`` per matrix of two CPU float32/float64 batches of
     the same shape, as :func:`neuralinv.certify.certificate` forms them (working precision),
     without its batch-sized temporaries: the product in chunks of RESIDUAL_CHUNK_BYTES by
     torch.bmm into one buffer, every norm by the numba kernel ``norms1`` in one pass. None
     where it does not apply (other devices or dtypes, autograd, torch.func, the kernels
     disabled or unavailable); the caller then uses torch."""
+    import torch  # A and X are tensors: torch is loaded
+
+    _wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     if (
-        A.device.type != "cpu" or A.dtype not in _DTYPES or X.dtype != A.dtype
+        A.device.type != "cpu" or dtype_name(A.dtype) is None or X.dtype != A.dtype
         or A.shape != X.shape or A.requires_grad or X.requires_grad
         or _wrapped(A) or _wrapped(X) or disabled_by_env()
     ):
@@ -309,7 +349,7 @@ def certificate_norms(A: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, .
     n = A.shape[-1]
     B = A.numel() // (n * n)
     A3, X3 = A.reshape(B, n, n), X.reshape(B, n, n)
-    num, nA, nX = (np.empty(B, NUMPY_DTYPES[A.dtype]) for _ in range(3))
+    num, nA, nX = (np.empty(B, dtype_name(A.dtype)) for _ in range(3))
     for M, out in ((A3, nA), (X3, nX)):
         if M.is_contiguous() or not M.mT.is_contiguous():
             fn(M.contiguous().numpy(), out, 0, B, False)
@@ -326,15 +366,15 @@ def certificate_norms(A: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, .
     return tuple(torch.from_numpy(v).reshape(shape) for v in (num, nA, nX))
 
 
-def _norms_kernels(dtype: torch.dtype) -> tuple[Any, Any] | None:
-    """(norms1, norms1_transposed) compiled for ``dtype``, or None."""
-    key = ("norms1", dtype)
+def _norms_kernels(dtype: Any) -> tuple[Any, Any] | None:
+    """(norms1, norms1_transposed) compiled for ``dtype`` (torch or numpy), or None."""
+    key = ("norms1", dtype_name(dtype))
     if key not in _kernels and key not in _failures:
         with _lock:
             if key not in _kernels and key not in _failures:
                 try:
                     K = importlib.import_module(f"{__package__}._numba_kernels")
-                    M = np.zeros((0, 1, 1), NUMPY_DTYPES[dtype])
+                    M = np.zeros((0, 1, 1), key[1])
                     K.norms1(M, np.zeros(0, M.dtype), 0, 0, True)
                     K.norms1_transposed(M, np.zeros(0, M.dtype), 0, 0)
                     _kernels[key] = (K.norms1, K.norms1_transposed)

@@ -107,7 +107,7 @@ def _entry(module: str, function: str) -> tuple[bool, bool | None, str]:
 def _norms(dtype: torch.dtype) -> tuple[bool, bool | None, str]:
     kernels = native._norms_kernels(dtype)
     if kernels is None:
-        return False, None, native._failures.get(("norms1", dtype), "unavailable")
+        return False, None, native._failures.get(("norms1", native.dtype_name(dtype)), "unavailable")
     return True, _hits(kernels[0]), "norms1"
 
 

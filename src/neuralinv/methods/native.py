@@ -32,9 +32,10 @@ from ..kernels import native as _native
 from ..solution import Solution, Status
 from .certified import certify
 from .lu import LU
-from .partial import Partial, fill_from, labels, same_labels
+from .partial import Partial, fill_from, labels
 
-_NP = _native.NUMPY_DTYPES
+#: numpy counterparts of the kernels' torch dtypes.
+_NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def _outputs(shape: tuple[int, ...], n: int, dtype: torch.dtype):
@@ -141,16 +142,10 @@ def _solution(batch: Batch, Af: Tensor, answers, bad: int, all_ok: bool, label: 
     Partial whose FALLBACK rows LU recomputes (``Af``: the flat contiguous batch) and certify."""
     X, cert, status = answers
     if all_ok:
-        sol = Solution(
-            inverse=_out(batch, X, batch.out_dtype),
-            status=_out(batch, status),
-            residual=_out(batch, cert[0, ...]),
-            rcond=_out(batch, cert[1, ...]),
-            method=same_labels(batch.batch_shape, label),
-            stats={"primary": label, "fallbacks": 0, "native": True, "method": "auto"},
+        sol = Solution.native(
+            _out(batch, X, batch.out_dtype), _out(batch, status), _out(batch, cert[0, ...]),
+            _out(batch, cert[1, ...]), label, batch.batch_shape,
         )
-        # Known all-OK for ni.inv's check (api.inv), without a second scan of the statuses.
-        object.__setattr__(sol, "_all_ok", True)
         solve_time = time.perf_counter() - start
     else:
         part = _to_partial(Af, X, cert, status, bad, label)

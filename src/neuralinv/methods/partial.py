@@ -3,7 +3,6 @@ replace another's (:func:`fill_from`, the certified fallbacks)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,13 +11,16 @@ import torch
 from torch import Tensor
 
 from ..certify import certificate
-from ..solution import Status
+from ..solution import Status, labels
 
 if TYPE_CHECKING:
     from .base import Method
 
 #: Statuses for which no inverse exists or was computed: the returned inverse is NaN there.
 NO_ANSWER = (Status.SINGULAR, Status.NONFINITE, Status.NOT_SPD)
+
+__all__ = ["NO_ANSWER", "Partial", "fill_from", "labels", "no_answer", "ok_status"]
+
 
 @dataclass
 class Partial:
@@ -41,29 +43,6 @@ class Partial:
 
 def ok_status(B: int, device: torch.device) -> Tensor:
     return torch.zeros(B, dtype=torch.int8, device=device)
-
-
-def labels(shape: int | tuple[int, ...], name: str) -> np.ndarray:
-    """An object array of method names, all ``name``.
-
-    Filled by assignment: ``np.full(shape, name, dtype=object)`` took 9 ms for 100,000 labels,
-    more than the whole compiled 3x3 inversion (docs/performance.md).
-    """
-    out = np.empty(shape, dtype=object)
-    out[...] = name
-    return out
-
-
-def same_labels(shape: tuple[int, ...], name: str) -> np.ndarray:
-    """``labels(shape, name)``, read-only, for Solutions that are final: from 1,024 labels a
-    broadcast view of one name, no per-matrix work (filling 100,000 labels took 0.18 ms, a
-    seventh of the native 3x3 path's whole call); below, filled (np.broadcast_to's 2.3 us
-    would be a tenth of a single matrix's call)."""
-    if math.prod(shape) >= 1024:
-        return np.broadcast_to(np.array(name, dtype=object), shape)
-    out = labels(shape, name)
-    out.flags.writeable = False
-    return out
 
 
 def no_answer(status: Tensor) -> Tensor:
