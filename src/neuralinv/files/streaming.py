@@ -4,6 +4,13 @@
 certifies each with one resolved method (so a learned model is loaded once), appends the inverses
 to an atomic :class:`~neuralinv.files.writing.MatrixWriter`, and folds per-chunk results into a :class:`StreamResult`:
 status and method counts, the worst residual ratio, and, against a target file, MAE, MSE and R2.
+
+The default method (``"auto"`` with no options) first gives each chunk to the native kernels
+directly, on the numpy arrays the reader made (:func:`_native_chunk`); a chunk whose every
+answer they certify needs nothing else, and a process whose chunks are all like that never
+imports torch (about a second of the command line's start: docs/performance.md, attempt 77).
+Any other chunk (a matrix not OK, no kernel for its n or dtype) is inverted by ``auto``
+itself, torch and all, so the results are those of ``neuralinv.invert`` either way.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..solution import Status
+from ..kernels import native
+from ..solution import Solution, Status
 from .paths import DEFAULT_CHUNK, check_output_path
 from .reading import open_matrices, paired_chunks
 from .writing import MatrixWriter
@@ -114,10 +122,9 @@ def invert_file(
     total)`` is called after each chunk (``total`` is None when unknown before reading, .mx).
     The output appears only if every chunk succeeded (atomic write).
     """
-    from ..methods import resolve
-
     check_output_path(output)  # before any work: a directory or a missing folder says so
-    inverter = resolve(method, **options)
+    default = isinstance(method, str) and method == "auto" and not options
+    inverter = None if default else _resolve(method, options)
     src = open_matrices(input)
     chunks = (
         ((a, None) for a in src.chunks(chunk_size))
@@ -134,7 +141,10 @@ def invert_file(
     n = None
     with MatrixWriter(output, shape=src.shape) as out:
         for A, T in chunks:
-            sol = inverter.invert(A)
+            sol = _native_chunk(A) if default else None
+            if sol is None:
+                inverter = inverter or _resolve(method, options)
+                sol = inverter.invert(A)
             out.write(sol.inverse)
             status.update(sol.counts())
             methods.update(sol.method_counts())
@@ -169,3 +179,28 @@ def invert_file(
         fused=fused,
         compile_error=compile_error,
     )
+
+
+def _resolve(method: Any, options: dict[str, Any]) -> Any:
+    from ..methods import resolve  # imports torch
+
+    return resolve(method, **options)
+
+
+def _native_chunk(A: np.ndarray) -> Solution | None:
+    """``auto``'s answer to a (k, n, n) chunk when the native kernel certifies all of it, from
+    numpy arrays and without torch; None when it does not apply or some answer is not OK (the
+    caller then runs ``auto``, which recomputes those by LU and certifies them)."""
+    if A.ndim != 3 or A.shape[0] == 0 or native.disabled_by_env():
+        return None
+    fn, label = native.kernel(A.shape[-1], A.dtype)
+    if fn is None:
+        return None
+    A = np.ascontiguousarray(A)
+    if not A.flags.writeable:  # a read-only array is another signature for numba: a compile
+        A = A.copy()
+    B = A.shape[0]
+    X, cert, status = np.empty_like(A), np.empty((2, B), A.dtype), np.empty(B, np.int8)
+    if native.run(fn, A, X, cert, status) or np.count_nonzero(status):
+        return None
+    return Solution.native(X, status, cert[0], cert[1], label, (B,))
