@@ -29,7 +29,7 @@ def test_the_kernel_in_the_triton_interpreter():
 
 
 def test_cpu_tensors_outside_the_interpreter_take_the_torch_path(monkeypatch):
-    monkeypatch.setattr(native_method, "_on_gpu", lambda device: True)
+    monkeypatch.setattr(native_method, "_on_gpu", lambda A: True)
     A = well_conditioned(20, 5, dtype=torch.float64)
     sol = ni.invert(A)
     assert sol.all_ok and set(sol.method) == {"lu"}
@@ -44,7 +44,7 @@ def test_a_kernel_that_cannot_be_built_is_tried_once_per_variant(monkeypatch):
         calls.append(tuple(A.shape))
         raise RuntimeError("no CUDA toolchain\nsecond line")
 
-    monkeypatch.setattr(native_method, "_on_gpu", lambda device: True)
+    monkeypatch.setattr(native_method, "_on_gpu", lambda A: True)
     monkeypatch.setattr(gpu, "unavailable", lambda A: None)
     monkeypatch.setattr(gpu, "run", broken)
     monkeypatch.setattr(gpu, "_failures", {})
@@ -80,7 +80,7 @@ def test_without_triton_auto_answers_on_torch():
         "import sys; sys.modules['triton'] = None\n"
         "import torch, neuralinv as ni\n"
         "from neuralinv.methods import native\n"
-        "native._on_gpu = lambda device: True\n"
+        "native._on_gpu = lambda A: True\n"
         "A = torch.randn(8, 4, 4, generator=torch.Generator().manual_seed(0)) + 4 * torch.eye(4)\n"
         "sol = ni.invert(A)\n"
         "assert sol.all_ok and set(sol.method) == {'lu'}, sol.method\n"

@@ -38,7 +38,7 @@ assert os.environ.get("TRITON_INTERPRET") == "1" and gpu.interpreted(), "run by 
 
 @pytest.fixture(autouse=True)
 def cpu_tensors_take_the_gpu_path(monkeypatch):
-    monkeypatch.setattr(native_method, "_on_gpu", lambda device: True)
+    monkeypatch.setattr(native_method, "_on_gpu", lambda A: True)
 
 
 def block(n: int) -> int:
@@ -112,7 +112,7 @@ def test_singular_nonfinite_and_pivoting(n, dtype):
 def test_agrees_with_the_numba_kernels(n, dtype, monkeypatch):
     A = torch.cat([well_conditioned(9, n, dtype), with_cond(9, n, 1e4, dtype)])
     gpu_sol = ni.invert(A)
-    monkeypatch.setattr(native_method, "_on_gpu", lambda device: False)
+    monkeypatch.setattr(native_method, "_on_gpu", lambda A: False)
     cpu_sol = ni.invert(A)
     assert set(cpu_sol.method) <= {"native_closed_form", "native_gauss_jordan", "lu"}
     # Two kernels, two summation orders: statuses up to a certificate within rounding of a threshold.

@@ -95,14 +95,22 @@ DTYPES = ("float32", "float64")
 def dtype_name(dtype: Any) -> str | None:
     """"float32"/"float64" for a torch or numpy float32/float64 dtype (native byte order),
     else None."""
+    name = _DTYPE_NAMES.get(dtype)  # 0.15 us instead of 0.5 (a 3x3 call asks once)
+    if name is not None:
+        return name
     name = str(dtype).removeprefix("torch.")
-    if name in DTYPES:
+    if name in DTYPES:  # a torch dtype (this module does not import torch)
+        _DTYPE_NAMES[dtype] = name
         return name
     try:
         np_dtype = np.dtype(dtype)
     except TypeError:
         return None
     return np_dtype.name if np_dtype.isnative and np_dtype.name in DTYPES else None
+
+
+_DTYPE_NAMES = {np.dtype(name): name for name in DTYPES}
+_DTYPE_NAMES.update({np.dtype(name).type: name for name in DTYPES})
 
 
 def threads() -> int:
@@ -271,7 +279,7 @@ def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndar
     B, n = A.shape[0], A.shape[-1]
     eps = _EPS[A.dtype.char]
     work = B * n**3
-    count = min(threads(), work // MIN_WORK_PER_THREAD)
+    count = 1 if work < 2 * MIN_WORK_PER_THREAD else min(threads(), work // MIN_WORK_PER_THREAD)
     if count <= 1:
         return int(fn(A, X, cert, status, 0, B, eps))
     parallel, _ = team_runtime()
