@@ -23,8 +23,8 @@ from neuralinv.kernels import native
 AT_EXIT = "import atexit, sys; atexit.register(lambda: print('TORCH LOADED', 'torch' in sys.modules)); "
 
 
-def torch_loaded(proc) -> bool:
-    assert proc.returncode == 0, proc.stderr
+def torch_loaded(proc, returncode: int = 0) -> bool:
+    assert proc.returncode == returncode, proc.stderr
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("TORCH LOADED")]
     assert len(line) == 1, proc.stdout
     return line[0].split()[-1] == "True"
@@ -57,6 +57,38 @@ def dget03(A: np.ndarray, X: np.ndarray) -> np.ndarray:
     n = A.shape[-1]
     norm = lambda M: np.abs(M).sum(axis=-2).max(axis=-1)  # noqa: E731  1-norm per matrix
     return norm(np.eye(n) - X64 @ A64) / (n * norm(A64) * norm(X64) * np.finfo(A.dtype).eps)
+
+
+def test_errors_of_invert_without_torch(tmp_path):
+    np.save(tmp_path / "rect.npy", np.zeros((2, 3, 4)))
+    for args in (("missing.npy", "-o", "x.npy"), ("rect.npy", "-o", "x.npy"),
+                 ("rect.npy", "-o", "no/such/dir/x.npy")):
+        proc = run_cli("invert", *args, cwd=tmp_path)
+        assert not torch_loaded(proc, returncode=2), args
+        assert proc.stderr.startswith("error:"), proc.stderr
+
+
+def test_is_inversion_error():
+    import neuralinv.errors as E
+
+    assert E.is_inversion_error(E.SingularMatrixError("x"))
+    assert E.is_inversion_error(E.NotConvergedError("x"))
+    for other in (ArithmeticError("x"), ZeroDivisionError("x"), np.linalg.LinAlgError("x"),
+                  E.InputError("x"), KeyboardInterrupt()):
+        assert not E.is_inversion_error(other)
+
+
+def test_submodules_and_star_imports():
+    code = ("import neuralinv, types; "
+            "assert all(isinstance(getattr(neuralinv, m), types.ModuleType) for m in "
+            "('methods', 'errors', 'api', 'files', 'certify', 'kernels', 'learned', 'solution')); "
+            "ns = {}; exec('from neuralinv.errors import *', ns); "
+            "assert {'InversionError', 'SingularMatrixError', 'InputError'} <= set(ns); "
+            "ns = {}; exec('from neuralinv import *', ns); "
+            "import neuralinv as ni; assert all(ns[k] is getattr(ni, k) for k in ni.__all__); "
+            "print('ok')")
+    proc = python("-c", code)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
 def well_conditioned(B: int, n: int, dtype, seed: int = 0) -> np.ndarray:

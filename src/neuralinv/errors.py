@@ -20,6 +20,7 @@ native kernels answer). Everything else here imports neither torch nor numpy.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,14 @@ def __getattr__(name: str) -> Any:  # PEP 562: the LinAlgError family, imported 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LINALG))
+
+
+def is_inversion_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an :class:`InversionError`, without importing torch: none can exist
+    before ``neuralinv._linalg_errors`` was imported (``except InversionError`` would import it
+    for every exception that reaches the clause, Ctrl-C and SIGTERM included)."""
+    module = sys.modules.get(f"{__package__}._linalg_errors")
+    return module is not None and isinstance(exc, module.InversionError)
 
 
 class InputError(ValueError):
@@ -65,3 +74,11 @@ def format_indices(indices: Sequence[tuple[int, ...]], limit: int = 20) -> str:
     shown = [str(i[0]) if len(i) == 1 else str(tuple(i)) for i in indices[:limit]]
     more = f", ... ({len(indices) - limit} more)" if len(indices) > limit else ""
     return "[" + ", ".join(shown) + more + "]"
+
+
+# The LinAlgError names come from __getattr__ (so that ``import *`` gets them too).
+__all__ = [  # noqa: F822
+    "IllConditionedWarning", "InputError", "InversionError", "NotConvergedError",
+    "NotPositiveDefiniteError", "OutOfRegionWarning", "PartialModelWarning", "SingularMatrixError",
+    "format_indices", "is_inversion_error",
+]

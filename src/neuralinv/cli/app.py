@@ -19,7 +19,7 @@ err_console = Console(stderr=True)
 #: The registered methods, and those with a ``compile`` option, for help texts. Written out
 #: rather than read from ``neuralinv.methods``: importing the methods imports torch (about a
 #: second), which the command line's start and ``neuralinv invert`` of a file the native
-#: kernels answer do not need. tests/test_cli.py checks both against the registry.
+#: kernels answer do not need. tests/test_torch_free.py checks both against the registry.
 METHOD_NAMES = "auto, block, cholesky, closed_form, gradient, learned, lu, newton_schulz"
 COMPILE_METHODS = "learned"
 

@@ -66,9 +66,11 @@ def invert(
                 input, output, method=method, target=target, chunk_size=chunk_size,
                 on_progress=on_progress, **options,
             )
-    # An except clause is evaluated only when an exception arrives: errors.InversionError (which
-    # imports torch) is looked up then, not on the way of a run that never needed torch.
-    except (InputError, errors.InversionError, OSError) as exc:
+    except (InputError, OSError) as exc:
+        fail(str(exc))
+    except ArithmeticError as exc:  # InversionError's base; the class itself would import torch
+        if not errors.is_inversion_error(exc):
+            raise
         fail(str(exc))
     say(stream_summary_line(res))
     if method in ("learned", "block"):

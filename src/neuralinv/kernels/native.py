@@ -223,8 +223,8 @@ def team_runtime() -> tuple[Any, str]:
     (None, why not): what runs a batch's shares on torch's own threads."""
     if _forked_child:
         return None, "forked child: the parent's OpenMP team is not usable here"
-    if "torch" not in sys.modules:  # not remembered: torch may be loaded later
-        return None, "torch is not loaded: no OpenMP team of its"
+    if not hasattr(sys.modules.get("torch"), "get_num_threads"):  # not remembered: torch
+        return None, "torch is not loaded: no OpenMP team of its"  # may be loaded later
     if not _team:
         with _lock:
             if not _team:
