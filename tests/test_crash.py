@@ -171,3 +171,59 @@ def test_a_signal_right_after_the_tmpfile_probe_leaves_no_probe_file(tmp_path, m
     with pytest.raises(_Terminated):
         atomic.AtomicFile(tmp_path / "out.npy")
     assert litter(tmp_path) == []
+
+
+#: A stand-in for a command that gets SIGTERM inside a ctypes callback (where LLVM calls back
+#: into Python while numba loads a kernel from its cache): Python drops the handler's exception
+#: there ("Exception ignored on calling ctypes callback function"), and the command finishes.
+DROPPED_SIGNAL = """
+import ctypes, os, signal, sys
+from neuralinv.cli.signals import main
+app_module = sys.modules["neuralinv.cli.app"]  # (neuralinv.cli.app the attribute is the typer app)
+
+def command():
+    def callback():
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # the handler runs here and raises _Terminated: dropped
+    ctypes.CFUNCTYPE(None)(callback)()
+    print("finished", flush=True)
+    sys.exit(0)
+
+app_module.app = command
+main()
+"""
+
+
+def test_a_signal_whose_exception_python_dropped_still_ends_the_run_by_it():
+    from helpers import python
+
+    proc = python("-c", DROPPED_SIGNAL)
+    assert "finished" in proc.stdout  # the exception was dropped: the command ran on
+    assert "Exception ignored" in proc.stderr and "_Terminated" in proc.stderr
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, proc.stderr)
+
+
+def test_kernel_loading_holds_signals_until_it_ends():
+    """A signal during a numba compile or cache load (LLVM's ctypes callbacks) is delivered
+    after it, where its handler's exception propagates."""
+    import os
+
+    from neuralinv.kernels import native
+
+    class Stop(Exception):
+        pass
+
+    def raise_stop(signum, frame):
+        raise Stop(signum)
+
+    old = signal.signal(signal.SIGHUP, raise_stop)
+    try:
+        reached = []
+        with pytest.raises(Stop):
+            with native.loading():
+                os.kill(os.getpid(), signal.SIGHUP)
+                sum(range(1000))  # a handler would run here: held instead
+                reached.append(True)
+        assert reached == [True]
+    finally:
+        signal.signal(signal.SIGHUP, old)

@@ -27,6 +27,18 @@ def _on_signal(signum, frame) -> None:
     raise _Terminated(signum)
 
 
+def _recording(received: list[int]):
+    """``_on_signal``, also noting the signal in ``received``: Python drops an exception raised
+    where it cannot propagate (in a ctypes callback, e.g. LLVM's while numba loads a kernel from
+    its cache, or during the interpreter's shutdown), so ``main`` checks the note afterwards."""
+
+    def handler(signum, frame) -> None:
+        received.append(signum)
+        _on_signal(signum, frame)
+
+    return handler
+
+
 _TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -55,15 +67,30 @@ def main() -> None:
     handlers; this is the only place."""
     from .app import app  # its commands registered by the package, imported before this module
 
-    installed = []
+    installed, received = [], []
     if threading.current_thread() is threading.main_thread():
+        handler = _recording(received)
         for sig in _TERMINATING:
             if signal.getsignal(sig) is signal.SIG_DFL:
-                signal.signal(sig, _on_signal)
+                signal.signal(sig, handler)
                 installed.append(sig)
     try:
         app()
     except _Terminated as stop:
-        signal.signal(stop.signum, signal.SIG_DFL)
-        os.kill(os.getpid(), stop.signum)
-        raise SystemExit(128 + stop.signum) from None  # where the signal does not end us
+        _end_by(stop.signum)
+    finally:
+        # From here on (a finished command, the interpreter's shutdown joining worker threads)
+        # a signal ends the process at once, and one whose exception was dropped on the way
+        # (see _recording) ends it now: the command's outputs are complete (atomic writes), and
+        # the parent still learns that the run was stopped.
+        for sig in installed:
+            signal.signal(sig, signal.SIG_DFL)
+        if received:
+            _end_by(received[0])
+
+
+def _end_by(signum: int) -> None:
+    """End the process by ``signum`` (its default action), so that its parent sees how it stopped."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum) from None  # where the signal does not end us

@@ -172,16 +172,27 @@ def kernel(n: int, dtype: Any, device: Any = "cpu", *, check_env: bool = True) -
     return _kernels[key], NAMES[key[0]]
 
 
+def loading():
+    """Context for compiling or loading a numba kernel: SIGINT/SIGTERM/SIGHUP are held back
+    until it ends (``files.together.signals_deferred``). LLVM calls back into Python through
+    ctypes while numba loads or compiles, and Python drops an exception that a signal handler
+    raises there (the command line's SIGTERM went unnoticed for the rest of the run)."""
+    from ..files.together import signals_deferred
+
+    return signals_deferred()
+
+
 def _build(key: tuple[str, str]) -> None:
     """Import numba and the kernels, compile (or load from numba's cache) one signature."""
     name, dtype = key
     try:
-        K = importlib.import_module(f"{__package__}._numba_kernels")
-        fn = getattr(K, name)
-        n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
-        # numpy, not torch(...).numpy(): under a torch.func transform no tensor converts.
-        A = np.zeros((0, n, n), dtype)
-        fn(A, A.copy(), np.zeros((2, 0), A.dtype), np.zeros(0, np.int8), 0, 0, _EPS[A.dtype.char])
+        with loading():
+            K = importlib.import_module(f"{__package__}._numba_kernels")
+            fn = getattr(K, name)
+            n = 1 if name == "small" else CLOSED_FORM_MAX_N + 1
+            # numpy, not torch(...).numpy(): under a torch.func transform no tensor converts.
+            A = np.zeros((0, n, n), dtype)
+            fn(A, A.copy(), np.zeros((2, 0), A.dtype), np.zeros(0, np.int8), 0, 0, _EPS[A.dtype.char])
     except Exception as exc:  # ImportError, numba's TypingError/LoweringError, cache errors, ...
         _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
         return
@@ -202,7 +213,8 @@ def team_entry(module: str, function: str) -> int | str:
                     from numba import cfunc, types
 
                     fn = getattr(importlib.import_module(f"{__package__}.{module}"), function)
-                    compiled = cfunc(types.void(types.voidptr), nogil=True, cache=True)(fn)
+                    with loading():
+                        compiled = cfunc(types.void(types.voidptr), nogil=True, cache=True)(fn)
                     _cfuncs[key] = compiled  # its code lives as long as this object
                     _entries[key] = compiled.address
                 except Exception as exc:  # as in _build
@@ -381,10 +393,11 @@ def _norms_kernels(dtype: Any) -> tuple[Any, Any] | None:
         with _lock:
             if key not in _kernels and key not in _failures:
                 try:
-                    K = importlib.import_module(f"{__package__}._numba_kernels")
-                    M = np.zeros((0, 1, 1), key[1])
-                    K.norms1(M, np.zeros(0, M.dtype), 0, 0, True)
-                    K.norms1_transposed(M, np.zeros(0, M.dtype), 0, 0)
+                    with loading():
+                        K = importlib.import_module(f"{__package__}._numba_kernels")
+                        M = np.zeros((0, 1, 1), key[1])
+                        K.norms1(M, np.zeros(0, M.dtype), 0, 0, True)
+                        K.norms1_transposed(M, np.zeros(0, M.dtype), 0, 0)
                     _kernels[key] = (K.norms1, K.norms1_transposed)
                 except Exception as exc:  # as in _build
                     _failures[key] = f"native kernel unavailable: {type(exc).__name__}: {exc}"

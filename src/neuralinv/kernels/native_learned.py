@@ -126,13 +126,14 @@ class NativeFused:
         fn = self._fn
         if fn is None and self.failed is None:
             try:
-                K = importlib.import_module(f"{__package__}._numba_learned")
-                A = np.zeros((0, self.plan.n, self.plan.n), self.head.dtype)
-                z = np.zeros(0, A.dtype)
-                K.learned_lanes(A, A.copy(), np.zeros(0, np.bool_), z, z.copy(),
-                                np.zeros(0, np.int32), 0, 0, self.region_c, self.plan.radius,
-                                self.head, self.scales, self.weights, self.shapes, self.act,
-                                self.plan.steps, self.plan.tol, self.eps, LANES)
+                with native.loading():
+                    K = importlib.import_module(f"{__package__}._numba_learned")
+                    A = np.zeros((0, self.plan.n, self.plan.n), self.head.dtype)
+                    z = np.zeros(0, A.dtype)
+                    K.learned_lanes(A, A.copy(), np.zeros(0, np.bool_), z, z.copy(),
+                                    np.zeros(0, np.int32), 0, 0, self.region_c, self.plan.radius,
+                                    self.head, self.scales, self.weights, self.shapes, self.act,
+                                    self.plan.steps, self.plan.tol, self.eps, LANES)
                 fn = self._fn = K.learned_lanes
             except Exception as exc:  # numba missing, a compile or cache error
                 self.failed = f"native learned kernel unavailable: {type(exc).__name__}: {exc}"
