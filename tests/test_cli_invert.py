@@ -73,3 +73,12 @@ def test_invert_help_names_every_registered_method(tmp_path):
     text = " ".join(proc.stdout.split())
     missing = [name for name in METHODS if name not in text]
     assert not missing, f"--method help omits {missing}"
+
+
+def test_chunk_size_and_ragged_row_messages(tmp_path):
+    np.save(tmp_path / "a.npy", np.eye(3)[None])
+    line = one_line_error(run("invert", "a.npy", "-o", "x.npy", "--chunk-size", "0", cwd=tmp_path))
+    assert "--chunk-size must be an integer >= 1, got 0" in line
+    (tmp_path / "r.mx").write_text("1,2,3\n4\nEND\n")
+    line = one_line_error(run("invert", "r.mx", "-o", "x.npy", cwd=tmp_path))
+    assert "r.mx:2: row has 1 value but the rows above it (from line 1) have 3" in line

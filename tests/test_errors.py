@@ -255,3 +255,20 @@ def test_train_refuses_an_absurd_width_before_building_anything(tmp_path):
     with pytest.raises(ni.InputError, match="numbers per member, more than the limit"):
         ni.train(cfg, tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_messages_for_one_matrix_without_a_batch_name_no_index():
+    """numpy says "Singular matrix"; a lone matrix has no batch index to name ("[()]" before)."""
+    import warnings
+
+    with pytest.raises(ni.SingularMatrixError, match=r"^singular matrix$") as info:
+        ni.inv(np.zeros((3, 3)))
+    assert info.value.indices == [()]
+    with pytest.raises(ni.InputError, match=r"^A has NaN or Inf entries$"):
+        ni.inv(np.array([[1.0, 0.0], [0.0, np.nan]]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ni.inv(np.diag([1.0, 1e-17]))
+    assert [str(w.message) for w in caught] == ["ill-conditioned (answer not trusted) at this matrix"]
+    with pytest.raises(ni.SingularMatrixError, match=r"batch indices \[1\] \(1 of 2\)"):
+        ni.inv(np.stack([np.eye(3), np.zeros((3, 3))]))

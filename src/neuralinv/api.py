@@ -141,17 +141,21 @@ def raise_for_status(sol: Solution) -> None:
     else:
         shape, found = physical
         indices = lambda status: found.get(status, [])  # noqa: E731
+    # (status, error, text for a batch (indices follow), text for one matrix without a batch)
     errors = (
-        (Status.NONFINITE, InputError, "A has NaN or Inf entries in batch elements"),
-        (Status.SINGULAR, SingularMatrixError, "singular matrices at batch indices"),
-        (Status.NOT_SPD, NotPositiveDefiniteError, "not symmetric positive definite at batch indices"),
-        (Status.NOT_CONVERGED, NotConvergedError, "did not converge at batch indices"),
+        (Status.NONFINITE, InputError, "A has NaN or Inf entries in batch elements",
+         "A has NaN or Inf entries"),
+        (Status.SINGULAR, SingularMatrixError, "singular matrices at batch indices", "singular matrix"),
+        (Status.NOT_SPD, NotPositiveDefiniteError, "not symmetric positive definite at batch indices",
+         "matrix not symmetric positive definite"),
+        (Status.NOT_CONVERGED, NotConvergedError, "did not converge at batch indices",
+         "did not converge"),
     )
-    for status, exc, what in errors:
+    for status, exc, what, single in errors:
         idx = indices(status)
         if idx:
             total = math.prod(shape)
-            msg = f"{what} {format_indices(idx)} ({len(idx)} of {total})"
+            msg = single if shape == () else f"{what} {format_indices(idx)} ({len(idx)} of {total})"
             if exc is InputError:
                 raise InputError(msg)
             raise exc(msg, idx)
@@ -162,7 +166,8 @@ def raise_for_status(sol: Solution) -> None:
     for status, category, what in warns:
         idx = indices(status)
         if idx:
-            warnings.warn(f"{what} batch indices {format_indices(idx)}", category, stacklevel=3)
+            where = "this matrix" if shape == () else f"batch indices {format_indices(idx)}"
+            warnings.warn(f"{what} {where}", category, stacklevel=3)
 
 
 def _pair(A: Any, X: Any) -> tuple[Any, Any, Any]:

@@ -58,6 +58,8 @@ def invert(
     from .render import compiled_line, learned_line, stream_summary_line, target_line
 
     try:
+        if chunk_size < 1:  # named as the user wrote it (invert_file would say chunk_size)
+            raise InputError(f"--chunk-size must be an integer >= 1, got {chunk_size}")
         method, options = _learned_options(method, model, base, base_size)
         if compile_:
             options["compile"] = _compile_option(method)

@@ -74,7 +74,7 @@ def iter_mx(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
                 )
         elif len(row) != len(rows[0]):
             raise InputError(
-                f"{path}:{lineno}: row has {len(row)} values but the rows above it (from line "
+                f"{path}:{lineno}: row has {len(row)} value{'' if len(row) == 1 else 's'} but the rows above it (from line "
                 f"{start}) have {len(rows[0])} (ragged rows)"
             )
         rows.append(row)
@@ -105,7 +105,7 @@ def read_csv(path: Path) -> np.ndarray:
             start = lineno
         elif len(row) != len(rows[0]):
             raise InputError(
-                f"{path}:{lineno}: row has {len(row)} values but the rows above it (from line "
+                f"{path}:{lineno}: row has {len(row)} value{'' if len(row) == 1 else 's'} but the rows above it (from line "
                 f"{start}) have {len(rows[0])} (ragged rows)"
             )
         rows.append(row)
