@@ -146,19 +146,23 @@ def hard_cases(B: int, n: int, dtype: torch.dtype) -> torch.Tensor:
     return A
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", (1, 2, 3, 4, 5, 9, 32))
-def test_singular_nonfinite_and_pivoting(n, dtype):
-    A = hard_cases(70, n, dtype)
-    sol = ni.invert(A)
+def check_hard_cases(A: torch.Tensor, sol, *, nonfinite_label: str | None = None,
+                     pivoted_label: str | None = None) -> None:
+    """The statuses of ``ni.invert(A)`` of :func:`hard_cases` (shared by the numba and the
+    Triton kernels' tests): SINGULAR by LU, NONFINITE with NaN answer and certificate (labelled
+    ``nonfinite_label`` when given), the pivot-needing matrix OK (labelled ``pivoted_label``
+    when given), two equal rows not OK, the rest OK; the same counts as LU; ni.inv raises."""
+    n, dtype = A.shape[-1], A.dtype
     status = np.asarray(sol.status)
     assert status[0] == Status.SINGULAR and sol.method[0] == "lu"
     for b in (1, 2, 3):
         assert status[b] == Status.NONFINITE
+        assert nonfinite_label is None or sol.method[b] == nonfinite_label
         assert np.isnan(np.asarray(sol.inverse[b])).all()
         assert np.isnan(float(sol.residual[b])) and np.isnan(float(sol.rcond[b]))
     if n > 1:
         assert status[4] == Status.OK
+        assert pivoted_label is None or sol.method[4] == pivoted_label
         torch.testing.assert_close(torch.as_tensor(sol.inverse[4]), torch.eye(n, dtype=dtype).flip(0))
         assert status[5] != Status.OK
     assert (status[6:] == Status.OK).all()
@@ -166,6 +170,13 @@ def test_singular_nonfinite_and_pivoting(n, dtype):
     assert sol.counts() == ni.invert(A, method="lu").counts()
     with pytest.raises(ni.InputError):
         ni.inv(A)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (1, 2, 3, 4, 5, 9, 32))
+def test_singular_nonfinite_and_pivoting(n, dtype):
+    A = hard_cases(70, n, dtype)
+    check_hard_cases(A, ni.invert(A))
 
 
 def test_overflowing_float64_goes_to_lu():
