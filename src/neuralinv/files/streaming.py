@@ -200,7 +200,7 @@ def _native_chunk(A: np.ndarray) -> Solution | None:
     if not A.flags.writeable:  # a read-only array is another signature for numba: a compile
         A = A.copy()
     B = A.shape[0]
-    X, cert, status = np.empty_like(A), np.empty((2, B), A.dtype), np.empty(B, np.int8)
+    X, cert, status = native.outputs((B,), A.shape[-1], A.dtype)
     if native.run(fn, A, X, cert, status) or np.count_nonzero(status):
         return None
     return Solution.native(X, status, cert[0], cert[1], label, (B,))

@@ -109,6 +109,7 @@ def dtype_name(dtype: Any) -> str | None:
     return np_dtype.name if np_dtype.isnative and np_dtype.name in DTYPES else None
 
 
+_NUMPY = {name: np.dtype(name) for name in DTYPES}
 _DTYPE_NAMES = {np.dtype(name): name for name in DTYPES}
 _DTYPE_NAMES.update({np.dtype(name).type: name for name in DTYPES})
 
@@ -282,6 +283,14 @@ def _executor(workers: int) -> ThreadPoolExecutor:
                 pool = (pid, workers, ThreadPoolExecutor(workers, "neuralinv-native"))
                 _pool = pool
     return pool[2]
+
+
+def outputs(shape: tuple[int, ...], n: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A kernel's outputs (X, cert, status) for a batch of ``shape`` of n x n matrices of
+    ``dtype`` (a kernel dtype, torch or numpy): numpy arrays (numpy allocation is ~10x cheaper
+    than torch.empty for tiny batches; torch.from_numpy shares them without a copy)."""
+    d = _NUMPY[dtype_name(dtype)]  # a dtype object: np.empty parses a name each time
+    return np.empty(shape + (n, n), d), np.empty((2,) + shape, d), np.empty(shape, np.int8)
 
 
 def run(fn: Any, A: np.ndarray, X: np.ndarray, cert: np.ndarray, status: np.ndarray) -> int:

@@ -38,13 +38,6 @@ from .partial import Partial, fill_from, labels
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-def _outputs(shape: tuple[int, ...], n: int, dtype: torch.dtype):
-    """numpy outputs in the caller's batch shape (numpy allocation is ~10x cheaper than
-    torch.empty for tiny batches; torch.from_numpy shares them without a copy)."""
-    d = _NP[dtype]
-    return (np.empty(shape + (n, n), d), np.empty((2,) + shape, d), np.empty(shape, np.int8))
-
-
 def _to_partial(A: Tensor, X, cert, status, bad: int, label: str) -> Partial:
     """The kernel's answers (numpy arrays of the CPU kernels or tensors of the GPU kernel) as a
     Partial; FALLBACK rows recomputed by LU (labelled "lu"), their certificate by
@@ -97,7 +90,7 @@ def native_partial(A: Tensor) -> tuple[Partial | None, str | None]:
     if fn is None:
         return None, label
     A = A.contiguous()
-    X, cert, status = _outputs((A.shape[0],), A.shape[-1], A.dtype)
+    X, cert, status = _native.outputs((A.shape[0],), A.shape[-1], A.dtype)
     bad = _native.run(fn, A.numpy(), X, cert, status)
     return _to_partial(A, X, cert, status, bad, label), None
 
@@ -120,7 +113,7 @@ def fast_invert(batch: Batch) -> Solution | None:
         return None
     # The kernel reads a C-contiguous batch: a non-contiguous input is copied once here.
     Af = Af.contiguous()
-    X, cert, status = _outputs(batch.batch_shape, n, Af.dtype)
+    X, cert, status = _native.outputs(batch.batch_shape, n, Af.dtype)
     bad = _native.run(fn, Af.numpy(), X.reshape(B, n, n), cert.reshape(2, B), status.reshape(B))
     all_ok = bad == 0 and np.count_nonzero(status) == 0  # count_nonzero: 1/3 of any()'s cost
     return _solution(batch, Af, (X, cert, status), bad, all_ok, label, start)
