@@ -110,6 +110,20 @@ def test_generate_killed_before_its_commit_keeps_the_old_pair(tmp_path):
     assert litter(tmp_path) == []
 
 
+def test_signal_while_the_tmpfile_probe_has_its_name_leaves_no_probe(tmp_path):
+    """The O_TMPFILE probe (the first unnamed output in a directory) has a name for an instant;
+    a SIGTERM landing there, in its cleanup before the unlink, left ``.neuralinv-probe.*`` behind
+    (CI saw it through a killed training run). The probe is now signal-held, the pause point is
+    inside the cleanup: without the hold the exception would skip the unlink."""
+    np.save(tmp_path / "in.npy", np.eye(3)[None].repeat(4, 0))
+    proc, marker = start(["invert", "in.npy", "-o", "out.npy", "--method", "lu"], tmp_path, "probe",
+                         NEURALINV_TMPFILE="auto")
+    wait_for(proc, marker.exists)
+    assert kill(proc, signal.SIGTERM) == -signal.SIGTERM
+    assert litter(tmp_path) == []
+    assert not (tmp_path / "out.npy").exists()
+
+
 # ------------------------------------------------------------------------------------- train
 def _train(out: Path, *extra: str) -> list[str]:
     return ["train", "--steps", "80", "--batch-size", "16", "--width", "8", "--val-every", "20",

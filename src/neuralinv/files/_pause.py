@@ -4,7 +4,8 @@ A process whose environment has ``NEURALINV_TEST_PAUSE=POINT`` creates the file 
 ``NEURALINV_TEST_PAUSE_FILE`` when it reaches POINT and then sleeps (``POINT#K``: the K-th time
 it gets there). Points: ``chunk:NAME`` (a MatrixWriter wrote a chunk of NAME), ``commit:NAME``
 (NAME's data is complete, before it is renamed into place), ``pair:NAME`` (a pair commit renamed
-its first file, NAME). Without the variable :func:`pause_point` returns at once.
+its first file, NAME), ``probe`` (the O_TMPFILE probe has its name, before it is removed).
+Without the variable :func:`pause_point` returns at once.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ import os
 import time
 from pathlib import Path
 
-_ENV_PAUSE = "NEURALINV_TEST_PAUSE"
+from .deferred import HELD
 
-#: The signals held back by the ``signals_deferred`` sections now running (main thread only; a
-#: stack because sections may nest): a paused process inside one stops pausing when a signal
-#: arrives, so the section runs to its end as it would have.
-HELD: list[list[int]] = []
+_ENV_PAUSE = "NEURALINV_TEST_PAUSE"
 
 _SEEN: dict[str, int] = {}
 

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from ..errors import InputError
 from ._pause import pause_point
+from .deferred import signals_deferred
 from .paths import check_output_path
 
 #: ``.NAME.<pid>.<8 hex>.tmp`` (a temporary file) or ``.NAME.<pid>.<8 hex>.pair`` (a journal).
@@ -175,17 +176,20 @@ def _open_unnamed(parent: Path) -> int | None:
             os.close(fd)
             return None
         probe = temp_path(parent / "neuralinv-probe")  # swept by clean_directory after SIGKILL
-        try:
-            _link_fd(probe_fd, probe)
-            _LINKABLE[dev] = True
-        except OSError:
-            _LINKABLE[dev] = False
-        finally:
-            # Also when a signal turned into an exception (the CLI's SIGTERM/SIGHUP handler)
-            # lands right after the link: the probe's name must not outlive this call.
-            with contextlib.suppress(OSError):
-                probe.unlink(missing_ok=True)
-            os.close(probe_fd)
+        # The probe has a name for microseconds; SIGTERM/SIGHUP/SIGINT (turned into exceptions
+        # by the command line) are held until it is gone, because one landing in the cleanup
+        # itself, before the unlink ran, left the name behind.
+        with signals_deferred():
+            try:
+                _link_fd(probe_fd, probe)
+                _LINKABLE[dev] = True
+            except OSError:
+                _LINKABLE[dev] = False
+            finally:
+                pause_point("probe")
+                with contextlib.suppress(OSError):
+                    probe.unlink(missing_ok=True)
+                os.close(probe_fd)
     if not _LINKABLE[dev]:
         os.close(fd)
         return None
@@ -201,8 +205,9 @@ def scratch_file(near: str | Path) -> IO[bytes]:
     fd = _open_tmpfile(near.parent, 0o600)
     if fd is None:
         named = temp_path(near)
-        fd = os.open(named, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        os.unlink(named)
+        with signals_deferred():  # a signal between the two calls would leave the name
+            fd = os.open(named, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            os.unlink(named)
     return os.fdopen(fd, "w+b")
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import threading
-from collections.abc import Iterator
 
-from ._pause import HELD, pause_point
+from ._pause import pause_point
 from .atomic import AtomicFile, fsync_dir, temp_path, write_text
+from .deferred import signals_deferred
+
+__all__ = ["commit_together", "signals_deferred"]
 
 
 def commit_together(files: list[AtomicFile]) -> None:
@@ -56,39 +56,3 @@ def commit_together(files: list[AtomicFile]) -> None:
         fsync_dir(parent)
         journal.unlink(missing_ok=True)
         fsync_dir(parent)
-
-
-_DEFERRED = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP back for a short critical section and deliver them after it.
-
-    Python runs signal handlers in the main thread whichever thread the kernel picked (a
-    thread mask, pthread_sigmask, does not stop that when torch's or the kernels' threads
-    exist), so the handlers themselves are swapped for ones that only record the signal.
-    Outside the main thread handlers cannot be changed; there nothing is raised asynchronously
-    in this thread anyway. SIGKILL cannot be held: the pair journal covers it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-
-    def hold(signum, _frame):
-        pending.append(signum)
-
-    old = {}
-    HELD.append(pending)
-    try:
-        for sig in _DEFERRED:
-            old[sig] = signal.signal(sig, hold)
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        HELD.remove(pending)
-        for sig in pending:
-            signal.raise_signal(sig)

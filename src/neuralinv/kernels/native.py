@@ -175,10 +175,10 @@ def kernel(n: int, dtype: Any, device: Any = "cpu", *, check_env: bool = True) -
 
 def loading():
     """Context for compiling or loading a numba kernel: SIGINT/SIGTERM/SIGHUP are held back
-    until it ends (``files.together.signals_deferred``). LLVM calls back into Python through
+    until it ends (``files.deferred.signals_deferred``). LLVM calls back into Python through
     ctypes while numba loads or compiles, and Python drops an exception that a signal handler
     raises there (the command line's SIGTERM went unnoticed for the rest of the run)."""
-    from ..files.together import signals_deferred
+    from ..files.deferred import signals_deferred
 
     return signals_deferred()
 
