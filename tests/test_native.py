@@ -450,7 +450,7 @@ def test_warm_builds_every_kernel_and_a_later_process_loads_them_from_the_cache(
     # The two parts ran in two processes at once; the rows keep warm()'s order.
     details = [r.split("│")[5].strip() for r in rows]
     assert details == ["native_closed_form", "team_small_float32", "native_gauss_jordan",
-                       "team_gauss_jordan_float32", "norms1", "learned_lanes", "team_learned_float32"]
+                       "team_gauss_jordan_float32", "norms1", "learned_lanes3", "team_learned3_float32"]
     bad = helpers.neuralinv("warm", "--dtype", "float16")
     assert bad.returncode == 2 and "--dtype must be" in bad.stderr
 

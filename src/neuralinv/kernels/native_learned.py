@@ -23,12 +23,16 @@ from torch import Tensor
 from . import native
 from .learned_small import FusedResult, Plan, Weights, plan
 
-#: Matrices per block of the kernel (``_numba_learned.learned_lanes``'s ``lanes``).
+#: Matrices per block of the kernel (``_numba_learned.learned_lanes{n}``'s ``lanes``, at most its ``S``).
 LANES = 256
 #: The kernel's activation codes (``_numba_learned._activate``), by torch module name.
 ACTIVATIONS = {"none": 0, "ReLU": 1, "SiLU": 2, "GELU": 3, "Tanh": 4}
 #: Mirrors _numba_learned.TEAM_SLOTS (checked by tests/test_learned_native.py).
 TEAM_SLOTS = 24
+#: The most Newton-Schulz steps the kernels unroll, by dtype (``_numba_learned.MOST_STEPS``,
+#: checked by tests/test_learned_native.py): a float32 network's guess needs a step more to
+#: reach float64's rounding.
+MOST_STEPS = {torch.float32: 3, torch.float64: 4}
 #: Work (multiply-adds per matrix, roughly) per thread from which a batch is split over threads.
 MIN_WORK_PER_THREAD = 1 << 17
 
@@ -37,6 +41,9 @@ class NativeFused:
     """The fused learned kernel of one model (its packed weights), for CPU batches in its dtype."""
 
     def __init__(self, p: Plan, weights: Weights):
+        most = MOST_STEPS[p.dtype]
+        if not 1 <= p.steps <= most:
+            raise ValueError(f"the native {p.dtype} learned kernel takes 1 to {most} steps, got {p.steps}")
         self.plan = p
         self.failed: str | None = None
         self._fn: Any = None  # the compiled kernel, once loaded (_kernel)
@@ -55,13 +62,16 @@ class NativeFused:
         self.work = sum(o * i for o, i in p.layers) * p.members + 6 * p.n**3 * (p.steps + 1)
 
     @classmethod
-    def for_model(cls, model: Any, *, steps: int, tol: float) -> NativeFused | None:
-        """The native fused path of ``model``, or None where the kernel cannot take it."""
+    def for_model(cls, model: Any, *, steps: int, tol: float, dtype: torch.dtype | None = None
+                  ) -> NativeFused | None:
+        """The native fused path of ``model`` for batches of ``dtype`` (default: the model's;
+        its weights are converted), or None where the kernel cannot take it."""
         if not hasattr(model, "members") or not hasattr(model, "dtype"):
             return None
-        if model.dtype not in (torch.float32, torch.float64):
+        dtype = model.dtype if dtype is None else dtype
+        if model.dtype not in (torch.float32, torch.float64) or dtype not in (torch.float32, torch.float64):
             return None
-        got = plan(model, model.region, model.dtype, steps=steps, tol=tol)
+        got = plan(model, model.region, dtype, steps=steps, tol=tol)
         return None if isinstance(got, str) else cls(*got)
 
     @classmethod
@@ -70,10 +80,8 @@ class NativeFused:
         the shipped ``builtin:ball3-fast`` model in that dtype, whose argument types every model
         of ``plan`` shares (one compiled specialisation per dtype). For ``neuralinv warm``."""
         from ..learned.inverse import LearnedInverse
-        from .learned_small import FUSED_STEPS
-
         model = LearnedInverse.load("builtin:ball3-fast")
-        got = plan(model, model.region, dtype, steps=FUSED_STEPS, tol=10.0)
+        got = plan(model, model.region, dtype, steps=MOST_STEPS[dtype], tol=10.0)
         if isinstance(got, str):
             return None, got
         fused = cls(*got)
@@ -102,7 +110,7 @@ class NativeFused:
         parallel = native.team_runtime()[0] if threads > 1 else None
         entry = None
         if parallel is not None:
-            entry = native.team_entry("_numba_learned", f"team_learned_{An.dtype.name}")
+            entry = native.team_entry("_numba_learned", f"team_learned{p.n}_{An.dtype.name}")
         if type(entry) is int:  # on torch's own OpenMP threads, as the exact kernels
             arrays = (An, X, accepted, ratio, rcond, iters, self.region_c, self.head,
                       self.scales, self.weights, self.shapes)
@@ -130,11 +138,12 @@ class NativeFused:
                     K = importlib.import_module(f"{__package__}._numba_learned")
                     A = np.zeros((0, self.plan.n, self.plan.n), self.head.dtype)
                     z = np.zeros(0, A.dtype)
-                    K.learned_lanes(A, A.copy(), np.zeros(0, np.bool_), z, z.copy(),
+                    kernel = getattr(K, f"learned_lanes{self.plan.n}")
+                    kernel(A, A.copy(), np.zeros(0, np.bool_), z, z.copy(),
                                     np.zeros(0, np.int32), 0, 0, self.region_c, self.plan.radius,
                                     self.head, self.scales, self.weights, self.shapes, self.act,
                                     self.plan.steps, self.plan.tol, self.eps, LANES)
-                fn = self._fn = K.learned_lanes
+                fn = self._fn = kernel
             except Exception as exc:  # numba missing, a compile or cache error
                 self.failed = f"native learned kernel unavailable: {type(exc).__name__}: {exc}"
         return fn

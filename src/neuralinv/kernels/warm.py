@@ -58,8 +58,8 @@ def warm(dtypes: tuple[str, ...] = DTYPES, parts: tuple[str, ...] = PARTS) -> tu
                 out.append(_timed(f"{label}: threaded entry", name, _entry, "_numba_kernels", entry))
             out.append(_timed("certificate norms, n >= 8", name, _norms, dtype))
         if "learned" in parts:
-            out.append(_timed("learned correction models, n <= 4", name, _learned, dtype))
-            entry = f"team_learned_{name}"
+            out.append(_timed("learned correction models, n = 3", name, _learned, dtype))
+            entry = f"team_learned3_{name}"
             out.append(_timed("learned: threaded entry", name, _entry, "_numba_learned", entry))
     return tuple(out)
 
@@ -117,4 +117,4 @@ def _learned(dtype: torch.dtype) -> tuple[bool, bool | None, str]:
     fn, why = NativeFused.compile_for(dtype)
     if fn is None:
         return False, None, why
-    return True, _hits(fn), "learned_lanes"
+    return True, _hits(fn), "learned_lanes3"

@@ -31,8 +31,8 @@ from torch import Tensor
 from .._validate import int_at_least, positive
 from ..certify import PASS_RATIO, SMALL_N, certificate, trusted
 from ..errors import InputError
-from ..kernels.learned_small import FUSED_STEPS, CompiledLearned
-from ..kernels.native_learned import NativeFused
+from ..kernels.learned_small import CompiledLearned
+from ..kernels.native_learned import MOST_STEPS, NativeFused
 from ..learned.inverse import LearnedInverse, low_precision_dtype
 from ..solution import Solution, Status
 from .base import Method
@@ -130,10 +130,15 @@ class Learned(Method):
         object.__setattr__(self, "_compiled", compiled)
         # The default path of small correction models: the fused kernel's arithmetic as a numba
         # kernel (kernels/native_learned.py), no compilation beyond numba's cached one.
-        native = None
+        # One per input dtype: a float32 model's weights also serve float64 input (the kernel
+        # runs the network in the input's precision; the eager path would run it in the
+        # model's, so the guesses differ in their last bits, the certificates judge both alike).
+        natives = {}
         if not self.compile and self.refine and self.check_region and low is None:
-            native = NativeFused.for_model(model, steps=min(self.max_iter, FUSED_STEPS), tol=self.tol)
-        object.__setattr__(self, "_native", native)
+            for dt in (torch.float32, torch.float64):
+                natives[dt] = NativeFused.for_model(model, dtype=dt, steps=min(self.max_iter, MOST_STEPS[dt]),
+                                                    tol=self.tol)
+        object.__setattr__(self, "_natives", {k: v for k, v in natives.items() if v is not None})
 
     @property
     def n(self) -> int:
@@ -160,7 +165,7 @@ class Learned(Method):
             k = A.shape[-1]
             raise InputError(f"this learned model inverts {self.n}x{self.n} matrices, got {k}x{k}")
         B, n, dev = A.shape[0], A.shape[-1], A.device
-        compiled, native = self._compiled, self._native
+        compiled, native = self._compiled, self._natives.get(A.dtype)
         if compiled is not None:
             fused = compiled.run_fused(A)
         else:
