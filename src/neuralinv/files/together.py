@@ -19,8 +19,6 @@ from ._pause import pause_point
 from .atomic import AtomicFile, fsync_dir, temp_path, write_text
 from .deferred import signals_deferred
 
-__all__ = ["commit_together", "signals_deferred"]
-
 
 def commit_together(files: list[AtomicFile]) -> None:
     """Publish several complete files so that a reader sees all of them new or all old.

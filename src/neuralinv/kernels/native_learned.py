@@ -1,14 +1,15 @@
 """The default (no ``compile``) learned path of small ``correction`` models as a numba kernel.
 
-:class:`NativeFused` is what ``Learned`` holds for a model that
+:class:`NativeFused` is what ``Learned`` holds, one per input dtype, for a model that
 :func:`neuralinv.kernels.learned_small.plan` takes (a Ball region, every member a
 ``correction`` network, n <= 4, a few hundred weights), with ``refine`` and ``check_region``:
-on CPU batches in the model's dtype it runs :func:`._numba_learned.learned_small`, the same
-arithmetic and acceptance rule as the ``compile=True`` kernel (:class:`~.learned_small.FusedPath`),
-and returns the same :class:`~.learned_small.FusedResult`; the rows it does not accept go to the
-eager path exactly as the compiled kernel's do. Compiled by numba on first use (about 2 s, one
-signature per dtype), then loaded from numba's cache; where numba or the kernel is unavailable,
-or ``NEURALINV_NATIVE=0``, it answers None and the eager path runs (``failed`` says why).
+on CPU batches of its dtype it runs ``_numba_learned.learned_lanes{n}``, the same arithmetic
+and acceptance rule as the ``compile=True`` kernel (:class:`~.learned_small.FusedPath`), and
+returns the same :class:`~.learned_small.FusedResult`; the rows it does not accept go to the
+eager path exactly as the compiled kernel's do. Compiled by numba on first use (n = 3: about
+8-10 s per dtype, which ``neuralinv warm`` pays at install), then loaded from numba's cache;
+where numba or the kernel is unavailable, or ``NEURALINV_NATIVE=0``, it answers None and the
+eager path runs (``failed`` says why).
 """
 
 from __future__ import annotations
